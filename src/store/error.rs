@@ -1,0 +1,124 @@
+//! The store layer's one error type. It prints as a single line naming the
+//! operation, the object and what the server (or the network) said.
+
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// NoSuchKey / 404 on an object.
+    NotFound,
+    NoSuchBucket,
+    NoSuchUpload,
+    AccessDenied,
+    /// SignatureDoesNotMatch or an invalid access key: almost always wrong credentials.
+    BadCredentials,
+    /// 429 / 503 SlowDown: retryable, the server asked us to slow down.
+    Throttled,
+    /// 5xx other than throttling: retryable.
+    Server,
+    /// Connection refused/reset, DNS, timeouts: retryable.
+    Network,
+    /// A body ended before its Content-Length.
+    Truncated,
+    /// Data arrived but does not match its checksum.
+    Integrity,
+    /// Bucket not empty, precondition failed, invalid part...: not retryable.
+    Rejected,
+    /// A response we could not make sense of.
+    Protocol,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    /// The server's error code (`NoSuchKey`, `SlowDown`...), when it sent one.
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub status: Option<u16>,
+    /// From a Retry-After header.
+    pub retry_after: Option<Duration>,
+    /// What was being done: "PUT s3://bucket/key".
+    pub context: Option<String>,
+}
+
+impl StoreError {
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            code: None,
+            message: message.into(),
+            request_id: None,
+            status: None,
+            retry_after: None,
+            context: None,
+        }
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        if self.context.is_none() {
+            self.context = Some(context.into());
+        }
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::Throttled
+                | StoreErrorKind::Server
+                | StoreErrorKind::Network
+                | StoreErrorKind::Truncated
+        )
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StoreErrorKind::NotFound
+    }
+
+    /// Maps an HTTP status and the server's error code to a kind.
+    pub fn classify(status: u16, code: Option<&str>) -> StoreErrorKind {
+        match code {
+            Some("NoSuchKey") => return StoreErrorKind::NotFound,
+            Some("NoSuchBucket") => return StoreErrorKind::NoSuchBucket,
+            Some("NoSuchUpload") => return StoreErrorKind::NoSuchUpload,
+            Some("SignatureDoesNotMatch")
+            | Some("InvalidAccessKeyId")
+            | Some("InvalidSignature")
+            | Some("ExpiredToken")
+            | Some("InvalidToken") => return StoreErrorKind::BadCredentials,
+            Some("AccessDenied") => return StoreErrorKind::AccessDenied,
+            Some("SlowDown") | Some("Throttling") | Some("TooManyRequests") => {
+                return StoreErrorKind::Throttled
+            }
+            _ => {}
+        }
+        match status {
+            404 => StoreErrorKind::NotFound,
+            401 | 403 => StoreErrorKind::AccessDenied,
+            408 => StoreErrorKind::Network,
+            429 | 503 => StoreErrorKind::Throttled,
+            500..=599 => StoreErrorKind::Server,
+            _ => StoreErrorKind::Rejected,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(ctx) = &self.context {
+            write!(f, "{ctx}: ")?;
+        }
+        match (&self.code, self.status) {
+            (Some(code), _) => write!(f, "{code}: ")?,
+            (None, Some(status)) => write!(f, "HTTP {status}: ")?,
+            _ => {}
+        }
+        f.write_str(self.message.trim())?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+use super::SignableRequest;
+use crate::store::credentials::Credentials;
+use time::OffsetDateTime;
+
+pub fn sign(
+    _req: &SignableRequest<'_>,
+    _creds: &Credentials,
+    _region: &str,
+    _now: OffsetDateTime,
+) -> Vec<(String, String)> {
+    todo!()
+}
