@@ -1,1 +1,47 @@
-//! TODO
+//! Configuration: the TOML file (profiles now, jobs later), and how flags,
+//! environment and file combine into the settings of one endpoint.
+//! Precedence is always flags > environment > file > built-in defaults.
+
+pub mod credentials;
+pub mod endpoint;
+pub mod file;
+
+pub use endpoint::{resolve_endpoint, EndpointFlags, EndpointSettings, SignatureVersion};
+pub use file::{ConfigFile, Profile};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("profile '{0}' is not defined in the config file")]
+    UnknownProfile(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    MissingCredentials(String),
+}
+
+/// Environment lookups go through this so tests can resolve settings
+/// without touching the process environment.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+    fn home(&self) -> Option<PathBuf> {
+        self.var("HOME").map(PathBuf::from)
+    }
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for std::collections::HashMap<&str, &str> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|s| s.to_string())
+    }
+}

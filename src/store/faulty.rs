@@ -1,1 +1,357 @@
-//! TODO
+//! A wrapper that makes any [`ObjectStore`] fail on cue: the Nth call of an
+//! operation errors, succeeds but loses its answer, has its body cut short,
+//! or reports parts with the wrong size. Resume and retry logic is proven
+//! against it, since a real server cannot be told to misbehave on demand.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use super::{
+    Body, CompletedPart, DeleteFailure, GetObjectOutput, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
+    StoreError, StoreErrorKind,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Head,
+    Get,
+    Put,
+    List,
+    Delete,
+    DeleteBatch,
+    Copy,
+    CreateUpload,
+    UploadPart,
+    ListParts,
+    Complete,
+    Abort,
+    ListUploads,
+    MakeBucket,
+    RemoveBucket,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Fail before the request reaches the store.
+    Fail(StoreErrorKind),
+    /// Let the store do the work, then report a failure: the lost-response
+    /// case where the server has the part but the client does not know.
+    FailAfter(StoreErrorKind),
+    /// GET bodies end (with a network error) after this many bytes.
+    TruncateBody(u64),
+    /// ListParts reports every part one byte larger than it is.
+    WrongPartSize,
+}
+
+/// Which calls (counted per operation, from 1) a fault applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    Nth(u64),
+    Calls(Range<u64>),
+    Always,
+}
+
+impl When {
+    fn matches(&self, n: u64) -> bool {
+        match self {
+            When::Nth(k) => *k == n,
+            When::Calls(r) => r.contains(&n),
+            When::Always => true,
+        }
+    }
+}
+
+struct Rule {
+    op: Op,
+    when: When,
+    fault: Fault,
+}
+
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    rules: Mutex<Vec<Rule>>,
+    calls: Mutex<HashMap<Op, u64>>,
+    bytes_sent: AtomicU64,
+}
+
+fn injected(kind: StoreErrorKind, op: Op) -> StoreError {
+    let mut e = StoreError::new(kind, format!("injected fault in {op:?}"));
+    e.code = match kind {
+        StoreErrorKind::Throttled => Some("SlowDown".into()),
+        StoreErrorKind::NoSuchUpload => Some("NoSuchUpload".into()),
+        StoreErrorKind::NotFound => Some("NoSuchKey".into()),
+        _ => None,
+    };
+    e
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        FaultyStore {
+            inner,
+            rules: Mutex::new(Vec::new()),
+            calls: Mutex::new(HashMap::new()),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
+    pub fn inject(&self, op: Op, when: When, fault: Fault) -> &Self {
+        self.rules.lock().unwrap().push(Rule { op, when, fault });
+        self
+    }
+
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// How many times `op` was called.
+    pub fn calls(&self, op: Op) -> u64 {
+        self.calls.lock().unwrap().get(&op).copied().unwrap_or(0)
+    }
+
+    /// Body bytes handed to PUT and UploadPart calls that reached the store.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Counts the call and returns the fault that applies to it, if any.
+    fn enter(&self, op: Op) -> Option<Fault> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            let c = calls.entry(op).or_insert(0);
+            *c += 1;
+            *c
+        };
+        self.rules
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.op == op && r.when.matches(n))
+            .map(|r| r.fault.clone())
+    }
+
+    async fn run<T, F>(&self, op: Op, call: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match self.enter(op) {
+            Some(Fault::Fail(kind)) => Err(injected(kind, op)),
+            Some(Fault::FailAfter(kind)) => {
+                call.await?;
+                Err(injected(kind, op))
+            }
+            _ => call.await,
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    fn describe(&self) -> String {
+        format!("faulty {}", self.inner.describe())
+    }
+
+    async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.run(Op::Head, self.inner.head_object(bucket, key))
+            .await
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<GetObjectOutput, StoreError> {
+        match self.enter(Op::Get) {
+            Some(Fault::Fail(kind)) => Err(injected(kind, Op::Get)),
+            Some(Fault::TruncateBody(limit)) => {
+                let mut out = self.inner.get_object(bucket, key, range).await?;
+                let mut left = limit;
+                let body = out.body.map(move |chunk| {
+                    let chunk = chunk?;
+                    if left == 0 {
+                        return Err(StoreError::new(
+                            StoreErrorKind::Network,
+                            "injected: connection dropped mid-body",
+                        ));
+                    }
+                    let take = (chunk.len() as u64).min(left);
+                    left -= take;
+                    Ok(chunk.slice(..take as usize))
+                });
+                // Once the budget is spent the next chunk errors, so the
+                // consumer sees a short body followed by a failure.
+                out.body = Box::pin(body);
+                Ok(out)
+            }
+            _ => self.inner.get_object(bucket, key, range).await,
+        }
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Body,
+        opts: &PutOptions,
+    ) -> Result<PutResult, StoreError> {
+        let len = body.len();
+        let r = self
+            .run(Op::Put, async {
+                self.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                self.inner.put_object(bucket, key, body, opts).await
+            })
+            .await;
+        r
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        req: &ListRequest<'_>,
+    ) -> Result<ListPage, StoreError> {
+        self.run(Op::List, self.inner.list_objects(bucket, req))
+            .await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.run(Op::Delete, self.inner.delete_object(bucket, key))
+            .await
+    }
+
+    async fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<DeleteFailure>, StoreError> {
+        self.run(Op::DeleteBatch, self.inner.delete_objects(bucket, keys))
+            .await
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        bucket: &str,
+        key: &str,
+        metadata: Option<&Metadata>,
+    ) -> Result<PutResult, StoreError> {
+        self.run(
+            Op::Copy,
+            self.inner
+                .copy_object(src_bucket, src_key, bucket, key, metadata),
+        )
+        .await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &PutOptions,
+    ) -> Result<String, StoreError> {
+        self.run(
+            Op::CreateUpload,
+            self.inner.create_multipart_upload(bucket, key, opts),
+        )
+        .await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Body,
+    ) -> Result<PartInfo, StoreError> {
+        let len = body.len();
+        self.run(Op::UploadPart, async {
+            self.bytes_sent.fetch_add(len, Ordering::Relaxed);
+            self.inner
+                .upload_part(bucket, key, upload_id, part_number, body)
+                .await
+        })
+        .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: Option<u32>,
+    ) -> Result<ListPartsPage, StoreError> {
+        match self.enter(Op::ListParts) {
+            Some(Fault::Fail(kind)) => Err(injected(kind, Op::ListParts)),
+            Some(Fault::WrongPartSize) => {
+                let mut page = self
+                    .inner
+                    .list_parts(bucket, key, upload_id, marker)
+                    .await?;
+                for p in &mut page.parts {
+                    p.size += 1;
+                }
+                Ok(page)
+            }
+            _ => self.inner.list_parts(bucket, key, upload_id, marker).await,
+        }
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<PutResult, StoreError> {
+        self.run(
+            Op::Complete,
+            self.inner
+                .complete_multipart_upload(bucket, key, upload_id, parts),
+        )
+        .await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        self.run(
+            Op::Abort,
+            self.inner.abort_multipart_upload(bucket, key, upload_id),
+        )
+        .await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        next: Option<&(String, String)>,
+    ) -> Result<ListUploadsPage, StoreError> {
+        self.run(
+            Op::ListUploads,
+            self.inner.list_multipart_uploads(bucket, prefix, next),
+        )
+        .await
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        self.run(Op::MakeBucket, self.inner.create_bucket(bucket))
+            .await
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        self.run(Op::RemoveBucket, self.inner.delete_bucket(bucket))
+            .await
+    }
+}

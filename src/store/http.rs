@@ -1,1 +1,747 @@
-//! TODO
+//! The one network implementation of [`ObjectStore`]: reqwest over a pooled
+//! connection set, with the dialect (S3 or OSS) deciding header names and
+//! the signing scheme. Retries live here, around each request, so callers
+//! see either a result or an error that is worth showing to the user.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use md5::{Digest, Md5};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::credentials::Credentials;
+use super::dialect::Dialect;
+use super::retry::{parse_retry_after, RetryPolicy};
+use super::sign::{Payload, Scheme, SignableRequest};
+use super::xml;
+use super::{
+    Body, CompletedPart, DeleteFailure, GetObjectOutput, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
+    StoreError, StoreErrorKind,
+};
+use crate::transfer::integrity::normalize_etag;
+
+/// RFC 3986 unreserved characters stay; everything else is escaped. This is
+/// the encoding both signature schemes canonicalise to, so the wire form and
+/// the signed form agree by construction.
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+const RFC3986_PATH: &AsciiSet = &RFC3986.remove(b'/');
+
+pub fn encode_path(s: &str) -> String {
+    utf8_percent_encode(s, RFC3986_PATH).to_string()
+}
+
+pub fn encode_query(s: &str) -> String {
+    utf8_percent_encode(s, RFC3986).to_string()
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    /// `http://endpoint/bucket/key`: what local servers and IP endpoints need.
+    Path,
+    /// `https://bucket.endpoint/key`: what AWS and OSS prefer.
+    Virtual,
+}
+
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+#[derive(Clone)]
+pub struct HttpStoreConfig {
+    pub endpoint: Url,
+    pub dialect: Dialect,
+    pub scheme: Scheme,
+    pub addressing: Addressing,
+    /// `None` sends unsigned (anonymous) requests.
+    pub credentials: Option<Credentials>,
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for response bytes.
+    pub read_timeout: Duration,
+    /// Idle connections kept per host; enough for every concurrent part.
+    pub pool_size: usize,
+}
+
+impl HttpStoreConfig {
+    pub fn new(endpoint: Url, dialect: Dialect, scheme: Scheme, addressing: Addressing) -> Self {
+        HttpStoreConfig {
+            endpoint,
+            dialect,
+            scheme,
+            addressing,
+            credentials: None,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            pool_size: 64,
+        }
+    }
+}
+
+pub struct HttpStore {
+    client: reqwest::Client,
+    cfg: HttpStoreConfig,
+    clock: Clock,
+}
+
+/// One logical request; rebuilt and re-signed on every attempt so retries
+/// carry a fresh date.
+struct Request<'a> {
+    op: &'static str,
+    method: Method,
+    bucket: Option<&'a str>,
+    key: Option<&'a str>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<Bytes>,
+}
+
+impl<'a> Request<'a> {
+    fn new(op: &'static str, method: Method, bucket: &'a str, key: Option<&'a str>) -> Self {
+        Request {
+            op,
+            method,
+            bucket: Some(bucket),
+            key,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_string(), v.into()));
+        self
+    }
+
+    fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+
+    fn body_with_md5(mut self, data: Bytes, md5: &[u8; 16]) -> Self {
+        self.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(md5),
+        ));
+        self.body = Some(data);
+        self
+    }
+
+    fn xml_body(self, body: String) -> Self {
+        let md5: [u8; 16] = Md5::digest(body.as_bytes()).into();
+        self.header("content-type", "application/xml")
+            .body_with_md5(Bytes::from(body), &md5)
+    }
+}
+
+impl HttpStore {
+    pub fn new(cfg: HttpStoreConfig) -> Result<Self, StoreError> {
+        let now: Clock = Arc::new(OffsetDateTime::now_utc);
+        Self::with_clock(cfg, now)
+    }
+
+    pub fn with_clock(cfg: HttpStoreConfig, clock: Clock) -> Result<Self, StoreError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
+            .pool_max_idle_per_host(cfg.pool_size)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .tcp_nodelay(true)
+            // Object stores answer redirects with errors we want to see, not follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StoreError::new(StoreErrorKind::Protocol, e.to_string()))?;
+        Ok(HttpStore { client, cfg, clock })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.cfg.dialect
+    }
+
+    fn target(&self, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
+        let ep = &self.cfg.endpoint;
+        let base_host = match ep.port() {
+            Some(p) => format!("{}:{}", ep.host_str().unwrap_or_default(), p),
+            None => ep.host_str().unwrap_or_default().to_string(),
+        };
+        let key_path = key.map(encode_path).unwrap_or_default();
+        match (self.cfg.addressing, bucket) {
+            (Addressing::Virtual, Some(b)) => (format!("{b}.{base_host}"), format!("/{key_path}")),
+            (_, Some(b)) if key.is_some() => (base_host, format!("/{b}/{key_path}")),
+            (_, Some(b)) => (base_host, format!("/{b}")),
+            (_, None) => (base_host, "/".to_string()),
+        }
+    }
+
+    /// How the object is named in messages: `s3://bucket/key`.
+    fn name(&self, bucket: Option<&str>, key: Option<&str>) -> String {
+        let scheme = self.cfg.dialect.name();
+        match (bucket, key) {
+            (Some(b), Some(k)) => format!("{scheme}://{b}/{k}"),
+            (Some(b), None) => format!("{scheme}://{b}"),
+            _ => self.cfg.endpoint.to_string(),
+        }
+    }
+
+    async fn send(&self, req: Request<'_>) -> Result<reqwest::Response, StoreError> {
+        let context = format!("{} {}", req.op, self.name(req.bucket, req.key));
+        let mut attempt = 1;
+        loop {
+            let result = self.send_once(&req).await;
+            let err = match result {
+                Ok(resp) => return Ok(resp),
+                Err(e) => e,
+            };
+            match self.cfg.retry.next_delay(attempt, &err) {
+                Some(wait) => {
+                    tracing::debug!(op = req.op, attempt, ?wait, error = %err, "retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => {
+                    let err = if err.kind == StoreErrorKind::Network && attempt > 1 {
+                        StoreError {
+                            message: format!("{} (after {attempt} attempts)", err.message),
+                            ..err
+                        }
+                    } else {
+                        err
+                    };
+                    return Err(err.with_context(context));
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
+        let (host, path) = self.target(req.bucket, req.key);
+        let mut query = req.query.clone();
+        query.sort();
+        let mut headers = req.headers.clone();
+        if let Some(creds) = &self.cfg.credentials {
+            let signable = SignableRequest {
+                method: req.method.as_str(),
+                host: &host,
+                path: &path,
+                query: &query,
+                headers: &headers,
+                bucket: req.bucket,
+                key: req.key,
+            };
+            let added = self
+                .cfg
+                .scheme
+                .sign(&signable, creds, &Payload::Unsigned, (self.clock)());
+            headers.extend(added);
+        }
+        let mut url = format!("{}://{}{}", self.cfg.endpoint.scheme(), host, path);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&encode_query(k));
+            if !v.is_empty() {
+                url.push('=');
+                url.push_str(&encode_query(v));
+            }
+        }
+        let mut map = HeaderMap::with_capacity(headers.len());
+        for (k, v) in &headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                StoreError::new(StoreErrorKind::Rejected, format!("invalid header name {k}"))
+            })?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                StoreError::new(
+                    StoreErrorKind::Rejected,
+                    format!("header {k} has a value that cannot be sent (non-ASCII?)"),
+                )
+            })?;
+            map.insert(name, value);
+        }
+        let mut builder = self.client.request(req.method.clone(), &url).headers(map);
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        } else if matches!(req.method, Method::PUT | Method::POST) {
+            builder = builder.header("content-length", "0");
+        }
+        tracing::debug!(op = req.op, method = %req.method, url = %url, "request");
+        let resp = builder.send().await.map_err(|e| self.network_error(&e))?;
+        let status = resp.status().as_u16();
+        tracing::debug!(op = req.op, status, "response");
+        if status < 300 || (status == 304) {
+            return Ok(resp);
+        }
+        Err(self.status_error(resp).await)
+    }
+
+    fn network_error(&self, e: &reqwest::Error) -> StoreError {
+        // reqwest's own message embeds the URL; the innermost cause ("Connection
+        // refused", "timed out") is what the user can act on.
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let what = if e.is_timeout() {
+            "timed out".to_string()
+        } else {
+            cause.to_string()
+        };
+        StoreError::new(
+            StoreErrorKind::Network,
+            format!("cannot reach {}: {}", self.cfg.endpoint, what),
+        )
+    }
+
+    async fn status_error(&self, resp: reqwest::Response) -> StoreError {
+        let status = resp.status().as_u16();
+        let request_id = header(resp.headers(), self.cfg.dialect.request_id_header());
+        let retry_after = header(resp.headers(), "retry-after").and_then(|v| parse_retry_after(&v));
+        let body = resp.text().await.unwrap_or_default();
+        let (code, message, body_request_id) =
+            xml::parse_error(&body).unwrap_or((None, None, None));
+        let message = message.unwrap_or_else(|| match status {
+            404 => "not found".to_string(),
+            403 => "access denied".to_string(),
+            _ => format!(
+                "HTTP {status} {}",
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("")
+            ),
+        });
+        let kind = StoreError::classify(status, code.as_deref());
+        StoreError {
+            kind,
+            code,
+            message,
+            request_id: body_request_id.or(request_id),
+            status: Some(status),
+            retry_after,
+            context: None,
+        }
+    }
+
+    fn meta_from_headers(&self, key: &str, h: &HeaderMap) -> Result<ObjectMeta, StoreError> {
+        let prefix = self.cfg.dialect.meta_prefix();
+        let mut metadata = Metadata::new();
+        for (name, value) in h {
+            if let Some(k) = name.as_str().strip_prefix(prefix) {
+                if let Ok(v) = value.to_str() {
+                    metadata.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        let size = match header(h, "content-range").and_then(|r| total_from_content_range(&r)) {
+            Some(total) => total,
+            None => header(h, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        };
+        let last_modified = match header(h, "last-modified") {
+            Some(v) => xml::parse_http_date(&v)?,
+            None => OffsetDateTime::UNIX_EPOCH,
+        };
+        let crc64 = self
+            .cfg
+            .dialect
+            .crc64_header()
+            .and_then(|n| header(h, n))
+            .and_then(|v| v.parse().ok());
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: header(h, "etag")
+                .map(|e| normalize_etag(&e).to_string())
+                .unwrap_or_default(),
+            last_modified,
+            metadata,
+            crc64,
+        })
+    }
+
+    fn put_result(&self, h: &HeaderMap) -> PutResult {
+        PutResult {
+            etag: header(h, "etag")
+                .map(|e| normalize_etag(&e).to_string())
+                .unwrap_or_default(),
+            crc64: self
+                .cfg
+                .dialect
+                .crc64_header()
+                .and_then(|n| header(h, n))
+                .and_then(|v| v.parse().ok()),
+        }
+    }
+
+    fn with_put_options<'a>(&self, mut req: Request<'a>, opts: &PutOptions) -> Request<'a> {
+        for (k, v) in &opts.metadata {
+            req = req.header(&format!("{}{}", self.cfg.dialect.meta_prefix(), k), v);
+        }
+        if let Some(ct) = &opts.content_type {
+            req = req.header("content-type", ct);
+        }
+        req
+    }
+
+    async fn text(&self, resp: reqwest::Response, what: &str) -> Result<String, StoreError> {
+        resp.text().await.map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Network,
+                format!("reading {what} response: {e}"),
+            )
+        })
+    }
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_string())
+}
+
+/// `bytes 0-99/1000` -> 1000.
+fn total_from_content_range(v: &str) -> Option<u64> {
+    v.rsplit_once('/').and_then(|(_, t)| t.trim().parse().ok())
+}
+
+#[async_trait]
+impl ObjectStore for HttpStore {
+    fn describe(&self) -> String {
+        format!("{} {}", self.cfg.dialect.name(), self.cfg.endpoint)
+    }
+
+    async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
+        let resp = self
+            .send(Request::new("HEAD", Method::HEAD, bucket, Some(key)))
+            .await;
+        match resp {
+            Ok(resp) => self.meta_from_headers(key, resp.headers()),
+            // A HEAD answer has no body, so a 403 cannot say whether the
+            // signature or the permission is wrong; a one-byte GET can.
+            Err(e) if e.status == Some(403) && e.code.is_none() => {
+                match self.get_object(bucket, key, Some(0..1)).await {
+                    Err(detailed) if detailed.code.is_some() => Err(detailed),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<GetObjectOutput, StoreError> {
+        let mut req = Request::new("GET", Method::GET, bucket, Some(key));
+        if let Some(r) = &range {
+            if r.start >= r.end {
+                return Err(StoreError::new(
+                    StoreErrorKind::Rejected,
+                    format!("empty range {}..{}", r.start, r.end),
+                ));
+            }
+            req = req.header("range", format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let resp = self.send(req).await?;
+        let meta = self.meta_from_headers(key, resp.headers())?;
+        let content_length = resp
+            .content_length()
+            .or_else(|| header(resp.headers(), "content-length").and_then(|v| v.parse().ok()))
+            .unwrap_or(meta.size);
+        if let Some(r) = &range {
+            if resp.status().as_u16() != 206 && r.start != 0 {
+                return Err(StoreError::new(
+                    StoreErrorKind::Protocol,
+                    "server ignored the byte range",
+                )
+                .with_context(format!("GET {}", self.name(Some(bucket), Some(key)))));
+            }
+        }
+        let endpoint = self.cfg.endpoint.to_string();
+        let body = resp.bytes_stream().map_err(move |e| {
+            StoreError::new(
+                StoreErrorKind::Network,
+                format!("download from {endpoint} interrupted: {e}"),
+            )
+        });
+        Ok(GetObjectOutput {
+            meta,
+            content_length,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Body,
+        opts: &PutOptions,
+    ) -> Result<PutResult, StoreError> {
+        let req =
+            Request::new("PUT", Method::PUT, bucket, Some(key)).body_with_md5(body.data, &body.md5);
+        let resp = self.send(self.with_put_options(req, opts)).await?;
+        Ok(self.put_result(resp.headers()))
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        r: &ListRequest<'_>,
+    ) -> Result<ListPage, StoreError> {
+        let mut req = Request::new("LIST", Method::GET, bucket, None)
+            .query("list-type", "2")
+            .query("encoding-type", "url")
+            .query("prefix", r.prefix);
+        if let Some(d) = r.delimiter {
+            req = req.query("delimiter", d);
+        }
+        if let Some(t) = r.continuation {
+            req = req.query("continuation-token", t);
+        }
+        if let Some(s) = r.start_after {
+            req = req.query("start-after", s);
+        }
+        if let Some(m) = r.max_keys {
+            req = req.query("max-keys", m.to_string());
+        }
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "ListObjectsV2").await?;
+        xml::parse_list_objects(&body)
+            .map_err(|e| e.with_context(format!("LIST {}", self.name(Some(bucket), None))))
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.send(Request::new("DELETE", Method::DELETE, bucket, Some(key)))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<DeleteFailure>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = Request::new("DELETE-BATCH", Method::POST, bucket, None)
+            .query("delete", "")
+            .xml_body(xml::delete_body(keys));
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "DeleteObjects").await?;
+        xml::parse_delete_result(&body)
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        bucket: &str,
+        key: &str,
+        metadata: Option<&Metadata>,
+    ) -> Result<PutResult, StoreError> {
+        let d = self.cfg.dialect;
+        let mut req = Request::new("COPY", Method::PUT, bucket, Some(key)).header(
+            d.copy_source_header(),
+            format!("/{}/{}", src_bucket, encode_path(src_key)),
+        );
+        if let Some(m) = metadata {
+            req = req.header(d.metadata_directive_header(), "REPLACE");
+            req = self.with_put_options(
+                req,
+                &PutOptions {
+                    metadata: m.clone(),
+                    content_type: None,
+                },
+            );
+        }
+        let resp = self.send(req).await?;
+        let crc64 = self.put_result(resp.headers()).crc64;
+        let body = self.text(resp, "CopyObject").await?;
+        let etag = xml::parse_etag_result("CopyObject", &body)
+            .map_err(|e| e.with_context(format!("COPY {}", self.name(Some(bucket), Some(key)))))?;
+        Ok(PutResult { etag, crc64 })
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &PutOptions,
+    ) -> Result<String, StoreError> {
+        let req =
+            Request::new("CREATE-UPLOAD", Method::POST, bucket, Some(key)).query("uploads", "");
+        let resp = self.send(self.with_put_options(req, opts)).await?;
+        let body = self.text(resp, "CreateMultipartUpload").await?;
+        xml::parse_initiate(&body)
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Body,
+    ) -> Result<PartInfo, StoreError> {
+        let size = body.len();
+        let req = Request::new("UPLOAD-PART", Method::PUT, bucket, Some(key))
+            .query("partNumber", part_number.to_string())
+            .query("uploadId", upload_id)
+            .body_with_md5(body.data, &body.md5);
+        let resp = self.send(req).await?;
+        Ok(PartInfo {
+            part_number,
+            etag: header(resp.headers(), "etag")
+                .map(|e| normalize_etag(&e).to_string())
+                .unwrap_or_default(),
+            size,
+        })
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: Option<u32>,
+    ) -> Result<ListPartsPage, StoreError> {
+        let mut req =
+            Request::new("LIST-PARTS", Method::GET, bucket, Some(key)).query("uploadId", upload_id);
+        if let Some(m) = marker {
+            req = req.query("part-number-marker", m.to_string());
+        }
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "ListParts").await?;
+        xml::parse_list_parts(&body)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<PutResult, StoreError> {
+        let req = Request::new("COMPLETE-UPLOAD", Method::POST, bucket, Some(key))
+            .query("uploadId", upload_id)
+            .xml_body(xml::complete_body(parts));
+        let resp = self.send(req).await?;
+        let crc64 = self.put_result(resp.headers()).crc64;
+        let body = self.text(resp, "CompleteMultipartUpload").await?;
+        let etag = xml::parse_etag_result("CompleteMultipartUpload", &body).map_err(|e| {
+            e.with_context(format!(
+                "COMPLETE-UPLOAD {}",
+                self.name(Some(bucket), Some(key))
+            ))
+        })?;
+        Ok(PutResult { etag, crc64 })
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        let req = Request::new("ABORT-UPLOAD", Method::DELETE, bucket, Some(key))
+            .query("uploadId", upload_id);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        next: Option<&(String, String)>,
+    ) -> Result<ListUploadsPage, StoreError> {
+        let mut req = Request::new("LIST-UPLOADS", Method::GET, bucket, None)
+            .query("uploads", "")
+            .query("prefix", prefix);
+        if let Some((k, u)) = next {
+            req = req.query("key-marker", k.as_str());
+            if !u.is_empty() {
+                req = req.query("upload-id-marker", u.as_str());
+            }
+        }
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "ListMultipartUploads").await?;
+        xml::parse_list_uploads(&body)
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        self.send(Request::new("MAKE-BUCKET", Method::PUT, bucket, None))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        self.send(Request::new("REMOVE-BUCKET", Method::DELETE, bucket, None))
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(addressing: Addressing, endpoint: &str) -> HttpStore {
+        HttpStore::new(HttpStoreConfig::new(
+            Url::parse(endpoint).unwrap(),
+            Dialect::S3,
+            Scheme::S3V4 { region: "r".into() },
+            addressing,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn path_and_virtual_targets() {
+        let p = store(Addressing::Path, "http://127.0.0.1:3900");
+        assert_eq!(
+            p.target(Some("b"), Some("a b/c+d")),
+            ("127.0.0.1:3900".into(), "/b/a%20b/c%2Bd".into())
+        );
+        assert_eq!(
+            p.target(Some("b"), None),
+            ("127.0.0.1:3900".into(), "/b".into())
+        );
+        let v = store(Addressing::Virtual, "https://s3.example.com");
+        assert_eq!(
+            v.target(Some("b"), Some("k~x")),
+            ("b.s3.example.com".into(), "/k~x".into())
+        );
+        assert_eq!(
+            v.target(Some("b"), None),
+            ("b.s3.example.com".into(), "/".into())
+        );
+    }
+
+    #[test]
+    fn content_range_total() {
+        assert_eq!(total_from_content_range("bytes 0-99/1000"), Some(1000));
+        assert_eq!(total_from_content_range("bytes */1000"), Some(1000));
+        assert_eq!(total_from_content_range("garbage"), None);
+    }
+}

@@ -102,6 +102,32 @@ impl GetObjectOutput {
     }
 }
 
+/// A request body with its MD5. The digest travels with the data because the
+/// reader already computed it in the same pass that read the bytes; the
+/// store sends it as Content-MD5 so the server rejects corrupted bodies.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub data: Bytes,
+    pub md5: [u8; 16],
+}
+
+impl Body {
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        use md5::{Digest, Md5};
+        let data = data.into();
+        let md5 = Md5::digest(&data).into();
+        Body { data, md5 }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
     pub metadata: Metadata,
@@ -176,7 +202,7 @@ pub trait ObjectStore: Send + Sync {
         &self,
         bucket: &str,
         key: &str,
-        body: Bytes,
+        body: Body,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError>;
     async fn list_objects(
@@ -213,7 +239,7 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         upload_id: &str,
         part_number: u32,
-        body: Bytes,
+        body: Body,
     ) -> Result<PartInfo, StoreError>;
     async fn list_parts(
         &self,

@@ -1,1 +1,405 @@
-//! TODO
+//! Request and response bodies of the S3/OSS XML API (both speak the same
+//! shapes), and the two date formats the protocol uses.
+
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::{
+    DeleteFailure, ListEntry, ListPage, ListPartsPage, ListUploadsPage, MultipartUpload, PartInfo,
+    StoreError, StoreErrorKind,
+};
+use crate::transfer::integrity::normalize_etag;
+
+fn protocol(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Protocol,
+        format!("unreadable {what} response: {e}"),
+    )
+}
+
+fn parse<'de, T: Deserialize<'de>>(what: &str, body: &'de str) -> Result<T, StoreError> {
+    quick_xml::de::from_str(body).map_err(|e| protocol(what, e))
+}
+
+/// `2009-10-12T17:50:30.000Z`, as used in listings.
+pub fn parse_iso8601(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|e| protocol("timestamp", e))
+}
+
+/// `Wed, 12 Oct 2009 17:50:00 GMT`, as used in Last-Modified and Date headers.
+pub fn parse_http_date(s: &str) -> Result<OffsetDateTime, StoreError> {
+    let fmt = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    PrimitiveDateTime::parse(s.trim(), &fmt)
+        .map(|t| t.assume_utc())
+        .map_err(|e| protocol("date header", e))
+}
+
+pub fn format_http_date(t: OffsetDateTime) -> String {
+    let fmt = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .expect("formatting a UTC date cannot fail")
+}
+
+/// Escapes text for an XML element body.
+pub fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+fn decode_if(url_encoded: bool, s: String) -> Result<String, StoreError> {
+    if !url_encoded {
+        return Ok(s);
+    }
+    percent_decode_str(&s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|e| protocol("listing key", e))
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "Code")]
+    code: Option<String>,
+    #[serde(rename = "Message")]
+    message: Option<String>,
+    #[serde(rename = "RequestId")]
+    request_id: Option<String>,
+}
+
+/// Code, message and request id of an `<Error>` body, if it is one.
+pub fn parse_error(body: &str) -> Option<(Option<String>, Option<String>, Option<String>)> {
+    if !body.contains("<Error") {
+        return None;
+    }
+    let e: ErrorBody = quick_xml::de::from_str(body).ok()?;
+    Some((e.code, e.message, e.request_id))
+}
+
+/// CompleteMultipartUpload and CopyObject may answer 200 with an `<Error>`
+/// body; this turns that into an error.
+pub fn check_embedded_error(body: &str) -> Result<(), StoreError> {
+    let head = body.trim_start();
+    let head = head
+        .strip_prefix("<?xml")
+        .and_then(|r| r.split_once("?>").map(|(_, rest)| rest.trim_start()))
+        .unwrap_or(head);
+    if head.starts_with("<Error>") || head.starts_with("<Error ") {
+        if let Some((code, message, request_id)) = parse_error(body) {
+            let mut e = StoreError::new(
+                StoreError::classify(500, code.as_deref()),
+                message.unwrap_or_default(),
+            );
+            e.code = code;
+            e.request_id = request_id;
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ListBucketResult {
+    #[serde(rename = "Contents", default)]
+    contents: Vec<Contents>,
+    #[serde(rename = "CommonPrefixes", default)]
+    common_prefixes: Vec<CommonPrefix>,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextContinuationToken")]
+    next_continuation_token: Option<String>,
+    #[serde(rename = "EncodingType")]
+    encoding_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Contents {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "LastModified")]
+    last_modified: String,
+    #[serde(rename = "ETag", default)]
+    etag: String,
+    #[serde(rename = "Size")]
+    size: u64,
+}
+
+#[derive(Deserialize)]
+struct CommonPrefix {
+    #[serde(rename = "Prefix")]
+    prefix: String,
+}
+
+pub fn parse_list_objects(body: &str) -> Result<ListPage, StoreError> {
+    let r: ListBucketResult = parse("ListObjectsV2", body)?;
+    // Keys are only percent-decoded when the server says it encoded them;
+    // a server that ignored `encoding-type=url` sends keys verbatim.
+    let encoded = r.encoding_type.as_deref() == Some("url");
+    let mut objects = Vec::with_capacity(r.contents.len());
+    for c in r.contents {
+        objects.push(ListEntry {
+            key: decode_if(encoded, c.key)?,
+            size: c.size,
+            etag: normalize_etag(&c.etag).to_string(),
+            last_modified: parse_iso8601(&c.last_modified)?,
+        });
+    }
+    let prefixes = r
+        .common_prefixes
+        .into_iter()
+        .map(|p| decode_if(encoded, p.prefix))
+        .collect::<Result<_, _>>()?;
+    let next_token = if r.is_truncated {
+        Some(r.next_continuation_token.ok_or_else(|| {
+            protocol(
+                "ListObjectsV2",
+                "truncated listing without a continuation token",
+            )
+        })?)
+    } else {
+        None
+    };
+    Ok(ListPage {
+        objects,
+        prefixes,
+        next_token,
+    })
+}
+
+#[derive(Deserialize)]
+struct ListPartsResult {
+    #[serde(rename = "Part", default)]
+    parts: Vec<Part>,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextPartNumberMarker")]
+    next_marker: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "PartNumber")]
+    part_number: u32,
+    #[serde(rename = "ETag", default)]
+    etag: String,
+    #[serde(rename = "Size")]
+    size: u64,
+}
+
+pub fn parse_list_parts(body: &str) -> Result<ListPartsPage, StoreError> {
+    let r: ListPartsResult = parse("ListParts", body)?;
+    let parts = r
+        .parts
+        .into_iter()
+        .map(|p| PartInfo {
+            part_number: p.part_number,
+            etag: normalize_etag(&p.etag).to_string(),
+            size: p.size,
+        })
+        .collect::<Vec<_>>();
+    let next_marker = if r.is_truncated {
+        // Some servers omit the marker; the last listed part number serves.
+        r.next_marker.or(parts.last().map(|p| p.part_number))
+    } else {
+        None
+    };
+    Ok(ListPartsPage { parts, next_marker })
+}
+
+#[derive(Deserialize)]
+struct InitiateResult {
+    #[serde(rename = "UploadId")]
+    upload_id: String,
+}
+
+pub fn parse_initiate(body: &str) -> Result<String, StoreError> {
+    let r: InitiateResult = parse("CreateMultipartUpload", body)?;
+    Ok(r.upload_id)
+}
+
+#[derive(Deserialize)]
+struct EtagResult {
+    #[serde(rename = "ETag", default)]
+    etag: String,
+}
+
+/// The ETag of a CompleteMultipartUpload or CopyObject result.
+pub fn parse_etag_result(what: &str, body: &str) -> Result<String, StoreError> {
+    check_embedded_error(body)?;
+    let r: EtagResult = parse(what, body)?;
+    Ok(normalize_etag(&r.etag).to_string())
+}
+
+#[derive(Deserialize)]
+struct ListUploadsResult {
+    #[serde(rename = "Upload", default)]
+    uploads: Vec<Upload>,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextKeyMarker")]
+    next_key_marker: Option<String>,
+    #[serde(rename = "NextUploadIdMarker")]
+    next_upload_id_marker: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Upload {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "UploadId")]
+    upload_id: String,
+    #[serde(rename = "Initiated")]
+    initiated: String,
+}
+
+pub fn parse_list_uploads(body: &str) -> Result<ListUploadsPage, StoreError> {
+    let r: ListUploadsResult = parse("ListMultipartUploads", body)?;
+    let mut uploads = Vec::with_capacity(r.uploads.len());
+    for u in r.uploads {
+        uploads.push(MultipartUpload {
+            key: u.key,
+            upload_id: u.upload_id,
+            initiated: parse_iso8601(&u.initiated)?,
+        });
+    }
+    let next = if r.is_truncated {
+        Some((
+            r.next_key_marker.unwrap_or_default(),
+            r.next_upload_id_marker.unwrap_or_default(),
+        ))
+    } else {
+        None
+    };
+    Ok(ListUploadsPage { uploads, next })
+}
+
+#[derive(Deserialize)]
+struct DeleteResult {
+    #[serde(rename = "Error", default)]
+    errors: Vec<DeleteError>,
+}
+
+#[derive(Deserialize)]
+struct DeleteError {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Code", default)]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+pub fn parse_delete_result(body: &str) -> Result<Vec<DeleteFailure>, StoreError> {
+    let r: DeleteResult = parse("DeleteObjects", body)?;
+    Ok(r.errors
+        .into_iter()
+        .map(|e| DeleteFailure {
+            key: e.key,
+            code: e.code,
+            message: e.message,
+        })
+        .collect())
+}
+
+pub fn complete_body(parts: &[super::CompletedPart]) -> String {
+    let mut s = String::from("<CompleteMultipartUpload>");
+    for p in parts {
+        s.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
+            p.part_number,
+            escape(&p.etag)
+        ));
+    }
+    s.push_str("</CompleteMultipartUpload>");
+    s
+}
+
+pub fn delete_body(keys: &[String]) -> String {
+    let mut s = String::from("<Delete><Quiet>true</Quiet>");
+    for k in keys {
+        s.push_str(&format!("<Object><Key>{}</Key></Object>", escape(k)));
+    }
+    s.push_str("</Delete>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listing_with_prefixes_and_url_encoding() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+<Name>b</Name><Prefix>a%2F</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>
+<Delimiter>/</Delimiter><IsTruncated>true</IsTruncated><EncodingType>url</EncodingType>
+<Contents><Key>a/x%20y</Key><LastModified>2024-01-02T03:04:05.000Z</LastModified><ETag>"abc"</ETag><Size>5</Size></Contents>
+<CommonPrefixes><Prefix>a/d%2B/</Prefix></CommonPrefixes>
+<Contents><Key>a/z</Key><LastModified>2024-01-02T03:04:05Z</LastModified><ETag>&quot;def&quot;</ETag><Size>0</Size></Contents>
+<NextContinuationToken>tok</NextContinuationToken>
+</ListBucketResult>"#;
+        let page = parse_list_objects(body).unwrap();
+        assert_eq!(page.objects.len(), 2);
+        assert_eq!(page.objects[0].key, "a/x y");
+        assert_eq!(page.objects[0].etag, "abc");
+        assert_eq!(page.objects[1].etag, "def");
+        assert_eq!(page.prefixes, vec!["a/d+/".to_string()]);
+        assert_eq!(page.next_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn verbatim_keys_when_server_did_not_encode() {
+        let body = "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>100%25</Key>\
+<LastModified>2024-01-02T03:04:05.000Z</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents></ListBucketResult>";
+        let page = parse_list_objects(body).unwrap();
+        assert_eq!(page.objects[0].key, "100%25");
+        assert!(page.next_token.is_none());
+    }
+
+    #[test]
+    fn parses_list_parts_pages() {
+        let body = "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker>\
+<Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag><Size>5242880</Size></Part>\
+<Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag><Size>7</Size></Part></ListPartsResult>";
+        let page = parse_list_parts(body).unwrap();
+        assert_eq!(page.parts.len(), 2);
+        assert_eq!(page.parts[1].size, 7);
+        assert_eq!(page.next_marker, Some(2));
+    }
+
+    #[test]
+    fn error_inside_200_is_an_error() {
+        let body = "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code><Message>boom</Message><RequestId>r1</RequestId></Error>";
+        let err = parse_etag_result("CompleteMultipartUpload", body).unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("InternalError"));
+        assert!(err.is_retryable());
+        assert_eq!(
+            parse_etag_result(
+                "CopyObject",
+                "<CopyObjectResult><ETag>\"x\"</ETag></CopyObjectResult>"
+            )
+            .unwrap(),
+            "x"
+        );
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        let t = parse_http_date("Wed, 12 Oct 2009 17:50:00 GMT").unwrap();
+        assert_eq!(format_http_date(t), "Wed, 12 Oct 2009 17:50:00 GMT");
+    }
+
+    #[test]
+    fn bodies_escape_keys() {
+        assert_eq!(
+            delete_body(&["a&b<".into()]),
+            "<Delete><Quiet>true</Quiet><Object><Key>a&amp;b&lt;</Key></Object></Delete>"
+        );
+    }
+}

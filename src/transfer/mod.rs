@@ -1,1 +1,151 @@
+//! Moving one file or object: single PUT/GET for small data, multipart
+//! upload and ranged download for large data, both resumable through a
+//! checkpoint file. Pure decisions (part layout, what to resume) live in
+//! `parts` and `resume`; the rest does I/O.
+
+pub mod checkpoint;
+pub mod download;
 pub mod integrity;
+pub mod mtime;
+pub mod parts;
+pub mod paths;
+pub mod resume;
+pub mod upload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::store::StoreError;
+
+pub use download::{download_file, DownloadOutcome};
+pub use upload::{upload_file, UploadOutcome};
+
+pub const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    SourceChanged(String),
+    #[error("{0}")]
+    Integrity(String),
+    #[error("{0}")]
+    UnsafeKey(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl TransferError {
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
+        TransferError::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+}
+
+/// `map_err` adapter naming the path and what was being done to it.
+pub(crate) fn io<'a>(
+    path: &'a std::path::Path,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> TransferError + 'a {
+    move |e| TransferError::io(path, op, e)
+}
+
+/// Knobs shared by uploads and downloads.
+#[derive(Debug, Clone)]
+pub struct TransferOptions {
+    /// At or above this size, transfers go in parts.
+    pub bigfile_threshold: u64,
+    /// Requested part size; `None` picks one (see [`parts::choose_part_size`]).
+    pub part_size: Option<u64>,
+    /// Parts in flight per file.
+    pub parallel: usize,
+    /// Resume state lives here; `None` disables resume (ossutil's default).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Identifies the endpoint in checkpoints so that the same bucket name
+    /// on another server is never mistaken for this one.
+    pub endpoint_id: String,
+    /// Compute CRC-64 while reading (OSS verifies whole objects with it).
+    pub crc64: bool,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            bigfile_threshold: 100 * MIB,
+            part_size: None,
+            parallel: 4,
+            checkpoint_dir: None,
+            endpoint_id: String::new(),
+            crc64: false,
+        }
+    }
+}
+
+/// Where transfers report bytes; the CLI draws bars from it, tests count.
+pub trait Progress: Send + Sync {
+    /// A transfer of `total` bytes starts, `already` of them done before.
+    fn start(&self, _name: &str, _total: u64, _already: u64) {}
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+    /// A one-line notice for the user ("resuming: 12 of 25 parts on the server").
+    fn note(&self, msg: &str) {
+        tracing::info!("{msg}");
+    }
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Cooperative cancellation (Ctrl-C): transfers stop scheduling work, save
+/// their checkpoint and return [`TransferError::Interrupted`].
+#[derive(Clone)]
+pub struct Cancel(tokio::sync::watch::Receiver<bool>);
+
+impl Cancel {
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Cancel) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Cancel(rx))
+    }
+
+    /// A token that never fires.
+    pub fn never() -> Cancel {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        // Keep the sender alive forever so `cancelled` simply pends.
+        std::mem::forget(tx);
+        Cancel(rx)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    pub async fn cancelled(&self) {
+        let mut rx = self.0.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Shared handles a transfer needs besides its options.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<dyn crate::store::ObjectStore>,
+    pub progress: Arc<dyn Progress>,
+    pub cancel: Cancel,
+}

@@ -5,6 +5,8 @@
 pub mod oss_v1;
 pub mod oss_v4;
 pub mod sigv4;
+#[cfg(test)]
+mod tests;
 
 use time::OffsetDateTime;
 

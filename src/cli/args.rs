@@ -1,0 +1,184 @@
+//! Argument definitions. Command shapes follow ossutil (`cp -r -u`,
+//! `--checkpoint-dir`, `-j`) so its users feel at home.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::size::parse_size;
+use crate::config::SignatureVersion;
+use crate::store::http::Addressing;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move files and directory trees to and from S3 and Alibaba Cloud OSS, resumably",
+    after_help = "Locations are local paths, s3://BUCKET/KEY or oss://BUCKET/KEY.\n\
+Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials) for s3://,\n\
+OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET for oss://, or a profile in the config file.\n\
+Exit codes: 0 success, 1 some items failed, 2 usage or configuration error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Endpoint URL, e.g. http://127.0.0.1:3900 or https://oss-cn-hangzhou.aliyuncs.com
+    /// [env: AWS_ENDPOINT_URL for s3://, OSS_ENDPOINT for oss://]
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Region [env: AWS_REGION / AWS_DEFAULT_REGION, OSS_REGION]
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Bucket addressing; path style is automatic for IP and localhost endpoints
+    #[arg(long, global = true, value_enum, value_name = "STYLE")]
+    pub addressing_style: Option<Addressing>,
+    /// OSS signature version (v4 is the default and required by new accounts)
+    #[arg(long, global = true, value_enum, value_name = "V")]
+    pub signature_version: Option<SignatureVersion>,
+    /// Profile from the config file
+    #[arg(long, global = true, env = "FERRY_PROFILE")]
+    pub profile: Option<String>,
+    /// Config file [default: $XDG_CONFIG_HOME/ferry/config.toml]
+    #[arg(long, global = true, value_name = "PATH", env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Send unsigned requests (public buckets)
+    #[arg(long, global = true)]
+    pub no_sign_request: bool,
+    /// Attempts per request for network errors, throttling and 5xx
+    #[arg(long, global = true, default_value_t = 6, value_name = "N")]
+    pub retries: u32,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log each request (never credentials)
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy files or objects (upload, download, or server-side copy)
+    Cp(CpArgs),
+    /// List objects under a prefix
+    Ls(LsArgs),
+    /// Show an object's size, times, ETag and metadata
+    Stat(StatArgs),
+    /// Delete an object, or every object under a prefix with -r
+    Rm(RmArgs),
+    /// Make a bucket
+    Mb(BucketArgs),
+    /// Remove an empty bucket
+    Rb(BucketArgs),
+    /// Inspect or clean the resume checkpoints in a checkpoint directory
+    #[command(subcommand)]
+    Checkpoint(CheckpointCmd),
+    /// List or abort unfinished multipart uploads on the server
+    #[command(subcommand)]
+    Uploads(UploadsCmd),
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s)
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TransferArgs {
+    /// Keep resume state here; rerunning the same command then continues
+    /// an interrupted transfer instead of starting over
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Files at or above this size move in parts (and can resume)
+    #[arg(long, default_value = "100M", value_parser = size_arg, value_name = "SIZE")]
+    pub bigfile_threshold: u64,
+    /// Part size (at least 5M); grown automatically to stay within 10,000 parts [default: 8M]
+    #[arg(long, value_parser = size_arg, value_name = "SIZE")]
+    pub part_size: Option<u64>,
+    /// Parts in flight per file
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    pub source: String,
+    pub destination: String,
+    /// Copy directories / prefixes recursively
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Files transferred at once (with -r)
+    #[arg(short, long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    pub url: String,
+    /// List everything under the prefix, not just one level
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Exact byte counts instead of human sizes
+    #[arg(long)]
+    pub bytes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    pub url: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    pub url: String,
+    /// Delete every object under the prefix
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// s3://BUCKET or oss://BUCKET
+    pub url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCmd {
+    /// List pending transfers and their progress
+    Ls {
+        #[arg(long, value_name = "DIR")]
+        checkpoint_dir: PathBuf,
+    },
+    /// Remove checkpoints that cannot be resumed (damaged, source gone or changed)
+    Clean {
+        #[arg(long, value_name = "DIR")]
+        checkpoint_dir: PathBuf,
+        /// Remove every checkpoint, resumable or not
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UploadsCmd {
+    /// List unfinished multipart uploads under a prefix
+    Ls { url: String },
+    /// Abort unfinished multipart uploads under a prefix
+    Abort {
+        url: String,
+        /// Only uploads started longer ago than this (e.g. 7d, 12h, 30m)
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+    },
+}

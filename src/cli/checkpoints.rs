@@ -1,0 +1,174 @@
+//! `ferry checkpoint ls|clean`: what is pending in a checkpoint directory.
+
+use std::path::{Path, PathBuf};
+
+use super::args::CheckpointCmd;
+use super::setup::Setup;
+use super::size::human;
+use super::{CliError, Outcome};
+use crate::transfer::checkpoint::{
+    decode, CheckpointFile, DownloadCheckpoint, LockError, UploadCheckpoint,
+};
+use crate::transfer::mtime::{file_mtime, format_mtime};
+use crate::transfer::parts::layout;
+
+enum Entry {
+    Upload(UploadCheckpoint),
+    Download(DownloadCheckpoint),
+    Damaged(String),
+}
+
+fn entries(dir: &Path) -> Result<Vec<(PathBuf, Entry)>, CliError> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| CliError::Failed(format!("{}: cannot read: {e}", dir.display())))?;
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let path = e.path();
+        let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+        if ext != "ucp" && ext != "dcp" {
+            continue;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                out.push((path, Entry::Damaged(e.to_string())));
+                continue;
+            }
+        };
+        let entry = if ext == "ucp" {
+            decode::<UploadCheckpoint>(&bytes).map(Entry::Upload)
+        } else {
+            decode::<DownloadCheckpoint>(&bytes).map(Entry::Download)
+        };
+        out.push((
+            path,
+            entry.unwrap_or_else(|p| Entry::Damaged(p.to_string())),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Why the entry can no longer be resumed, if it cannot.
+fn stale_reason(e: &Entry) -> Option<String> {
+    match e {
+        Entry::Damaged(why) => Some(format!("damaged: {why}")),
+        Entry::Upload(c) => match std::fs::metadata(&c.source) {
+            Err(_) => Some(format!("source {} is gone", c.source.display())),
+            Ok(m) if m.len() != c.size || format_mtime(file_mtime(&m)) != c.mtime => {
+                Some(format!("source {} has changed", c.source.display()))
+            }
+            Ok(_) => None,
+        },
+        Entry::Download(c) => {
+            (!c.temp.exists()).then(|| format!("temporary file {} is gone", c.temp.display()))
+        }
+    }
+}
+
+pub async fn run(setup: &Setup, cmd: CheckpointCmd) -> Result<Outcome, CliError> {
+    match cmd {
+        CheckpointCmd::Ls { checkpoint_dir } => {
+            let all = entries(&checkpoint_dir)?;
+            for (path, e) in &all {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let running = matches!(CheckpointFile::lock(path.clone()), Err(LockError::Busy(_)));
+                let state = if running { " [running]" } else { "" };
+                match e {
+                    Entry::Upload(c) => {
+                        let total = layout(c.size, c.part_size).len();
+                        let done: u64 = c
+                            .parts
+                            .iter()
+                            .filter_map(|p| {
+                                layout(c.size, c.part_size)
+                                    .get(p.number as usize - 1)
+                                    .map(|s| s.len)
+                            })
+                            .sum();
+                        println!(
+                            "upload   {} -> {}/{}/{}  {}/{} parts, {} of {}{state}  ({name})",
+                            c.source.display(),
+                            c.endpoint,
+                            c.bucket,
+                            c.key,
+                            c.parts.len(),
+                            total,
+                            human(done),
+                            human(c.size)
+                        );
+                    }
+                    Entry::Download(c) => {
+                        let l = layout(c.size, c.part_size);
+                        let done: u64 = c
+                            .done
+                            .iter()
+                            .filter_map(|d| l.get(d.number as usize - 1).map(|s| s.len))
+                            .sum();
+                        println!(
+                            "download {}/{}/{} -> {}  {}/{} ranges, {} of {}{state}  ({name})",
+                            c.endpoint,
+                            c.bucket,
+                            c.key,
+                            c.destination.display(),
+                            c.done.len(),
+                            l.len(),
+                            human(done),
+                            human(c.size)
+                        );
+                    }
+                    Entry::Damaged(why) => println!("damaged  {name}: {why}"),
+                }
+                if let Some(why) = stale_reason(e).filter(|_| !matches!(e, Entry::Damaged(_))) {
+                    println!("         cannot resume: {why}");
+                }
+            }
+            setup.reporter.say(&format!("{} checkpoint(s)", all.len()));
+            Ok(Outcome::Success)
+        }
+        CheckpointCmd::Clean {
+            checkpoint_dir,
+            all,
+        } => {
+            let mut removed = 0;
+            for (path, e) in entries(&checkpoint_dir)? {
+                let reason = if all {
+                    Some("--all".to_string())
+                } else {
+                    stale_reason(&e)
+                };
+                let Some(reason) = reason else { continue };
+                let lock = match CheckpointFile::lock(path.clone()) {
+                    Ok(l) => l,
+                    Err(LockError::Busy(_)) => {
+                        setup
+                            .reporter
+                            .say(&format!("ferry: {} is in use; left alone", path.display()));
+                        continue;
+                    }
+                    Err(LockError::Io { path, source }) => {
+                        return Err(CliError::Failed(format!("{}: {source}", path.display())))
+                    }
+                };
+                if let Entry::Download(c) = &e {
+                    let _ = std::fs::remove_file(&c.temp);
+                }
+                if let Entry::Upload(c) = &e {
+                    setup.reporter.say(&format!(
+                        "ferry: upload {} of {}/{} stays on the server until aborted: ferry uploads abort",
+                        c.upload_id, c.bucket, c.key
+                    ));
+                }
+                lock.finish();
+                removed += 1;
+                setup
+                    .reporter
+                    .say(&format!("removed {} ({reason})", path.display()));
+            }
+            setup
+                .reporter
+                .say(&format!("{removed} checkpoint(s) removed"));
+            Ok(Outcome::Success)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What every command needs before it can talk to a store: the config file,
+//! one HTTP client per scheme (so every transfer shares one connection
+//! pool), and cancellation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::args::{GlobalArgs, TransferArgs};
+use super::progress::Reporter;
+use super::CliError;
+use crate::config::{resolve_endpoint, ConfigFile, EndpointFlags, ProcessEnv};
+use crate::location::RemoteUrl;
+use crate::store::dialect::Dialect;
+use crate::store::http::{HttpStore, HttpStoreConfig};
+use crate::store::retry::RetryPolicy;
+use crate::store::ObjectStore;
+use crate::transfer::parts::{MAX_PART_SIZE, MIN_PART_SIZE};
+use crate::transfer::{Cancel, Context, Progress, TransferOptions};
+
+#[derive(Clone)]
+pub struct StoreHandle {
+    pub store: Arc<dyn ObjectStore>,
+    /// The endpoint URL, naming the server in checkpoints and messages.
+    pub endpoint_id: String,
+    pub dialect: Dialect,
+}
+
+pub struct Setup {
+    flags: EndpointFlags,
+    retries: u32,
+    file: ConfigFile,
+    stores: Mutex<HashMap<Dialect, StoreHandle>>,
+    pub cancel: Cancel,
+    pub reporter: Arc<Reporter>,
+}
+
+impl Setup {
+    pub fn new(g: &GlobalArgs, cancel: Cancel) -> Result<Self, CliError> {
+        let file = ConfigFile::load(g.config.as_deref(), &ProcessEnv)?;
+        if g.retries == 0 {
+            return Err(CliError::Usage("--retries must be at least 1".into()));
+        }
+        Ok(Setup {
+            flags: EndpointFlags {
+                endpoint: g.endpoint.clone(),
+                region: g.region.clone(),
+                addressing: g.addressing_style,
+                signature_version: g.signature_version,
+                profile: g.profile.clone(),
+                no_sign_request: g.no_sign_request,
+            },
+            retries: g.retries,
+            file,
+            stores: Mutex::new(HashMap::new()),
+            cancel,
+            reporter: Arc::new(Reporter::new(g.quiet)),
+        })
+    }
+
+    pub fn store_for(&self, url: &RemoteUrl) -> Result<StoreHandle, CliError> {
+        if let Some(h) = self.stores.lock().unwrap().get(&url.dialect) {
+            return Ok(h.clone());
+        }
+        let s = resolve_endpoint(url.dialect, &self.flags, &self.file, &ProcessEnv)?;
+        let mut cfg = HttpStoreConfig::new(s.endpoint.clone(), s.dialect, s.scheme, s.addressing);
+        cfg.credentials = s.credentials;
+        cfg.retry = RetryPolicy {
+            max_attempts: self.retries,
+            ..RetryPolicy::default()
+        };
+        let store = HttpStore::new(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+        tracing::debug!(endpoint = %s.endpoint, region = %s.region, addressing = ?s.addressing, "store");
+        let handle = StoreHandle {
+            store: Arc::new(store),
+            endpoint_id: s.endpoint.as_str().trim_end_matches('/').to_string(),
+            dialect: s.dialect,
+        };
+        self.stores
+            .lock()
+            .unwrap()
+            .insert(url.dialect, handle.clone());
+        Ok(handle)
+    }
+
+    pub fn transfer_options(
+        &self,
+        a: &TransferArgs,
+        h: &StoreHandle,
+    ) -> Result<TransferOptions, CliError> {
+        if let Some(ps) = a.part_size {
+            if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&ps) {
+                return Err(CliError::Usage(format!(
+                    "--part-size must be between 5M and 5G (S3 and OSS reject other sizes); got {ps} bytes"
+                )));
+            }
+        }
+        if a.parallel == 0 {
+            return Err(CliError::Usage("--parallel must be at least 1".into()));
+        }
+        Ok(TransferOptions {
+            bigfile_threshold: a.bigfile_threshold,
+            part_size: a.part_size,
+            parallel: a.parallel,
+            checkpoint_dir: a.checkpoint_dir.clone(),
+            endpoint_id: h.endpoint_id.clone(),
+            crc64: h.dialect == Dialect::Oss,
+        })
+    }
+
+    pub fn context(&self, h: &StoreHandle, progress: Arc<dyn Progress>) -> Context {
+        Context {
+            store: h.store.clone(),
+            progress,
+            cancel: self.cancel.clone(),
+        }
+    }
+}

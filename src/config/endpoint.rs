@@ -1,0 +1,336 @@
+//! Which endpoint, region, addressing style and signature a URL's requests
+//! use, from flags, the standard environment variables and a profile.
+
+use url::Url;
+
+use super::credentials::resolve_credentials;
+use super::file::{ConfigFile, Profile};
+use super::{ConfigError, Env};
+use crate::store::credentials::Credentials;
+use crate::store::dialect::Dialect;
+use crate::store::http::Addressing;
+use crate::store::sign::Scheme;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignatureVersion {
+    V1,
+    V4,
+}
+
+/// The command-line side of the resolution.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointFlags {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub addressing: Option<Addressing>,
+    pub signature_version: Option<SignatureVersion>,
+    pub profile: Option<String>,
+    pub no_sign_request: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    pub dialect: Dialect,
+    pub endpoint: Url,
+    pub region: String,
+    pub addressing: Addressing,
+    pub scheme: Scheme,
+    pub credentials: Option<Credentials>,
+}
+
+fn parse_endpoint(raw: &str) -> Result<Url, ConfigError> {
+    // OSS documents endpoints without a scheme ("oss-cn-hangzhou.aliyuncs.com").
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("https://{raw}")
+    };
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| ConfigError::Invalid(format!("invalid endpoint '{raw}': {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "invalid endpoint '{raw}': expected http(s)://HOST[:PORT]"
+        )));
+    }
+    Ok(url)
+}
+
+/// Path style for IP addresses and localhost (virtual hosts cannot resolve
+/// there); virtual style otherwise.
+pub fn default_addressing(url: &Url) -> Addressing {
+    match url.host() {
+        Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)) => Addressing::Path,
+        Some(url::Host::Domain(d)) if d == "localhost" || d.ends_with(".localhost") => {
+            Addressing::Path
+        }
+        _ => Addressing::Virtual,
+    }
+}
+
+/// `oss-cn-hangzhou.aliyuncs.com` and `oss-cn-hangzhou-internal.aliyuncs.com` -> `cn-hangzhou`.
+fn oss_region_from_host(host: &str) -> Option<String> {
+    let first = host.split('.').next()?;
+    let r = first.strip_prefix("oss-")?;
+    let r = r.strip_suffix("-internal").unwrap_or(r);
+    (!r.is_empty()).then(|| r.to_string())
+}
+
+pub fn resolve_endpoint(
+    dialect: Dialect,
+    flags: &EndpointFlags,
+    file: &ConfigFile,
+    env: &dyn Env,
+) -> Result<EndpointSettings, ConfigError> {
+    let profile_name = flags.profile.clone().or_else(|| env.var("FERRY_PROFILE"));
+    let empty = Profile::default();
+    let profile = match &profile_name {
+        Some(name) => file.profile(name)?,
+        None => &empty,
+    };
+    if let Some(s) = profile.scheme {
+        if s != dialect {
+            return Err(ConfigError::Invalid(format!(
+                "profile '{}' is for {}:// but the URL is {}://",
+                profile_name.unwrap_or_default(),
+                s.name(),
+                dialect.name()
+            )));
+        }
+    }
+    let (endpoint_env, region_env): (&[&str], &[&str]) = match dialect {
+        Dialect::S3 => (
+            &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+            &["AWS_REGION", "AWS_DEFAULT_REGION"],
+        ),
+        Dialect::Oss => (&["OSS_ENDPOINT"], &["OSS_REGION"]),
+    };
+    let first_env = |names: &[&str]| names.iter().find_map(|n| env.var(n));
+    let endpoint_raw = flags
+        .endpoint
+        .clone()
+        .or_else(|| first_env(endpoint_env))
+        .or_else(|| profile.endpoint.clone());
+    let region_given = flags
+        .region
+        .clone()
+        .or_else(|| first_env(region_env))
+        .or_else(|| profile.region.clone());
+    let endpoint_url = endpoint_raw.as_deref().map(parse_endpoint).transpose()?;
+
+    let (endpoint, region) = match dialect {
+        Dialect::S3 => {
+            let region = region_given.unwrap_or_else(|| "us-east-1".to_string());
+            let ep = match endpoint_url {
+                Some(u) => u,
+                None => parse_endpoint(&format!("https://s3.{region}.amazonaws.com"))?,
+            };
+            (ep, region)
+        }
+        Dialect::Oss => {
+            let region = region_given.or_else(|| {
+                endpoint_url
+                    .as_ref()
+                    .and_then(|u| u.host_str())
+                    .and_then(oss_region_from_host)
+            });
+            let Some(region) = region else {
+                return Err(ConfigError::Invalid(
+                    "oss:// needs a region: pass --region (e.g. cn-hangzhou), set OSS_REGION, or use an endpoint like oss-cn-hangzhou.aliyuncs.com".into(),
+                ));
+            };
+            let ep = match endpoint_url {
+                Some(u) => u,
+                None => parse_endpoint(&format!("https://oss-{region}.aliyuncs.com"))?,
+            };
+            (ep, region)
+        }
+    };
+    let addressing = flags
+        .addressing
+        .or(profile.addressing_style)
+        .unwrap_or_else(|| default_addressing(&endpoint));
+    let sigver = match flags.signature_version {
+        Some(v) => v,
+        None => match profile.signature_version.as_deref() {
+            None | Some("v4") | Some("V4") => SignatureVersion::V4,
+            Some("v1") | Some("V1") => SignatureVersion::V1,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "signature_version '{other}' is not one of v1, v4"
+                )))
+            }
+        },
+    };
+    let scheme = match (dialect, sigver) {
+        (Dialect::S3, SignatureVersion::V4) => Scheme::S3V4 {
+            region: region.clone(),
+        },
+        (Dialect::S3, SignatureVersion::V1) => {
+            return Err(ConfigError::Invalid(
+                "--signature-version v1 applies to oss:// only; S3 uses Signature V4".into(),
+            ))
+        }
+        (Dialect::Oss, SignatureVersion::V4) => Scheme::OssV4 {
+            region: region.clone(),
+        },
+        (Dialect::Oss, SignatureVersion::V1) => Scheme::OssV1,
+    };
+    let credentials = if flags.no_sign_request {
+        None
+    } else {
+        Some(resolve_credentials(dialect, profile, env)?)
+    };
+    Ok(EndpointSettings {
+        dialect,
+        endpoint,
+        region,
+        addressing,
+        scheme,
+        credentials,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    const KEYS: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", "AK"), ("AWS_SECRET_ACCESS_KEY", "SK")];
+
+    #[test]
+    fn local_endpoints_use_path_style() {
+        let e = env(&[
+            KEYS[0],
+            KEYS[1],
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:3900"),
+            ("AWS_REGION", "garage"),
+        ]);
+        let s = resolve_endpoint(
+            Dialect::S3,
+            &EndpointFlags::default(),
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(s.addressing, Addressing::Path);
+        assert_eq!(s.region, "garage");
+        assert_eq!(
+            s.scheme,
+            Scheme::S3V4 {
+                region: "garage".into()
+            }
+        );
+        let s = resolve_endpoint(
+            Dialect::S3,
+            &EndpointFlags {
+                endpoint: Some("http://localhost:9000".into()),
+                ..Default::default()
+            },
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(s.addressing, Addressing::Path);
+        let s = resolve_endpoint(
+            Dialect::S3,
+            &EndpointFlags {
+                endpoint: Some("https://s3.example.com".into()),
+                ..Default::default()
+            },
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(s.addressing, Addressing::Virtual);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_profile() {
+        let file = ConfigFile::parse(
+            "[profiles.p]\nendpoint = \"http://10.0.0.1:1\"\nregion = \"from-file\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let e = env(&[KEYS[0], KEYS[1], ("AWS_REGION", "from-env")]);
+        let flags = EndpointFlags {
+            profile: Some("p".into()),
+            ..Default::default()
+        };
+        let s = resolve_endpoint(Dialect::S3, &flags, &file, &e).unwrap();
+        assert_eq!(s.region, "from-env");
+        assert_eq!(s.endpoint.as_str(), "http://10.0.0.1:1/");
+        let flags = EndpointFlags {
+            region: Some("from-flag".into()),
+            ..flags
+        };
+        assert_eq!(
+            resolve_endpoint(Dialect::S3, &flags, &file, &e)
+                .unwrap()
+                .region,
+            "from-flag"
+        );
+    }
+
+    #[test]
+    fn oss_region_from_endpoint_and_signature_choice() {
+        let e = env(&[
+            ("OSS_ACCESS_KEY_ID", "AK"),
+            ("OSS_ACCESS_KEY_SECRET", "SK"),
+            ("OSS_ENDPOINT", "oss-cn-hangzhou.aliyuncs.com"),
+        ]);
+        let s = resolve_endpoint(
+            Dialect::Oss,
+            &EndpointFlags::default(),
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(s.region, "cn-hangzhou");
+        assert_eq!(s.endpoint.as_str(), "https://oss-cn-hangzhou.aliyuncs.com/");
+        assert_eq!(s.addressing, Addressing::Virtual);
+        assert_eq!(
+            s.scheme,
+            Scheme::OssV4 {
+                region: "cn-hangzhou".into()
+            }
+        );
+        let flags = EndpointFlags {
+            signature_version: Some(SignatureVersion::V1),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_endpoint(Dialect::Oss, &flags, &ConfigFile::default(), &e)
+                .unwrap()
+                .scheme,
+            Scheme::OssV1
+        );
+        let none = env(&[("OSS_ACCESS_KEY_ID", "AK"), ("OSS_ACCESS_KEY_SECRET", "SK")]);
+        let err = resolve_endpoint(
+            Dialect::Oss,
+            &EndpointFlags::default(),
+            &ConfigFile::default(),
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("needs a region"));
+    }
+
+    #[test]
+    fn profile_scheme_must_match_url() {
+        let file = ConfigFile::parse(
+            "[profiles.o]\nscheme = \"oss\"\n",
+            std::path::Path::new("c"),
+        )
+        .unwrap();
+        let flags = EndpointFlags {
+            profile: Some("o".into()),
+            ..Default::default()
+        };
+        let err = resolve_endpoint(Dialect::S3, &flags, &file, &env(&KEYS)).unwrap_err();
+        assert!(err.to_string().contains("is for oss://"));
+    }
+}

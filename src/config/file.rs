@@ -1,0 +1,178 @@
+//! The config file's shape. Unknown keys are errors, so a typo never turns
+//! into a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{ConfigError, Env};
+use crate::store::dialect::Dialect;
+use crate::store::http::Addressing;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub scheme: Option<Dialect>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub addressing_style: Option<Addressing>,
+    /// OSS only: "v4" (default) or "v1".
+    pub signature_version: Option<String>,
+    /// Names of environment variables holding the credentials.
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub session_token_env: Option<String>,
+    /// A section of an AWS-style credentials file.
+    pub credentials_profile: Option<String>,
+    pub credentials_file: Option<PathBuf>,
+    /// Inline credentials are accepted but discouraged: the file must then
+    /// not be readable by others.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl ConfigFile {
+    /// `--config`, else `FERRY_CONFIG`, else `$XDG_CONFIG_HOME/ferry/config.toml`
+    /// (`~/.config/ferry/config.toml`). Only an explicitly named file must exist.
+    pub fn load(explicit: Option<&Path>, env: &dyn Env) -> Result<ConfigFile, ConfigError> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => match env.var("FERRY_CONFIG") {
+                Some(p) => (PathBuf::from(p), true),
+                None => {
+                    let base = env
+                        .var("XDG_CONFIG_HOME")
+                        .map(PathBuf::from)
+                        .or_else(|| env.home().map(|h| h.join(".config")));
+                    match base {
+                        Some(b) => (b.join("ferry").join("config.toml"), false),
+                        None => return Ok(ConfigFile::default()),
+                    }
+                }
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ConfigFile::default())
+            }
+            Err(e) => {
+                return Err(ConfigError::File {
+                    path,
+                    message: format!("cannot read: {e}"),
+                })
+            }
+        };
+        let mut cfg = Self::parse(&text, &path)?;
+        cfg.check_inline_secrets(&path)?;
+        cfg.path = Some(path);
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let loc = e
+                .span()
+                .map(|s| {
+                    let (line, col) = line_col(text, s.start);
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            ConfigError::File {
+                path: PathBuf::from(format!("{}{}", path.display(), loc)),
+                message: e.message().to_string(),
+            }
+        })
+    }
+
+    fn check_inline_secrets(&self, path: &Path) -> Result<(), ConfigError> {
+        let inline = self
+            .profiles
+            .values()
+            .any(|p| p.secret_access_key.is_some());
+        if !inline {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    return Err(ConfigError::File {
+                        path: path.to_path_buf(),
+                        message: "holds a secret key but is readable by other users; run chmod 600 on it or reference the secret through an environment variable".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&Profile, ConfigError> {
+        self.profiles
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownProfile(name.to_string()))
+    }
+}
+
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_profiles() {
+        let c = ConfigFile::parse(
+            r#"
+[profiles.local]
+scheme = "s3"
+endpoint = "http://127.0.0.1:3900"
+region = "garage"
+addressing_style = "path"
+access_key_id_env = "MY_KEY"
+"#,
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let p = c.profile("local").unwrap();
+        assert_eq!(p.scheme, Some(Dialect::S3));
+        assert_eq!(p.addressing_style, Some(Addressing::Path));
+        assert!(c.profile("nope").is_err());
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_column() {
+        let err = ConfigFile::parse(
+            "[profiles.a]\nregion = \"x\"\nendpiont = \"y\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("c.toml:3:1"), "{err}");
+        assert!(err.contains("endpiont"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_reports_location() {
+        let err = ConfigFile::parse("[profiles.a]\nregion = 5\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:2:"), "{err}");
+    }
+}

@@ -1,0 +1,364 @@
+//! Checkpoint files: one per transfer, named from a hash of (source,
+//! destination) so unrelated transfers never collide and a rerun of the same
+//! command finds its own.
+//!
+//! Format: two lines. The first is a JSON header
+//! `{"format":"ferry-checkpoint","version":1,"kind":"upload","sha256":"…"}`,
+//! the second the JSON body; `sha256` covers the body's bytes, so a
+//! truncated, edited or half-written file is detected and ignored rather than
+//! trusted. Files are written atomically (temp, fsync, rename) with mode 0600
+//! because they name paths and upload IDs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::resume::RecordedPart;
+
+pub const FORMAT: &str = "ferry-checkpoint";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadCheckpoint {
+    pub source: PathBuf,
+    pub size: u64,
+    /// Nanosecond mtime in the `mtime` metadata notation.
+    pub mtime: String,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub part_size: u64,
+    pub upload_id: String,
+    pub parts: Vec<RecordedPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DonePart {
+    pub number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadCheckpoint {
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+    /// Unix seconds of the object's Last-Modified.
+    pub last_modified: i64,
+    pub destination: PathBuf,
+    pub temp: PathBuf,
+    pub part_size: u64,
+    pub done: Vec<DonePart>,
+}
+
+pub trait CheckpointKind: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    const EXT: &'static str;
+}
+
+impl CheckpointKind for UploadCheckpoint {
+    const KIND: &'static str = "upload";
+    const EXT: &'static str = "ucp";
+}
+
+impl CheckpointKind for DownloadCheckpoint {
+    const KIND: &'static str = "download";
+    const EXT: &'static str = "dcp";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    kind: String,
+    sha256: String,
+}
+
+/// Why a checkpoint file was not used. Each prints as the reason in
+/// "ignoring checkpoint PATH: REASON".
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CheckpointProblem {
+    #[error("cannot read it: {0}")]
+    Unreadable(String),
+    #[error("not a ferry checkpoint")]
+    Foreign,
+    #[error("written by checkpoint format version {0}; this ferry reads version {VERSION}")]
+    Version(u32),
+    #[error("it is a {0} checkpoint, not a {1} checkpoint")]
+    Kind(String, String),
+    #[error("it is truncated or was modified (checksum mismatch)")]
+    Checksum,
+    #[error("its contents are malformed: {0}")]
+    Malformed(String),
+}
+
+/// File name for the transfer of `source` to `destination`.
+pub fn file_name<K: CheckpointKind>(source: &str, destination: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update([0]);
+    h.update(destination.as_bytes());
+    format!("{}.{}", &hex::encode(h.finalize())[..40], K::EXT)
+}
+
+pub fn encode<K: CheckpointKind>(body: &K) -> Vec<u8> {
+    let body = serde_json::to_string(body).expect("checkpoint bodies always serialize");
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        kind: K::KIND.into(),
+        sha256: hex::encode(Sha256::digest(body.as_bytes())),
+    };
+    let mut out = serde_json::to_vec(&header).expect("header serializes");
+    out.push(b'\n');
+    out.extend_from_slice(body.as_bytes());
+    out.push(b'\n');
+    out
+}
+
+pub fn decode<K: CheckpointKind>(bytes: &[u8]) -> Result<K, CheckpointProblem> {
+    let text = std::str::from_utf8(bytes).map_err(|_| CheckpointProblem::Foreign)?;
+    let (head, rest) = text.split_once('\n').ok_or(CheckpointProblem::Foreign)?;
+    let header: Header = serde_json::from_str(head).map_err(|_| CheckpointProblem::Foreign)?;
+    if header.format != FORMAT {
+        return Err(CheckpointProblem::Foreign);
+    }
+    if header.version != VERSION {
+        return Err(CheckpointProblem::Version(header.version));
+    }
+    if header.kind != K::KIND {
+        return Err(CheckpointProblem::Kind(header.kind, K::KIND.into()));
+    }
+    let body = rest.strip_suffix('\n').unwrap_or(rest);
+    if hex::encode(Sha256::digest(body.as_bytes())) != header.sha256 {
+        return Err(CheckpointProblem::Checksum);
+    }
+    serde_json::from_str(body).map_err(|e| CheckpointProblem::Malformed(e.to_string()))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the
+/// new file, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("checkpoint"),
+        std::process::id()
+    ));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A checkpoint file in a checkpoint directory, held under an exclusive
+/// lock for as long as this value lives, so two processes never resume the
+/// same transfer at once.
+pub struct CheckpointFile {
+    pub path: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{0}: another ferry process is already running this transfer")]
+    Busy(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl CheckpointFile {
+    pub fn open<K: CheckpointKind>(
+        dir: &Path,
+        source: &str,
+        destination: &str,
+    ) -> Result<Self, LockError> {
+        fs::create_dir_all(dir).map_err(|source| LockError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Self::lock(dir.join(file_name::<K>(source, destination)))
+    }
+
+    /// Locks an existing checkpoint path (for housekeeping commands).
+    pub fn lock(path: PathBuf) -> Result<Self, LockError> {
+        let mut lock_name = path.clone().into_os_string();
+        lock_name.push(".lock");
+        let lock_path = PathBuf::from(lock_name);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| LockError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LockError::Busy(path)),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(LockError::Io {
+                    path: lock_path,
+                    source,
+                })
+            }
+        }
+        Ok(CheckpointFile {
+            path,
+            lock_path,
+            _lock: lock,
+        })
+    }
+
+    /// The checkpoint if one exists: `Ok(None)` when there is none,
+    /// `Err` when there is one that cannot be trusted.
+    pub fn load<K: CheckpointKind>(&self) -> Result<Option<K>, CheckpointProblem> {
+        match fs::read(&self.path) {
+            Ok(bytes) => decode(&bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CheckpointProblem::Unreadable(e.to_string())),
+        }
+    }
+
+    pub fn save<K: CheckpointKind>(&self, body: &K) -> std::io::Result<()> {
+        write_atomic(&self.path, &encode(body))
+    }
+
+    pub fn remove(&self) {
+        let _ = fs::remove_file(&self.path);
+    }
+
+    /// Deletes the checkpoint and its lock file (the transfer is finished).
+    pub fn finish(self) {
+        self.remove();
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> UploadCheckpoint {
+        UploadCheckpoint {
+            source: "/data/big.bin".into(),
+            size: 30,
+            mtime: "1700000000.123456789".into(),
+            endpoint: "http://127.0.0.1:3900".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            part_size: 10,
+            upload_id: "u1".into(),
+            parts: vec![RecordedPart {
+                number: 1,
+                etag: "e".into(),
+                md5: "e".into(),
+                crc64: Some(7),
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = sample();
+        assert_eq!(decode::<UploadCheckpoint>(&encode(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn detects_damage() {
+        let bytes = encode(&sample());
+        let truncated = &bytes[..bytes.len() - 10];
+        assert_eq!(
+            decode::<UploadCheckpoint>(truncated),
+            Err(CheckpointProblem::Checksum)
+        );
+        let mut tampered = bytes.clone();
+        let i = bytes.len() - 5;
+        tampered[i] = b'9';
+        assert_eq!(
+            decode::<UploadCheckpoint>(&tampered),
+            Err(CheckpointProblem::Checksum)
+        );
+        assert_eq!(
+            decode::<UploadCheckpoint>(b"\x00\xff garbage"),
+            Err(CheckpointProblem::Foreign)
+        );
+        assert_eq!(
+            decode::<UploadCheckpoint>(b"{}\n{}"),
+            Err(CheckpointProblem::Foreign)
+        );
+        let other =
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .replacen("\"version\":1", "\"version\":9", 1);
+        assert_eq!(
+            decode::<UploadCheckpoint>(other.as_bytes()),
+            Err(CheckpointProblem::Version(9))
+        );
+        assert!(matches!(
+            decode::<DownloadCheckpoint>(&bytes),
+            Err(CheckpointProblem::Kind(..))
+        ));
+    }
+
+    #[test]
+    fn names_differ_per_transfer_and_are_stable() {
+        let a = file_name::<UploadCheckpoint>("/a", "s3://b/k");
+        assert_eq!(a, file_name::<UploadCheckpoint>("/a", "s3://b/k"));
+        assert_ne!(a, file_name::<UploadCheckpoint>("/a", "s3://b/k2"));
+        assert_ne!(a, file_name::<UploadCheckpoint>("/a\0s3://b/", "k"));
+        assert!(a.ends_with(".ucp"));
+    }
+
+    #[test]
+    fn lock_excludes_second_holder_and_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = CheckpointFile::open::<UploadCheckpoint>(dir.path(), "/a", "s3://b/k").unwrap();
+        let second = CheckpointFile::open::<UploadCheckpoint>(dir.path(), "/a", "s3://b/k");
+        assert!(matches!(second, Err(LockError::Busy(_))));
+        first.save(&sample()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&first.path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(first.load::<UploadCheckpoint>().unwrap(), Some(sample()));
+        drop(first);
+        let again = CheckpointFile::open::<UploadCheckpoint>(dir.path(), "/a", "s3://b/k").unwrap();
+        assert!(again.load::<UploadCheckpoint>().unwrap().is_some());
+        again.finish();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

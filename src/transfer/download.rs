@@ -1,0 +1,483 @@
+//! Downloads: into a hidden temporary file beside the destination, renamed
+//! into place only once complete and verified, so the real name never holds
+//! a partial file. Large objects arrive as concurrent ranged GETs; with a
+//! checkpoint directory a rerun fetches only the ranges still missing.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+
+use super::checkpoint::{CheckpointFile, DonePart, DownloadCheckpoint, LockError};
+use super::integrity::{crc64_combine, Crc64};
+use super::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
+use super::parts::{choose_part_size, layout, PartSpec};
+use super::paths::temp_path_for;
+use super::resume::plan_download_resume;
+use super::{io, Context, TransferError, TransferOptions};
+use crate::store::{ObjectMeta, StoreError, StoreErrorKind};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DownloadOutcome {
+    pub size: u64,
+    pub bytes_received: u64,
+    pub bytes_resumed: u64,
+    pub multipart: bool,
+}
+
+/// Attempts per range; the store already retried the request itself, this
+/// covers bodies that break mid-stream.
+const RANGE_ATTEMPTS: u32 = 4;
+
+/// The time to give the downloaded file: the `mtime` metadata when present,
+/// else the object's Last-Modified.
+pub fn stored_mtime(meta: &ObjectMeta) -> i128 {
+    meta.metadata
+        .get(MTIME_KEY)
+        .and_then(|v| parse_mtime(v))
+        .unwrap_or_else(|| from_datetime(meta.last_modified))
+}
+
+pub async fn download_file(
+    ctx: &Context,
+    opts: &TransferOptions,
+    bucket: &str,
+    key: &str,
+    dest: &Path,
+) -> Result<DownloadOutcome, TransferError> {
+    let meta = ctx.store.head_object(bucket, key).await?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent, "cannot create directory"))?;
+    }
+    if meta.size < opts.bigfile_threshold || meta.size == 0 {
+        single_get(ctx, bucket, key, dest, &meta).await
+    } else {
+        ranged(ctx, opts, bucket, key, dest, &meta).await
+    }
+}
+
+fn random_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn create_temp(path: &Path) -> Result<File, TransferError> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            TransferError::io(dir, "cannot write to directory", e)
+        })
+}
+
+/// fsync, set the mtime, rename into place.
+fn finalize(temp: &Path, dest: &Path, file: &File, mtime: i128) -> Result<(), TransferError> {
+    file.sync_all().map_err(io(temp, "cannot flush"))?;
+    filetime::set_file_handle_times(file, None, Some(to_filetime(mtime)))
+        .map_err(io(temp, "cannot set modification time"))?;
+    std::fs::rename(temp, dest).map_err(io(dest, "cannot move download into place"))?;
+    Ok(())
+}
+
+async fn single_get(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    dest: &Path,
+    head: &ObjectMeta,
+) -> Result<DownloadOutcome, TransferError> {
+    let temp = temp_path_for(dest, &random_tag());
+    let result = async {
+        let mut file = create_temp(&temp)?;
+        ctx.progress.start(key, head.size, 0);
+        let out = if head.size == 0 {
+            None
+        } else {
+            Some(ctx.store.get_object(bucket, key, None).await?)
+        };
+        let meta = out
+            .as_ref()
+            .map(|o| o.meta.clone())
+            .unwrap_or_else(|| head.clone());
+        let check_md5 = meta.etag.len() == 32 && !meta.etag.contains('-');
+        let mut md5 = check_md5.then(Md5::new);
+        let mut crc = meta.crc64.map(|_| Crc64::new());
+        let mut received = 0u64;
+        if let Some(out) = out {
+            let mut body = out.body;
+            use std::io::Write;
+            while let Some(chunk) = body.try_next().await? {
+                file.write_all(&chunk).map_err(io(&temp, "cannot write"))?;
+                if let Some(m) = md5.as_mut() {
+                    m.update(&chunk);
+                }
+                if let Some(c) = crc.as_mut() {
+                    c.update(&chunk);
+                }
+                received += chunk.len() as u64;
+                ctx.progress.advance(chunk.len() as u64);
+            }
+        }
+        if received != meta.size {
+            return Err(StoreError::new(
+                StoreErrorKind::Truncated,
+                format!("{bucket}/{key}: received {received} of {} bytes", meta.size),
+            )
+            .into());
+        }
+        if let Some(m) = md5 {
+            let got = hex::encode(m.finalize());
+            if !got.eq_ignore_ascii_case(&meta.etag) {
+                return Err(TransferError::Integrity(format!(
+                    "{bucket}/{key}: downloaded data has MD5 {got}, the object's ETag is {}",
+                    meta.etag
+                )));
+            }
+        }
+        if let (Some(c), Some(expected)) = (crc, meta.crc64) {
+            let got = c.finish();
+            if got != expected {
+                return Err(TransferError::Integrity(format!(
+                    "{bucket}/{key}: downloaded data has CRC-64 {got}, the store says {expected}"
+                )));
+            }
+        }
+        finalize(&temp, dest, &file, stored_mtime(&meta))?;
+        ctx.progress.finish();
+        Ok(DownloadOutcome {
+            size: meta.size,
+            bytes_received: received,
+            ..Default::default()
+        })
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+fn same_object(cp: &DownloadCheckpoint, meta: &ObjectMeta) -> bool {
+    cp.etag == meta.etag
+        && cp.size == meta.size
+        && cp.last_modified == meta.last_modified.unix_timestamp()
+}
+
+fn absolute(dest: &Path) -> PathBuf {
+    std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf())
+}
+
+async fn ranged(
+    ctx: &Context,
+    opts: &TransferOptions,
+    bucket: &str,
+    key: &str,
+    dest: &Path,
+    meta: &ObjectMeta,
+) -> Result<DownloadOutcome, TransferError> {
+    let source_id = format!("{}/{}/{}", opts.endpoint_id, bucket, key);
+    let dest_abs = absolute(dest);
+    let ckpt = match &opts.checkpoint_dir {
+        Some(dir) => Some(
+            CheckpointFile::open::<DownloadCheckpoint>(
+                dir,
+                &source_id,
+                &dest_abs.to_string_lossy(),
+            )
+            .map_err(|e| match e {
+                LockError::Busy(p) => TransferError::Busy(format!(
+                    "{}: another ferry process is already downloading it (checkpoint {})",
+                    dest.display(),
+                    p.display()
+                )),
+                LockError::Io { path, source } => TransferError::io(path, "checkpoint", source),
+            })?,
+        ),
+        None => None,
+    };
+    let mut previous = None;
+    if let Some(c) = &ckpt {
+        match c.load::<DownloadCheckpoint>() {
+            Ok(Some(cp))
+                if cp.endpoint == opts.endpoint_id
+                    && cp.bucket == bucket
+                    && cp.key == key
+                    && cp.destination == dest_abs =>
+            {
+                if same_object(&cp, meta) {
+                    previous = Some(cp);
+                } else {
+                    ctx.progress.note(&format!(
+                        "{bucket}/{key} changed since the interrupted download; starting over"
+                    ));
+                    let _ = std::fs::remove_file(&cp.temp);
+                    c.remove();
+                }
+            }
+            Ok(Some(_)) => {
+                ctx.progress.note(&format!(
+                    "ignoring checkpoint {}: it belongs to another transfer",
+                    c.path.display()
+                ));
+                c.remove();
+            }
+            Ok(None) => {}
+            Err(problem) => {
+                ctx.progress.note(&format!(
+                    "ignoring checkpoint {}: {problem}; starting the download over",
+                    c.path.display()
+                ));
+                c.remove();
+            }
+        }
+    }
+    let (mut cp, todo, file) = match previous {
+        Some(cp) => {
+            let temp_len = std::fs::metadata(&cp.temp).ok().map(|m| m.len());
+            let l = layout(meta.size, cp.part_size);
+            let done: Vec<u32> = cp.done.iter().map(|d| d.number).collect();
+            let todo = plan_download_resume(&l, &done, temp_len, meta.size);
+            let mut cp = cp;
+            if todo.len() == l.len() {
+                cp.done.clear();
+            }
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&cp.temp)
+                .map_err(io(&cp.temp, "cannot open"))?;
+            file.set_len(meta.size)
+                .map_err(io(&cp.temp, "cannot size"))?;
+            ctx.progress.note(&format!(
+                "resuming {bucket}/{key}: {} of {} ranges already downloaded",
+                l.len() - todo.len(),
+                l.len()
+            ));
+            (cp, todo, file)
+        }
+        None => {
+            let tag = if ckpt.is_some() {
+                // Stable, so the checkpoint can find its temp file again.
+                hex::encode(&md5::Md5::digest(source_id.as_bytes())[..6])
+            } else {
+                random_tag()
+            };
+            let temp = temp_path_for(dest, &tag);
+            let file = create_temp(&temp)?;
+            file.set_len(meta.size).map_err(io(&temp, "cannot size"))?;
+            let part_size = choose_part_size(meta.size, opts.part_size);
+            let cp = DownloadCheckpoint {
+                endpoint: opts.endpoint_id.clone(),
+                bucket: bucket.into(),
+                key: key.into(),
+                etag: meta.etag.clone(),
+                size: meta.size,
+                last_modified: meta.last_modified.unix_timestamp(),
+                destination: dest_abs.clone(),
+                temp,
+                part_size,
+                done: Vec::new(),
+            };
+            if let Some(c) = &ckpt {
+                c.save(&cp)
+                    .map_err(io(&c.path, "cannot write checkpoint"))?;
+            }
+            let todo = layout(meta.size, part_size);
+            (cp, todo, file)
+        }
+    };
+    let file = Arc::new(file);
+    let result = fetch_ranges(
+        ctx,
+        opts,
+        bucket,
+        key,
+        meta,
+        &mut cp,
+        todo,
+        &file,
+        ckpt.as_ref(),
+    )
+    .await;
+    match result {
+        Ok(outcome) => {
+            finalize(&cp.temp, dest, &file, stored_mtime(meta))?;
+            if let Some(c) = ckpt {
+                c.finish();
+            }
+            ctx.progress.finish();
+            Ok(outcome)
+        }
+        Err(e) => {
+            let keep = ckpt.is_some() && !matches!(e, TransferError::Integrity(_));
+            if keep {
+                let _ = file.sync_data();
+                let _ = ckpt.as_ref().expect("checked").save(&cp);
+            } else {
+                let _ = std::fs::remove_file(&cp.temp);
+                if let Some(c) = ckpt {
+                    c.finish();
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_ranges(
+    ctx: &Context,
+    opts: &TransferOptions,
+    bucket: &str,
+    key: &str,
+    meta: &ObjectMeta,
+    cp: &mut DownloadCheckpoint,
+    todo: Vec<PartSpec>,
+    file: &Arc<File>,
+    ckpt: Option<&CheckpointFile>,
+) -> Result<DownloadOutcome, TransferError> {
+    let l = layout(meta.size, cp.part_size);
+    let resumed: u64 = l
+        .iter()
+        .filter(|p| !todo.iter().any(|t| t.number == p.number))
+        .map(|p| p.len)
+        .sum();
+    ctx.progress.start(key, meta.size, resumed);
+    let want_crc = meta.crc64.is_some();
+    let mut stream = futures::stream::iter(todo)
+        .map(|spec| fetch_range(ctx, bucket, key, spec, file.clone(), want_crc, &cp.temp))
+        .buffer_unordered(opts.parallel.max(1));
+    let mut received = 0;
+    let mut last_save = Instant::now();
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => return Err(TransferError::Interrupted),
+            n = stream.next() => n,
+        };
+        let Some(done) = next else { break };
+        let (spec, crc) = done?;
+        received += spec.len;
+        cp.done.push(DonePart {
+            number: spec.number,
+            crc64: crc,
+        });
+        if let Some(c) = ckpt {
+            if last_save.elapsed() >= Duration::from_millis(500) {
+                // Data first, then the record that vouches for it.
+                file.sync_data().map_err(io(&cp.temp, "cannot flush"))?;
+                c.save(&*cp)
+                    .map_err(io(&c.path, "cannot write checkpoint"))?;
+                last_save = Instant::now();
+            }
+        }
+    }
+    drop(stream);
+    cp.done.sort_by_key(|d| d.number);
+    cp.done.dedup_by_key(|d| d.number);
+    if let Some(expected) = meta.crc64 {
+        let combined = cp.done.iter().zip(&l).try_fold(0u64, |acc, (d, s)| {
+            d.crc64.map(|c| crc64_combine(acc, c, s.len))
+        });
+        match combined {
+            Some(got) if got != expected => {
+                return Err(TransferError::Integrity(format!(
+                    "{bucket}/{key}: downloaded data has CRC-64 {got}, the store says {expected}"
+                )))
+            }
+            _ => {}
+        }
+    }
+    let on_disk = file.metadata().map_err(io(&cp.temp, "cannot stat"))?.len();
+    if on_disk != meta.size || cp.done.len() != l.len() {
+        return Err(TransferError::Integrity(format!(
+            "{bucket}/{key}: download incomplete ({} of {} ranges, {on_disk} of {} bytes)",
+            cp.done.len(),
+            l.len(),
+            meta.size
+        )));
+    }
+    Ok(DownloadOutcome {
+        size: meta.size,
+        bytes_received: received,
+        bytes_resumed: resumed,
+        multipart: true,
+    })
+}
+
+async fn fetch_range(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    spec: PartSpec,
+    file: Arc<File>,
+    want_crc: bool,
+    temp: &Path,
+) -> Result<(PartSpec, Option<u64>), TransferError> {
+    let mut attempt = 1;
+    loop {
+        match fetch_range_once(ctx, bucket, key, spec, &file, want_crc, temp).await {
+            Ok(crc) => return Ok((spec, crc)),
+            Err(TransferError::Store(e)) if e.is_retryable() && attempt < RANGE_ATTEMPTS => {
+                tracing::debug!(part = spec.number, attempt, error = %e, "retrying range");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn fetch_range_once(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    spec: PartSpec,
+    file: &Arc<File>,
+    want_crc: bool,
+    temp: &Path,
+) -> Result<Option<u64>, TransferError> {
+    use std::os::unix::fs::FileExt;
+    let out = ctx
+        .store
+        .get_object(bucket, key, Some(spec.offset..spec.offset + spec.len))
+        .await?;
+    let mut body = out.body;
+    let mut buf = Vec::with_capacity(spec.len as usize);
+    while let Some(chunk) = body.try_next().await? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > spec.len {
+            break;
+        }
+    }
+    if buf.len() as u64 != spec.len {
+        return Err(StoreError::new(
+            StoreErrorKind::Truncated,
+            format!(
+                "{bucket}/{key}: range {} returned {} of {} bytes",
+                spec.number,
+                buf.len(),
+                spec.len
+            ),
+        )
+        .into());
+    }
+    let file = file.clone();
+    let temp = temp.to_path_buf();
+    let len = spec.len;
+    let crc = tokio::task::spawn_blocking(move || {
+        file.write_all_at(&buf, spec.offset)
+            .map_err(|e| TransferError::io(&temp, "cannot write", e))?;
+        Ok::<_, TransferError>(want_crc.then(|| super::integrity::crc64(&buf)))
+    })
+    .await
+    .expect("write task panicked")?;
+    ctx.progress.advance(len);
+    Ok(crc)
+}

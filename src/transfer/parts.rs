@@ -1,0 +1,99 @@
+//! How a file is cut into parts. Pure, so the rules (S3's 10,000-part cap,
+//! the 5 MiB minimum) are tested without I/O.
+
+use super::MIB;
+
+pub const MAX_PARTS: u64 = 10_000;
+/// S3 and OSS reject non-final parts below this size.
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// Large enough to keep per-request overhead small, small enough that a
+/// lost part costs little and `parallel` parts fit comfortably in memory.
+pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+/// S3's part size ceiling.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSpec {
+    /// 1-based, as the protocol numbers parts.
+    pub number: u32,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// The requested (or default) part size, grown in whole MiB until the file
+/// fits in 10,000 parts.
+pub fn choose_part_size(size: u64, requested: Option<u64>) -> u64 {
+    let base = requested.unwrap_or(DEFAULT_PART_SIZE).max(1);
+    if size.div_ceil(base) <= MAX_PARTS {
+        return base;
+    }
+    let min = size.div_ceil(MAX_PARTS);
+    min.div_ceil(MIB) * MIB
+}
+
+pub fn layout(size: u64, part_size: u64) -> Vec<PartSpec> {
+    let n = size.div_ceil(part_size);
+    (0..n)
+        .map(|i| {
+            let offset = i * part_size;
+            PartSpec {
+                number: (i + 1) as u32,
+                offset,
+                len: part_size.min(size - offset),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn default_and_growth() {
+        assert_eq!(choose_part_size(200 * MIB, None), DEFAULT_PART_SIZE);
+        // 100 GiB at 8 MiB would need 12,800 parts.
+        let ps = choose_part_size(100 * 1024 * MIB, None);
+        assert!(100 * 1024 * MIB / ps < MAX_PARTS);
+        assert_eq!(ps % MIB, 0);
+        assert_eq!(choose_part_size(10 * MIB, Some(6 * MIB)), 6 * MIB);
+    }
+
+    #[test]
+    fn layout_covers_exactly() {
+        let l = layout(10, 4);
+        assert_eq!(
+            l,
+            vec![
+                PartSpec {
+                    number: 1,
+                    offset: 0,
+                    len: 4
+                },
+                PartSpec {
+                    number: 2,
+                    offset: 4,
+                    len: 4
+                },
+                PartSpec {
+                    number: 3,
+                    offset: 8,
+                    len: 2
+                },
+            ]
+        );
+        assert!(layout(0, 4).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn parts_tile_the_file(size in 1u64..(1u64 << 42), req in proptest::option::of(1u64..(1u64 << 30))) {
+            let ps = choose_part_size(size, req);
+            let l = layout(size, ps);
+            prop_assert!(l.len() as u64 <= MAX_PARTS);
+            prop_assert_eq!(l.iter().map(|p| p.len).sum::<u64>(), size);
+            prop_assert!(l.windows(2).all(|w| w[0].offset + w[0].len == w[1].offset && w[0].len == ps));
+        }
+    }
+}

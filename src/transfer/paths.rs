@@ -1,0 +1,97 @@
+//! Mapping between keys and local paths. Downloads never write outside
+//! their destination: a key that would escape it is refused, not cleaned up.
+
+use std::path::{Component, Path, PathBuf};
+
+/// The relative path a key (already stripped of the listing prefix) maps to,
+/// or why it cannot be written safely.
+pub fn safe_relative_path(rel_key: &str) -> Result<PathBuf, String> {
+    if rel_key.is_empty() {
+        return Err("empty key".into());
+    }
+    if rel_key.starts_with('/') {
+        return Err("absolute key".into());
+    }
+    if rel_key.contains('\\') {
+        return Err("backslash in key".into());
+    }
+    if rel_key.contains('\0') {
+        return Err("NUL in key".into());
+    }
+    let mut out = PathBuf::new();
+    for seg in rel_key.split('/') {
+        match seg {
+            "" => return Err("empty path segment ('//')".into()),
+            "." | ".." => return Err(format!("'{seg}' path segment")),
+            s => out.push(s),
+        }
+    }
+    // Belt and braces: the pushed components must all be plain names.
+    if !out.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err("not a plain relative path".into());
+    }
+    Ok(out)
+}
+
+/// A hidden temporary name beside `dest`, so the final rename stays within
+/// one file system and nothing appears under the real name early.
+pub fn temp_path_for(dest: &Path, tag: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    dir.join(format!(".{name}.ferry-{tag}.part"))
+}
+
+/// The last segment of a key, for `cp s3://b/dir/file .`.
+pub fn key_basename(key: &str) -> &str {
+    key.trim_end_matches('/').rsplit('/').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escaping_keys() {
+        for bad in [
+            "../x",
+            "a/../../etc/x",
+            "/etc/passwd",
+            "a//b",
+            "a\\b",
+            "./a",
+            "a/.",
+            "",
+            "a/",
+        ] {
+            assert!(safe_relative_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            safe_relative_path("a/b c/d.txt").unwrap(),
+            PathBuf::from("a/b c/d.txt")
+        );
+        assert_eq!(
+            safe_relative_path("..a/b..").unwrap(),
+            PathBuf::from("..a/b..")
+        );
+    }
+
+    #[test]
+    fn temp_names_are_hidden_siblings() {
+        assert_eq!(
+            temp_path_for(Path::new("d/f.bin"), "x"),
+            PathBuf::from("d/.f.bin.ferry-x.part")
+        );
+        assert_eq!(
+            temp_path_for(Path::new("f"), "x"),
+            PathBuf::from("./.f.ferry-x.part")
+        );
+        assert_eq!(key_basename("a/b/c.txt"), "c.txt");
+        assert_eq!(key_basename("a/b/"), "b");
+    }
+}

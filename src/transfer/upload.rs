@@ -1,0 +1,601 @@
+//! Uploads: one PUT below the big-file threshold, a multipart upload at or
+//! above it. With a checkpoint directory the multipart upload survives the
+//! process: a rerun asks the server which parts it holds and sends the rest.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::{Digest, Md5};
+
+use super::checkpoint::{CheckpointFile, LockError, UploadCheckpoint};
+use super::integrity::{crc64_combine, multipart_etag, Crc64};
+use super::mtime::{file_mtime, format_mtime, Nanos, MTIME_KEY};
+use super::parts::{choose_part_size, layout, PartSpec};
+use super::resume::{plan_upload_resume, RecordedPart};
+use super::{io, Context, TransferError, TransferOptions};
+use crate::store::{list_all_parts, Body, CompletedPart, Metadata, PutOptions, StoreErrorKind};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadOutcome {
+    pub size: u64,
+    /// Body bytes this run sent.
+    pub bytes_sent: u64,
+    /// Bytes already on the server from an earlier run.
+    pub bytes_resumed: u64,
+    pub parts_total: u32,
+    pub parts_sent: u32,
+    pub multipart: bool,
+    pub etag: String,
+}
+
+/// Reads `len` bytes at `offset` and digests them in the same pass, chunk
+/// by chunk, so the data is hashed while it is still in cache.
+pub fn read_and_digest(
+    file: &File,
+    offset: u64,
+    len: u64,
+    want_crc: bool,
+) -> std::io::Result<(Bytes, [u8; 16], Option<u64>)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)?;
+    let mut md5 = Md5::new();
+    let mut crc = want_crc.then(Crc64::new);
+    for chunk in buf.chunks(256 * 1024) {
+        md5.update(chunk);
+        if let Some(c) = crc.as_mut() {
+            c.update(chunk);
+        }
+    }
+    Ok((
+        Bytes::from(buf),
+        md5.finalize().into(),
+        crc.map(|c| c.finish()),
+    ))
+}
+
+fn mtime_metadata(mtime: Nanos) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert(MTIME_KEY.into(), format_mtime(mtime));
+    m
+}
+
+fn looks_like_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn stat(path: &Path) -> Result<(u64, Nanos), TransferError> {
+    let meta = std::fs::metadata(path).map_err(io(path, "cannot read"))?;
+    if meta.is_dir() {
+        return Err(TransferError::io(
+            path,
+            "cannot upload",
+            std::io::Error::other("is a directory (use -r to copy a directory)"),
+        ));
+    }
+    Ok((meta.len(), file_mtime(&meta)))
+}
+
+pub async fn upload_file(
+    ctx: &Context,
+    opts: &TransferOptions,
+    path: &Path,
+    bucket: &str,
+    key: &str,
+) -> Result<UploadOutcome, TransferError> {
+    let (size, mtime) = stat(path)?;
+    if size < opts.bigfile_threshold || size == 0 {
+        single_put(ctx, opts, path, bucket, key, size, mtime).await
+    } else {
+        Multipart {
+            ctx,
+            opts,
+            path,
+            bucket,
+            key,
+            size,
+            mtime,
+        }
+        .run()
+        .await
+    }
+}
+
+async fn single_put(
+    ctx: &Context,
+    opts: &TransferOptions,
+    path: &Path,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    mtime: Nanos,
+) -> Result<UploadOutcome, TransferError> {
+    let owned = path.to_path_buf();
+    let want_crc = opts.crc64;
+    let (data, md5, crc) = tokio::task::spawn_blocking(move || {
+        let f = File::open(&owned)?;
+        read_and_digest(&f, 0, size, want_crc)
+    })
+    .await
+    .expect("read task panicked")
+    .map_err(io(path, "cannot read"))?;
+    // A file rewritten while we read it would be stored as a mix of old and new.
+    if stat(path)? != (size, mtime) {
+        return Err(TransferError::SourceChanged(format!(
+            "{}: changed while it was being read; nothing was uploaded, run again",
+            path.display()
+        )));
+    }
+    ctx.progress.start(key, size, 0);
+    let put = ctx
+        .store
+        .put_object(
+            bucket,
+            key,
+            Body { data, md5 },
+            &PutOptions {
+                metadata: mtime_metadata(mtime),
+                content_type: None,
+            },
+        )
+        .await?;
+    ctx.progress.advance(size);
+    ctx.progress.finish();
+    if looks_like_md5(&put.etag) && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
+        return Err(TransferError::Integrity(format!(
+            "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}",
+            put.etag,
+            hex::encode(md5)
+        )));
+    }
+    if let (Some(mine), Some(theirs)) = (crc, put.crc64) {
+        if mine != theirs {
+            return Err(TransferError::Integrity(format!(
+                "{bucket}/{key}: CRC-64 mismatch after upload (local {mine}, server {theirs})"
+            )));
+        }
+    }
+    Ok(UploadOutcome {
+        size,
+        bytes_sent: size,
+        parts_total: 1,
+        parts_sent: 1,
+        etag: put.etag,
+        ..Default::default()
+    })
+}
+
+struct Multipart<'a> {
+    ctx: &'a Context,
+    opts: &'a TransferOptions,
+    path: &'a Path,
+    bucket: &'a str,
+    key: &'a str,
+    size: u64,
+    mtime: Nanos,
+}
+
+enum Job {
+    Send(PartSpec),
+    Verify(PartSpec, String),
+}
+
+struct PartDone {
+    record: RecordedPart,
+    sent: bool,
+    len: u64,
+}
+
+impl Multipart<'_> {
+    fn destination_id(&self) -> String {
+        format!("{}/{}/{}", self.opts.endpoint_id, self.bucket, self.key)
+    }
+
+    async fn run(self) -> Result<UploadOutcome, TransferError> {
+        let abs = std::fs::canonicalize(self.path).map_err(io(self.path, "cannot resolve"))?;
+        let ckpt = match &self.opts.checkpoint_dir {
+            Some(dir) => Some(
+                CheckpointFile::open::<UploadCheckpoint>(
+                    dir,
+                    &abs.to_string_lossy(),
+                    &self.destination_id(),
+                )
+                .map_err(|e| match e {
+                    LockError::Busy(p) => TransferError::Busy(format!(
+                        "{}: another ferry process is already uploading it (checkpoint {})",
+                        self.path.display(),
+                        p.display()
+                    )),
+                    LockError::Io { path, source } => TransferError::io(path, "checkpoint", source),
+                })?,
+            ),
+            None => None,
+        };
+        let resumed = match &ckpt {
+            Some(c) => self.load_resumable(c, &abs).await?,
+            None => None,
+        };
+        let (mut cp, jobs, resumed_bytes) = match resumed {
+            Some((cp, listed)) => {
+                let l = layout(self.size, cp.part_size);
+                let plan = plan_upload_resume(&l, &cp.parts, &listed);
+                let done_bytes: u64 = plan
+                    .done
+                    .iter()
+                    .filter_map(|r| l.get(r.number as usize - 1).map(|s| s.len))
+                    .sum();
+                self.ctx.progress.note(&format!(
+                    "resuming {}: {} of {} parts already on the server ({} bytes skipped){}",
+                    self.path.display(),
+                    plan.done.len(),
+                    l.len(),
+                    done_bytes,
+                    if plan.rejected.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", {} recorded part(s) not trusted and re-sent",
+                            plan.rejected.len()
+                        )
+                    }
+                ));
+                let mut jobs: Vec<Job> = plan.send.into_iter().map(Job::Send).collect();
+                jobs.extend(plan.verify.into_iter().map(|(s, e)| Job::Verify(s, e)));
+                jobs.sort_by_key(|j| match j {
+                    Job::Send(s) | Job::Verify(s, _) => s.number,
+                });
+                let mut cp = cp;
+                cp.parts = plan.done;
+                (cp, jobs, done_bytes)
+            }
+            None => {
+                let part_size = choose_part_size(self.size, self.opts.part_size);
+                let upload_id = self
+                    .ctx
+                    .store
+                    .create_multipart_upload(
+                        self.bucket,
+                        self.key,
+                        &PutOptions {
+                            metadata: mtime_metadata(self.mtime),
+                            content_type: None,
+                        },
+                    )
+                    .await?;
+                let cp = UploadCheckpoint {
+                    source: abs.clone(),
+                    size: self.size,
+                    mtime: format_mtime(self.mtime),
+                    endpoint: self.opts.endpoint_id.clone(),
+                    bucket: self.bucket.into(),
+                    key: self.key.into(),
+                    part_size,
+                    upload_id,
+                    parts: Vec::new(),
+                };
+                if let Some(c) = &ckpt {
+                    c.save(&cp)
+                        .map_err(io(&c.path, "cannot write checkpoint"))?;
+                }
+                let jobs = layout(self.size, part_size)
+                    .into_iter()
+                    .map(Job::Send)
+                    .collect();
+                (cp, jobs, 0)
+            }
+        };
+        match self
+            .transfer(&mut cp, jobs, ckpt.as_ref(), resumed_bytes)
+            .await
+        {
+            Ok(outcome) => {
+                if let Some(c) = ckpt {
+                    c.finish();
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                let keep = ckpt.is_some()
+                    && !matches!(
+                        e,
+                        TransferError::SourceChanged(_) | TransferError::Integrity(_)
+                    );
+                if keep {
+                    let c = ckpt.as_ref().expect("checked");
+                    let _ = c.save(&cp);
+                } else {
+                    // Without a checkpoint nobody can resume this upload;
+                    // abort it so its parts stop costing storage.
+                    let _ = self
+                        .ctx
+                        .store
+                        .abort_multipart_upload(self.bucket, self.key, &cp.upload_id)
+                        .await;
+                    if let Some(c) = ckpt {
+                        c.finish();
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The checkpoint and the server's part list, if this upload can resume.
+    async fn load_resumable(
+        &self,
+        ckpt: &CheckpointFile,
+        abs: &Path,
+    ) -> Result<Option<(UploadCheckpoint, Vec<crate::store::PartInfo>)>, TransferError> {
+        let cp = match ckpt.load::<UploadCheckpoint>() {
+            Ok(Some(cp)) => cp,
+            Ok(None) => return Ok(None),
+            Err(problem) => {
+                self.ctx.progress.note(&format!(
+                    "ignoring checkpoint {}: {problem}; starting the upload over",
+                    ckpt.path.display()
+                ));
+                ckpt.remove();
+                return Ok(None);
+            }
+        };
+        if cp.source != abs
+            || cp.bucket != self.bucket
+            || cp.key != self.key
+            || cp.endpoint != self.opts.endpoint_id
+        {
+            self.ctx.progress.note(&format!(
+                "ignoring checkpoint {}: it belongs to another transfer",
+                ckpt.path.display()
+            ));
+            ckpt.remove();
+            return Ok(None);
+        }
+        if cp.size != self.size || cp.mtime != format_mtime(self.mtime) {
+            self.ctx.progress.note(&format!(
+                "{} changed since the interrupted upload; discarding its uploaded parts and starting over",
+                self.path.display()
+            ));
+            let _ = self
+                .ctx
+                .store
+                .abort_multipart_upload(self.bucket, self.key, &cp.upload_id)
+                .await;
+            ckpt.remove();
+            return Ok(None);
+        }
+        if let Some(req) = self.opts.part_size {
+            if req != cp.part_size {
+                self.ctx.progress.note(&format!(
+                    "{}: continuing with the interrupted upload's part size of {} bytes, not the requested {req}",
+                    self.path.display(),
+                    cp.part_size
+                ));
+            }
+        }
+        match list_all_parts(
+            self.ctx.store.as_ref(),
+            self.bucket,
+            self.key,
+            &cp.upload_id,
+        )
+        .await
+        {
+            Ok(listed) => Ok(Some((cp, listed))),
+            Err(e) if e.kind == StoreErrorKind::NoSuchUpload => {
+                self.ctx.progress.note(&format!(
+                    "{}: the interrupted upload no longer exists on the server; starting over",
+                    self.path.display()
+                ));
+                ckpt.remove();
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn transfer(
+        &self,
+        cp: &mut UploadCheckpoint,
+        jobs: Vec<Job>,
+        ckpt: Option<&CheckpointFile>,
+        resumed_bytes: u64,
+    ) -> Result<UploadOutcome, TransferError> {
+        let file = Arc::new(File::open(self.path).map_err(io(self.path, "cannot read"))?);
+        let l = layout(self.size, cp.part_size);
+        self.ctx.progress.start(self.key, self.size, resumed_bytes);
+        let mut outcome = UploadOutcome {
+            size: self.size,
+            bytes_resumed: resumed_bytes,
+            parts_total: l.len() as u32,
+            multipart: true,
+            ..Default::default()
+        };
+        let upload_id = cp.upload_id.clone();
+        let mut stream = futures::stream::iter(jobs)
+            .map(|job| self.run_job(file.clone(), job, &upload_id))
+            .buffer_unordered(self.opts.parallel.max(1));
+        let mut last_save = Instant::now();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.ctx.cancel.cancelled() => return Err(TransferError::Interrupted),
+                n = stream.next() => n,
+            };
+            let Some(done) = next else { break };
+            let done = done?;
+            if done.sent {
+                outcome.bytes_sent += done.len;
+                outcome.parts_sent += 1;
+            } else {
+                outcome.bytes_resumed += done.len;
+            }
+            cp.parts.push(done.record);
+            // Not on every part: the server is the truth on resume, so a
+            // record lost in a crash costs only a local re-hash.
+            if let Some(c) = ckpt {
+                if last_save.elapsed() >= Duration::from_millis(500) {
+                    c.save(&*cp)
+                        .map_err(io(&c.path, "cannot write checkpoint"))?;
+                    last_save = Instant::now();
+                }
+            }
+        }
+        drop(stream);
+        cp.parts.sort_by_key(|p| p.number);
+        cp.parts.dedup_by_key(|p| p.number);
+        if cp.parts.len() != l.len() {
+            return Err(TransferError::Integrity(format!(
+                "{}: {} of {} parts accounted for",
+                self.key,
+                cp.parts.len(),
+                l.len()
+            )));
+        }
+        if stat(self.path)? != (self.size, self.mtime) {
+            return Err(TransferError::SourceChanged(format!(
+                "{}: changed during the upload; the partial upload was discarded, run again",
+                self.path.display()
+            )));
+        }
+        let completed: Vec<CompletedPart> = cp
+            .parts
+            .iter()
+            .map(|p| CompletedPart {
+                part_number: p.number,
+                etag: p.etag.clone(),
+            })
+            .collect();
+        let result = self
+            .ctx
+            .store
+            .complete_multipart_upload(self.bucket, self.key, &upload_id, &completed)
+            .await?;
+        self.verify(cp, &l, &result.etag, result.crc64).await?;
+        self.ctx.progress.finish();
+        outcome.etag = result.etag;
+        Ok(outcome)
+    }
+
+    async fn verify(
+        &self,
+        cp: &UploadCheckpoint,
+        l: &[PartSpec],
+        etag: &str,
+        crc64: Option<u64>,
+    ) -> Result<(), TransferError> {
+        let md5s: Option<Vec<[u8; 16]>> = cp
+            .parts
+            .iter()
+            .map(|p| hex::decode(&p.md5).ok().and_then(|v| v.try_into().ok()))
+            .collect();
+        let expected_etag = md5s.map(|m| multipart_etag(&m));
+        let mut problem = None;
+        if etag.contains('-') {
+            if let Some(exp) = &expected_etag {
+                if !exp.eq_ignore_ascii_case(etag) {
+                    problem = Some(format!(
+                        "server ETag {etag}, expected {exp} from the parts sent"
+                    ));
+                }
+            }
+        }
+        if self.opts.crc64 {
+            let server = match crc64 {
+                Some(c) => Some(c),
+                None => {
+                    self.ctx
+                        .store
+                        .head_object(self.bucket, self.key)
+                        .await?
+                        .crc64
+                }
+            };
+            let local = cp.parts.iter().zip(l).try_fold(0u64, |acc, (p, s)| {
+                p.crc64.map(|c| crc64_combine(acc, c, s.len))
+            });
+            if let (Some(s), Some(mine)) = (server, local) {
+                if s != mine {
+                    problem = Some(format!("server CRC-64 {s}, expected {mine}"));
+                }
+            }
+        }
+        match problem {
+            None => Ok(()),
+            Some(p) => {
+                // A wrong object must not stay behind looking like a good one.
+                let _ = self.ctx.store.delete_object(self.bucket, self.key).await;
+                Err(TransferError::Integrity(format!(
+                    "{}/{}: {p}; the object was deleted",
+                    self.bucket, self.key
+                )))
+            }
+        }
+    }
+
+    async fn run_job(
+        &self,
+        file: Arc<File>,
+        job: Job,
+        upload_id: &str,
+    ) -> Result<PartDone, TransferError> {
+        let (spec, server_etag) = match job {
+            Job::Send(s) => (s, None),
+            Job::Verify(s, e) => (s, Some(e)),
+        };
+        let want_crc = self.opts.crc64;
+        let (data, md5, crc) = tokio::task::spawn_blocking(move || {
+            read_and_digest(&file, spec.offset, spec.len, want_crc)
+        })
+        .await
+        .expect("read task panicked")
+        .map_err(io(self.path, "cannot read"))?;
+        let md5_hex = hex::encode(md5);
+        if let Some(e) = server_etag {
+            if super::integrity::normalize_etag(&e).eq_ignore_ascii_case(&md5_hex) {
+                self.ctx.progress.advance(spec.len);
+                return Ok(PartDone {
+                    record: RecordedPart {
+                        number: spec.number,
+                        etag: e,
+                        md5: md5_hex,
+                        crc64: crc,
+                    },
+                    sent: false,
+                    len: spec.len,
+                });
+            }
+        }
+        let info = self
+            .ctx
+            .store
+            .upload_part(
+                self.bucket,
+                self.key,
+                upload_id,
+                spec.number,
+                Body { data, md5 },
+            )
+            .await?;
+        if looks_like_md5(&info.etag) && !info.etag.eq_ignore_ascii_case(&md5_hex) {
+            return Err(TransferError::Integrity(format!(
+                "{}: part {} stored with ETag {} but its MD5 is {md5_hex}",
+                self.key, spec.number, info.etag
+            )));
+        }
+        self.ctx.progress.advance(spec.len);
+        Ok(PartDone {
+            record: RecordedPart {
+                number: spec.number,
+                etag: info.etag,
+                md5: md5_hex,
+                crc64: crc,
+            },
+            sent: true,
+            len: spec.len,
+        })
+    }
+}
