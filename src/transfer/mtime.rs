@@ -10,12 +10,15 @@ pub const MTIME_KEY: &str = "mtime";
 pub type Nanos = i128;
 
 pub fn format_mtime(ns: Nanos) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let frac = ns.rem_euclid(1_000_000_000);
+    // Sign and magnitude, as a decimal number reads: -1.5 is minus one and a half.
+    let sign = if ns < 0 { "-" } else { "" };
+    let abs = ns.unsigned_abs();
+    let secs = abs / 1_000_000_000;
+    let frac = abs % 1_000_000_000;
     if frac == 0 {
-        secs.to_string()
+        format!("{sign}{secs}")
     } else {
-        format!("{secs}.{frac:09}")
+        format!("{sign}{secs}.{frac:09}")
     }
 }
 
@@ -23,7 +26,7 @@ pub fn format_mtime(ns: Nanos) -> String {
 pub fn parse_mtime(s: &str) -> Option<Nanos> {
     let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || frac.len() > 9 && !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty() || int == "-" {
         return None;
     }
     let secs: i128 = int.parse().ok()?;

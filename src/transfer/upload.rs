@@ -19,6 +19,10 @@ use super::resume::{plan_upload_resume, RecordedPart};
 use super::{io, Context, TransferError, TransferOptions};
 use crate::store::{list_all_parts, Body, CompletedPart, Metadata, PutOptions, StoreErrorKind};
 
+/// Attempts per part. The HTTP layer already retried each request; this
+/// covers failures it cannot see, such as a store wrapper failing a call.
+const PART_ATTEMPTS: u32 = 4;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UploadOutcome {
     pub size: u64,
@@ -569,17 +573,28 @@ impl Multipart<'_> {
                 });
             }
         }
-        let info = self
-            .ctx
-            .store
-            .upload_part(
-                self.bucket,
-                self.key,
-                upload_id,
-                spec.number,
-                Body { data, md5 },
-            )
-            .await?;
+        let mut attempt = 1;
+        let info = loop {
+            // Bytes clones share the buffer, so a retry costs no copy.
+            let body = Body {
+                data: data.clone(),
+                md5,
+            };
+            match self
+                .ctx
+                .store
+                .upload_part(self.bucket, self.key, upload_id, spec.number, body)
+                .await
+            {
+                Ok(info) => break info,
+                Err(e) if e.is_retryable() && attempt < PART_ATTEMPTS => {
+                    tracing::debug!(part = spec.number, attempt, error = %e, "retrying part");
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         if looks_like_md5(&info.etag) && !info.etag.eq_ignore_ascii_case(&md5_hex) {
             return Err(TransferError::Integrity(format!(
                 "{}: part {} stored with ETag {} but its MD5 is {md5_hex}",

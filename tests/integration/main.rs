@@ -1,0 +1,11 @@
+//! ferry's integration tests: one binary, run against a real S3-compatible
+//! server (Garage) started for the run, and where a behaviour does not need
+//! a network, also against the in-memory store with the same test body.
+
+mod harness;
+mod proxy;
+
+mod bad_input;
+mod resume;
+mod roundtrip;
+mod store_contract;

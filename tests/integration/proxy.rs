@@ -1,0 +1,194 @@
+//! A TCP proxy in front of the server that records every request it
+//! forwards (method, target, body length) and the response bytes it returns,
+//! optionally throttled. Tests count what the server received here, never
+//! trusting ferry's own report.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub target: String,
+    pub body_len: u64,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub requests: Mutex<Vec<Request>>,
+    pub response_bytes: AtomicU64,
+    /// Bytes per second in each direction; 0 = unlimited.
+    pub rate: AtomicU64,
+    pub stop: AtomicBool,
+    /// Connections whose server side is still open.
+    pub active: AtomicU64,
+}
+
+pub struct Proxy {
+    pub endpoint: String,
+    pub counters: Arc<Counters>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, rate: u64) -> Proxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(Counters::default());
+        counters.rate.store(rate, Ordering::Relaxed);
+        let c = counters.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if c.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                c.active.fetch_add(1, Ordering::SeqCst);
+                let (c1, c2) = (c.clone(), c.clone());
+                let (client2, server2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || upstream_pump(client, server, c1));
+                std::thread::spawn(move || downstream_pump(server2, client2, c2));
+            }
+        });
+        Proxy {
+            endpoint: format!("http://{addr}"),
+            counters,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.counters.requests.lock().unwrap().clone()
+    }
+
+    /// Body bytes of requests whose method is `method` and whose target
+    /// contains `needle`.
+    pub fn body_bytes(&self, method: &str, needle: &str) -> u64 {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.target.contains(needle))
+            .map(|r| r.body_len)
+            .sum()
+    }
+
+    pub fn count(&self, method: &str, needle: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.target.contains(needle))
+            .count()
+    }
+
+    /// Forget what was counted so far and change the rate: the next run
+    /// goes through the same endpoint (the same command) but is counted alone.
+    pub fn reset(&self, rate: u64) {
+        // Bytes still draining from a killed client's connections belong to
+        // the old run; wait for those connections to close first.
+        crate::harness::wait_for(30, "old connections to close", || {
+            self.counters.active.load(Ordering::SeqCst) == 0
+        });
+        self.counters.requests.lock().unwrap().clear();
+        self.counters.response_bytes.store(0, Ordering::Relaxed);
+        self.counters.rate.store(rate, Ordering::Relaxed);
+    }
+
+    pub fn response_bytes(&self) -> u64 {
+        self.counters.response_bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.counters.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.endpoint.trim_start_matches("http://"));
+    }
+}
+
+fn throttle(c: &Counters, n: usize) {
+    let rate = c.rate.load(Ordering::Relaxed);
+    if rate > 0 {
+        std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+    }
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Client to server: parse request heads to record each request, forward
+/// everything byte for byte.
+fn upstream_pump(mut client: TcpStream, mut server: TcpStream, c: Arc<Counters>) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut body_left: u64 = 0;
+    loop {
+        // Parse as many complete heads as the buffer holds.
+        loop {
+            if body_left > 0 {
+                let take = (body_left as usize).min(buf.len());
+                if take == 0 {
+                    break;
+                }
+                buf.drain(..take);
+                body_left -= take as u64;
+                continue;
+            }
+            let Some(end) = find_head_end(&buf) else {
+                break;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let mut first = lines.next().unwrap_or("").split(' ');
+            let method = first.next().unwrap_or("").to_string();
+            let target = first.next().unwrap_or("").to_string();
+            let len: u64 = lines
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            c.requests.lock().unwrap().push(Request {
+                method,
+                target,
+                body_len: len,
+            });
+            buf.drain(..end);
+            body_left = len;
+        }
+        let n = match client.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        throttle(&c, n);
+        if server.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let _ = server.shutdown(Shutdown::Write);
+}
+
+fn downstream_pump(mut server: TcpStream, mut client: TcpStream, c: Arc<Counters>) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match server.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        throttle(&c, n);
+        c.response_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if client.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = server.shutdown(Shutdown::Both);
+    c.active.fetch_sub(1, Ordering::SeqCst);
+}
