@@ -9,3 +9,4 @@ pub mod config;
 pub mod location;
 pub mod store;
 pub mod transfer;
+pub mod units;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::size::parse_size;
+use crate::units::parse_size;
 use crate::config::SignatureVersion;
 use crate::store::http::Addressing;
 

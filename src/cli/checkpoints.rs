@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::args::CheckpointCmd;
 use super::setup::Setup;
-use super::size::human;
+use crate::units::human;
 use super::{CliError, Outcome};
 use crate::transfer::checkpoint::{
     decode, CheckpointFile, DownloadCheckpoint, LockError, UploadCheckpoint,

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use super::args::CpArgs;
 use super::setup::{Setup, StoreHandle};
-use super::size::human;
+use crate::units::human;
 use super::{CliError, Outcome};
 use crate::location::{Location, RemoteUrl};
 use crate::store::list_all_objects;

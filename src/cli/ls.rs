@@ -4,7 +4,7 @@ use time::macros::format_description;
 
 use super::args::LsArgs;
 use super::setup::Setup;
-use super::size::human;
+use crate::units::human;
 use super::{CliError, Outcome};
 use crate::location::Location;
 use crate::store::{ListEntry, ListRequest};

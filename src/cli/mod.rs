@@ -11,7 +11,6 @@ mod ls;
 mod progress;
 mod rm;
 mod setup;
-mod size;
 mod stat;
 mod uploads;
 

@@ -233,11 +233,11 @@ impl Multipart<'_> {
                     .filter_map(|r| l.get(r.number as usize - 1).map(|s| s.len))
                     .sum();
                 self.ctx.progress.note(&format!(
-                    "resuming {}: {} of {} parts already on the server ({} bytes skipped){}",
+                    "resuming {}: {} of {} parts already on the server ({} skipped){}",
                     self.path.display(),
                     plan.done.len(),
                     l.len(),
-                    done_bytes,
+                    crate::units::human(done_bytes),
                     if plan.rejected.is_empty() {
                         String::new()
                     } else {

@@ -1,4 +1,4 @@
-//! Byte sizes on the command line (`8M`, `100MiB`, `1.5G`) and in output.
+//! Byte sizes as people write them (`8M`, `100MiB`, `1.5G`) and read them.
 
 /// Units are binary (K = 1024), as in ossutil and rclone.
 pub fn parse_size(s: &str) -> Result<u64, String> {
