@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::units::parse_size;
 use crate::config::SignatureVersion;
 use crate::store::http::Addressing;
+use crate::units::parse_size;
 
 #[derive(Debug, Parser)]
 #[command(

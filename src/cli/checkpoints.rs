@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use super::args::CheckpointCmd;
 use super::setup::Setup;
-use crate::units::human;
 use super::{CliError, Outcome};
 use crate::transfer::checkpoint::{
     decode, CheckpointFile, DownloadCheckpoint, LockError, UploadCheckpoint,
 };
 use crate::transfer::mtime::{file_mtime, format_mtime};
 use crate::transfer::parts::layout;
+use crate::units::human;
 
 enum Entry {
     Upload(UploadCheckpoint),

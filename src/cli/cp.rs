@@ -8,12 +8,12 @@ use futures::StreamExt;
 
 use super::args::CpArgs;
 use super::setup::{Setup, StoreHandle};
-use crate::units::human;
 use super::{CliError, Outcome};
 use crate::location::{Location, RemoteUrl};
 use crate::store::list_all_objects;
 use crate::transfer::paths::{key_basename, safe_relative_path};
 use crate::transfer::{download_file, upload_file, TransferError, TransferOptions};
+use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
     let src = Location::parse(&a.source)?;

@@ -4,10 +4,10 @@ use time::macros::format_description;
 
 use super::args::LsArgs;
 use super::setup::Setup;
-use crate::units::human;
 use super::{CliError, Outcome};
 use crate::location::Location;
 use crate::store::{ListEntry, ListRequest};
+use crate::units::human;
 
 pub fn parse_remote(url: &str) -> Result<crate::location::RemoteUrl, CliError> {
     match Location::parse(url)? {
