@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod location;
 pub mod store;
+pub mod sync;
 pub mod transfer;
 pub mod units;

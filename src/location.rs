@@ -56,6 +56,8 @@ pub enum LocationError {
     KeyTooLong { url: String, len: usize },
     #[error("{url}: the key contains a control character")]
     KeyControlChar { url: String },
+    #[error("{url}: keys with '.' or '..' path segments are not supported (HTTP clients and servers rewrite them)")]
+    KeyDotSegment { url: String },
     #[error("empty path")]
     Empty,
 }
@@ -98,6 +100,7 @@ impl Location {
                 len,
             },
             KeyProblem::Control => LocationError::KeyControlChar { url: s.to_string() },
+            KeyProblem::DotSegment => LocationError::KeyDotSegment { url: s.to_string() },
         })?;
         Ok(Location::Remote(RemoteUrl {
             dialect,
@@ -150,6 +153,7 @@ pub fn validate_bucket(b: &str) -> Result<(), &'static str> {
 pub enum KeyProblem {
     TooLong(usize),
     Control,
+    DotSegment,
 }
 
 pub fn validate_key(k: &str) -> Result<(), KeyProblem> {
@@ -158,6 +162,9 @@ pub fn validate_key(k: &str) -> Result<(), KeyProblem> {
     }
     if k.chars().any(|c| c.is_control()) {
         return Err(KeyProblem::Control);
+    }
+    if k.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(KeyProblem::DotSegment);
     }
     Ok(())
 }
@@ -201,6 +208,7 @@ mod tests {
             ("s3://-abc/k", "start and end"),
             ("s3://a..b/k", "'..'"),
             ("oss://bkt/a\nb", "control character"),
+            ("s3://bkt/a/../b", "'..' path segments"),
         ];
         for (url, expect) in cases {
             let msg = Location::parse(url).unwrap_err().to_string();

@@ -114,6 +114,31 @@ pub struct CpArgs {
     /// Files transferred at once (with -r)
     #[arg(short, long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
+    /// Only send files that are missing or newer at the destination
+    /// (same time but different size also counts)
+    #[arg(short, long)]
+    pub update: bool,
+    /// Also delete destination files that are not in the source (with -r)
+    #[arg(long)]
+    pub delete: bool,
+    /// Show what would be transferred, skipped and deleted, and why; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only copy files matching this glob (repeatable; `*.jpg`, `docs/**`)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip files matching this glob; `dir/` prunes a directory (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Copy the targets of symbolic links instead of skipping them
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// One JSON object per event on stdout, and a final summary
+    #[arg(long)]
+    pub json: bool,
+    /// Memory for buffered parts and small files across all transfers [default: 256M]
+    #[arg(long, value_parser = size_arg, value_name = "SIZE")]
+    pub memory_budget: Option<u64>,
     #[command(flatten)]
     pub transfer: TransferArgs,
 }

@@ -1,18 +1,21 @@
 //! `ferry cp`: one file or object, or a tree with -r.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Instant;
-
-use futures::StreamExt;
 
 use super::args::CpArgs;
 use super::setup::{Setup, StoreHandle};
+use super::sync_report::SyncReport;
 use super::{CliError, Outcome};
 use crate::location::{Location, RemoteUrl};
-use crate::store::list_all_objects;
-use crate::transfer::paths::{key_basename, safe_relative_path};
-use crate::transfer::{download_file, upload_file, TransferError, TransferOptions};
+use crate::sync::execute::stored_side;
+use crate::sync::filter::Filter;
+use crate::sync::plan::{decide, Decision, PlanOptions, Side, Time};
+use crate::sync::walk::WalkOptions;
+use crate::sync::{sync_down, sync_up, SyncOptions};
+use crate::transfer::mtime::file_mtime;
+use crate::transfer::paths::key_basename;
+use crate::transfer::{download_file, upload_file, MemoryBudget, TransferOptions, MIB};
 use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
@@ -34,7 +37,7 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                         p.display()
                     )));
                 }
-                upload_tree(setup, &h, &opts, p, r, a.jobs).await
+                upload_tree(setup, &h, &a, opts, p, r).await
             } else {
                 let key = if r.key.is_empty() || r.key.ends_with('/') {
                     let name = p.file_name().ok_or_else(|| {
@@ -48,6 +51,23 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                     r.key.clone()
                 };
                 let started = Instant::now();
+                if a.update {
+                    let remote = head_if_exists(&h, &r.bucket, &key).await?;
+                    let local = Side {
+                        size: meta.len(),
+                        time: Time::local(file_mtime(&meta)),
+                    };
+                    if let Decision::Skip(reason) =
+                        decide(Some(local), remote.as_ref().map(stored_side), update_only())
+                    {
+                        setup.reporter.say(&format!(
+                            "skipped {} ({})",
+                            p.display(),
+                            reason.describe()
+                        ));
+                        return Ok(Outcome::Success);
+                    }
+                }
                 let ctx = setup.context(&h, setup.reporter.transfer(true));
                 let out = upload_file(&ctx, &opts, p, &r.bucket, &key).await?;
                 setup.reporter.say(&format!(
@@ -69,7 +89,7 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             let h = setup.store_for(r)?;
             let opts = setup.transfer_options(&a.transfer, &h)?;
             if a.recursive {
-                return download_tree(setup, &h, &opts, r, p, a.jobs).await;
+                return download_tree(setup, &h, &a, opts, r, p).await;
             }
             if r.key.is_empty() || r.key.ends_with('/') {
                 return Err(CliError::Usage(format!(
@@ -82,6 +102,23 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 p.clone()
             };
             let started = Instant::now();
+            if a.update {
+                if let Ok(local) = std::fs::metadata(&dest) {
+                    let meta = h.store.head_object(&r.bucket, &r.key).await?;
+                    let local = Side {
+                        size: local.len(),
+                        time: Time::local(file_mtime(&local)),
+                    };
+                    if let Decision::Skip(reason) =
+                        decide(Some(stored_side(&meta)), Some(local), update_only())
+                    {
+                        setup
+                            .reporter
+                            .say(&format!("skipped {r} ({})", reason.describe()));
+                        return Ok(Outcome::Success);
+                    }
+                }
+            }
             let ctx = setup.context(&h, setup.reporter.transfer(true));
             let out = download_file(&ctx, &opts, &r.bucket, &r.key, &dest).await?;
             setup.reporter.say(&format!(
@@ -130,6 +167,25 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
     }
 }
 
+fn update_only() -> PlanOptions {
+    PlanOptions {
+        update: true,
+        delete: false,
+    }
+}
+
+async fn head_if_exists(
+    h: &StoreHandle,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<crate::store::ObjectMeta>, CliError> {
+    match h.store.head_object(bucket, key).await {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
@@ -147,201 +203,110 @@ fn as_prefix(key: &str) -> String {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    files: AtomicU64,
-    bytes: AtomicU64,
-    resumed: AtomicU64,
-    failed: AtomicU64,
+fn sync_options(a: &CpArgs, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
+    let filter = Filter::new(&a.include, &a.exclude).map_err(CliError::Usage)?;
+    let mut transfer = transfer;
+    // Enough for every job's buffers at the default sizes, never less than 256 MiB.
+    let budget = a.memory_budget.unwrap_or(256 * MIB).max(MIB);
+    transfer.memory = Some(MemoryBudget::new(budget));
+    Ok(SyncOptions {
+        plan: PlanOptions {
+            update: a.update,
+            delete: a.delete,
+        },
+        dry_run: a.dry_run,
+        jobs: a.jobs,
+        walk: WalkOptions {
+            follow_symlinks: a.follow_symlinks,
+            filter,
+        },
+        transfer,
+    })
 }
 
-impl Tally {
-    fn report(&self, setup: &Setup, verb: &str, started: Instant) -> Outcome {
-        let secs = started.elapsed().as_secs_f64();
-        let bytes = self.bytes.load(Ordering::Relaxed);
-        let failed = self.failed.load(Ordering::Relaxed);
-        setup.reporter.say(&format!(
-            "{verb} {} files, {} in {secs:.1}s ({}/s){}{}",
-            self.files.load(Ordering::Relaxed),
-            human(bytes),
-            human((bytes as f64 / secs.max(0.001)) as u64),
-            match self.resumed.load(Ordering::Relaxed) {
-                0 => String::new(),
-                r => format!(", {} resumed", human(r)),
-            },
-            if failed > 0 {
-                format!(", {failed} failed")
-            } else {
-                String::new()
-            }
-        ));
-        if setup.cancel.is_cancelled() {
-            Outcome::Interrupted
-        } else if failed > 0 {
-            Outcome::SomeFailed
-        } else {
-            Outcome::Success
-        }
+fn outcome(s: &crate::sync::Summary) -> Outcome {
+    if s.interrupted {
+        Outcome::Interrupted
+    } else if s.failed > 0 {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
     }
-}
-
-fn local_files(root: &Path, setup: &Setup, tally: &Tally) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                setup.reporter.error(&format!(
-                    "{}: {}",
-                    e.path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    e.io_error().map(io_reason).unwrap_or_else(|| e.to_string())
-                ));
-                tally.failed.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            continue;
-        }
-        if ft.is_symlink() {
-            setup.reporter.say(&format!(
-                "ferry: skipping symbolic link {}",
-                entry.path().display()
-            ));
-            continue;
-        }
-        if !ft.is_file() {
-            setup.reporter.say(&format!(
-                "ferry: skipping special file {}",
-                entry.path().display()
-            ));
-            continue;
-        }
-        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        let key: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        out.push((entry.path().to_path_buf(), key.join("/")));
-    }
-    out
 }
 
 async fn upload_tree(
     setup: &Setup,
     h: &StoreHandle,
-    opts: &TransferOptions,
+    a: &CpArgs,
+    opts: TransferOptions,
     root: &Path,
     dst: &RemoteUrl,
-    jobs: usize,
 ) -> Result<Outcome, CliError> {
     let started = Instant::now();
-    let tally = Tally::default();
-    let files = local_files(root, setup, &tally);
-    let prefix = as_prefix(&dst.key);
-    let results = futures::stream::iter(files)
-        .map(|(path, rel)| {
-            let key = format!("{prefix}{rel}");
-            let ctx = setup.context(h, setup.reporter.transfer(true));
-            let tally = &tally;
-            async move {
-                if setup.cancel.is_cancelled() {
-                    return;
-                }
-                match upload_file(&ctx, opts, &path, &dst.bucket, &key).await {
-                    Ok(o) => {
-                        tally.files.fetch_add(1, Ordering::Relaxed);
-                        tally.bytes.fetch_add(o.bytes_sent, Ordering::Relaxed);
-                        tally.resumed.fetch_add(o.bytes_resumed, Ordering::Relaxed);
-                    }
-                    Err(TransferError::Interrupted) => {}
-                    Err(e) => {
-                        tally.failed.fetch_add(1, Ordering::Relaxed);
-                        setup
-                            .reporter
-                            .error(&format!("upload {}: {e}", path.display()));
-                    }
-                }
-            }
-        })
-        .buffer_unordered(jobs);
-    results.collect::<Vec<()>>().await;
-    Ok(tally.report(setup, "uploaded", started))
+    let sync = sync_options(a, opts)?;
+    let report = SyncReport::new(setup.reporter.clone(), a.json);
+    let summary = sync_up(
+        h.store.clone(),
+        setup.cancel.clone(),
+        root,
+        &dst.bucket,
+        &as_prefix(&dst.key),
+        &sync,
+        &report,
+    )
+    .await?;
+    report.finish(
+        if a.dry_run {
+            "would upload"
+        } else {
+            "uploaded"
+        },
+        &summary,
+        started,
+    );
+    Ok(outcome(&summary))
 }
 
 async fn download_tree(
     setup: &Setup,
     h: &StoreHandle,
-    opts: &TransferOptions,
+    a: &CpArgs,
+    opts: TransferOptions,
     src: &RemoteUrl,
     root: &Path,
-    jobs: usize,
 ) -> Result<Outcome, CliError> {
     let started = Instant::now();
-    let tally = Tally::default();
-    let prefix = as_prefix(&src.key);
-    let objects = list_all_objects(h.store.as_ref(), &src.bucket, &prefix).await?;
-    std::fs::create_dir_all(root).map_err(|e| {
-        CliError::Failed(format!(
-            "{}: cannot create directory: {}",
-            root.display(),
-            io_reason(&e)
-        ))
-    })?;
-    let results = futures::stream::iter(objects)
-        .map(|obj| {
-            let ctx = setup.context(h, setup.reporter.transfer(true));
-            let tally = &tally;
-            let prefix = &prefix;
-            async move {
-                if setup.cancel.is_cancelled() {
-                    return;
-                }
-                let rel = &obj.key[prefix.len()..];
-                if rel.ends_with('/') && obj.size == 0 {
-                    // A directory marker: recreate the directory.
-                    if let Ok(p) = safe_relative_path(rel.trim_end_matches('/')) {
-                        let _ = std::fs::create_dir_all(root.join(p));
-                    }
-                    return;
-                }
-                let dest = match safe_relative_path(rel) {
-                    Ok(p) => root.join(p),
-                    Err(why) => {
-                        tally.failed.fetch_add(1, Ordering::Relaxed);
-                        setup.reporter.error(&format!(
-                            "refusing to download {}: key would be written outside {} ({why})",
-                            src.with_key(obj.key.clone()),
-                            root.display()
-                        ));
-                        return;
-                    }
-                };
-                match download_file(&ctx, opts, &src.bucket, &obj.key, &dest).await {
-                    Ok(o) => {
-                        tally.files.fetch_add(1, Ordering::Relaxed);
-                        tally.bytes.fetch_add(o.bytes_received, Ordering::Relaxed);
-                        tally.resumed.fetch_add(o.bytes_resumed, Ordering::Relaxed);
-                    }
-                    Err(TransferError::Interrupted) => {}
-                    Err(e) => {
-                        tally.failed.fetch_add(1, Ordering::Relaxed);
-                        setup
-                            .reporter
-                            .error(&format!("download {}: {e}", src.with_key(obj.key.clone())));
-                    }
-                }
-            }
-        })
-        .buffer_unordered(jobs);
-    results.collect::<Vec<()>>().await;
-    Ok(tally.report(setup, "downloaded", started))
+    let sync = sync_options(a, opts)?;
+    if !a.dry_run {
+        std::fs::create_dir_all(root).map_err(|e| {
+            CliError::Failed(format!(
+                "{}: cannot create directory: {}",
+                root.display(),
+                io_reason(&e)
+            ))
+        })?;
+    }
+    let report = SyncReport::new(setup.reporter.clone(), a.json);
+    let summary = sync_down(
+        h.store.clone(),
+        setup.cancel.clone(),
+        &src.bucket,
+        &as_prefix(&src.key),
+        root,
+        &sync,
+        &report,
+    )
+    .await?;
+    report.finish(
+        if a.dry_run {
+            "would download"
+        } else {
+            "downloaded"
+        },
+        &summary,
+        started,
+    );
+    Ok(outcome(&summary))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod progress;
 mod rm;
 mod setup;
 mod stat;
+mod sync_report;
 mod uploads;
 
 use std::process::ExitCode;

@@ -35,6 +35,11 @@ impl Reporter {
         })
     }
 
+    /// A bar managed by the caller, or `None` when bars are off.
+    pub fn bar(&self, len: u64) -> Option<ProgressBar> {
+        self.bars.then(|| self.multi.add(ProgressBar::new(len)))
+    }
+
     /// A line for the user (not an error), kept clear of the bars.
     pub fn say(&self, msg: &str) {
         if self.quiet {

@@ -104,6 +104,7 @@ impl Setup {
             checkpoint_dir: a.checkpoint_dir.clone(),
             endpoint_id: h.endpoint_id.clone(),
             crc64: h.dialect == Dialect::Oss,
+            memory: None,
         })
     }
 

@@ -49,6 +49,18 @@ pub async fn download_file(
     dest: &Path,
 ) -> Result<DownloadOutcome, TransferError> {
     let meta = ctx.store.head_object(bucket, key).await?;
+    download_object(ctx, opts, bucket, key, dest, meta).await
+}
+
+/// As [`download_file`], for a caller that already holds the object's HEAD.
+pub async fn download_object(
+    ctx: &Context,
+    opts: &TransferOptions,
+    bucket: &str,
+    key: &str,
+    dest: &Path,
+    meta: ObjectMeta,
+) -> Result<DownloadOutcome, TransferError> {
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io(parent, "cannot create directory"))?;
     }
@@ -351,7 +363,18 @@ async fn fetch_ranges(
     ctx.progress.start(key, meta.size, resumed);
     let want_crc = meta.crc64.is_some();
     let mut stream = futures::stream::iter(todo)
-        .map(|spec| fetch_range(ctx, bucket, key, spec, file.clone(), want_crc, &cp.temp))
+        .map(|spec| {
+            fetch_range(
+                ctx,
+                opts,
+                bucket,
+                key,
+                spec,
+                file.clone(),
+                want_crc,
+                &cp.temp,
+            )
+        })
         .buffer_unordered(opts.parallel.max(1));
     let mut received = 0;
     let mut last_save = Instant::now();
@@ -411,8 +434,10 @@ async fn fetch_ranges(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn fetch_range(
     ctx: &Context,
+    opts: &TransferOptions,
     bucket: &str,
     key: &str,
     spec: PartSpec,
@@ -422,7 +447,7 @@ async fn fetch_range(
 ) -> Result<(PartSpec, Option<u64>), TransferError> {
     let mut attempt = 1;
     loop {
-        match fetch_range_once(ctx, bucket, key, spec, &file, want_crc, temp).await {
+        match fetch_range_once(ctx, opts, bucket, key, spec, &file, want_crc, temp).await {
             Ok(crc) => return Ok((spec, crc)),
             Err(TransferError::Store(e)) if e.is_retryable() && attempt < RANGE_ATTEMPTS => {
                 tracing::debug!(part = spec.number, attempt, error = %e, "retrying range");
@@ -434,8 +459,10 @@ async fn fetch_range(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn fetch_range_once(
     ctx: &Context,
+    opts: &TransferOptions,
     bucket: &str,
     key: &str,
     spec: PartSpec,
@@ -444,6 +471,7 @@ async fn fetch_range_once(
     temp: &Path,
 ) -> Result<Option<u64>, TransferError> {
     use std::os::unix::fs::FileExt;
+    let _permit = opts.reserve(spec.len).await;
     let out = ctx
         .store
         .get_object(bucket, key, Some(spec.offset..spec.offset + spec.len))

@@ -79,6 +79,46 @@ pub struct TransferOptions {
     pub endpoint_id: String,
     /// Compute CRC-64 while reading (OSS verifies whole objects with it).
     pub crc64: bool,
+    /// Bound on part and file buffers held at once across all transfers
+    /// sharing it, so memory stays flat however many run concurrently.
+    pub memory: Option<MemoryBudget>,
+}
+
+/// A byte budget shared by concurrent transfers, counted in MiB.
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    sem: Arc<tokio::sync::Semaphore>,
+    total_mib: u32,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: u64) -> Self {
+        let total_mib = bytes.div_ceil(MIB).clamp(1, u32::MAX as u64 >> 4) as u32;
+        MemoryBudget {
+            sem: Arc::new(tokio::sync::Semaphore::new(total_mib as usize)),
+            total_mib,
+        }
+    }
+
+    /// Waits until `bytes` fit. A request larger than the whole budget takes
+    /// all of it rather than waiting forever.
+    pub async fn reserve(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let units = bytes.div_ceil(MIB).clamp(1, self.total_mib as u64) as u32;
+        self.sem
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .expect("the budget's semaphore is never closed")
+    }
+}
+
+impl TransferOptions {
+    pub(crate) async fn reserve(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.memory {
+            Some(m) => Some(m.reserve(bytes).await),
+            None => None,
+        }
+    }
 }
 
 impl Default for TransferOptions {
@@ -90,6 +130,7 @@ impl Default for TransferOptions {
             checkpoint_dir: None,
             endpoint_id: String::new(),
             crc64: false,
+            memory: None,
         }
     }
 }

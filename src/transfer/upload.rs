@@ -118,6 +118,7 @@ async fn single_put(
     size: u64,
     mtime: Nanos,
 ) -> Result<UploadOutcome, TransferError> {
+    let _permit = opts.reserve(size).await;
     let owned = path.to_path_buf();
     let want_crc = opts.crc64;
     let (data, md5, crc) = tokio::task::spawn_blocking(move || {
@@ -551,6 +552,7 @@ impl Multipart<'_> {
             Job::Verify(s, e) => (s, Some(e)),
         };
         let want_crc = self.opts.crc64;
+        let _permit = self.opts.reserve(spec.len).await;
         let (data, md5, crc) = tokio::task::spawn_blocking(move || {
             read_and_digest(&file, spec.offset, spec.len, want_crc)
         })

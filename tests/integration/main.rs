@@ -9,3 +9,4 @@ mod bad_input;
 mod resume;
 mod roundtrip;
 mod store_contract;
+mod sync;

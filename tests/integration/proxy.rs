@@ -20,8 +20,10 @@ pub struct Request {
 pub struct Counters {
     pub requests: Mutex<Vec<Request>>,
     pub response_bytes: AtomicU64,
-    /// Bytes per second in each direction; 0 = unlimited.
+    /// Bytes per second over all connections together; 0 = unlimited.
     pub rate: AtomicU64,
+    /// When the shared link is free again (the throttle's schedule).
+    pub free_at: Mutex<Option<std::time::Instant>>,
     pub stop: AtomicBool,
     /// Connections whose server side is still open.
     pub active: AtomicU64,
@@ -114,8 +116,21 @@ impl Drop for Proxy {
 
 fn throttle(c: &Counters, n: usize) {
     let rate = c.rate.load(Ordering::Relaxed);
-    if rate > 0 {
-        std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+    if rate == 0 {
+        return;
+    }
+    // One schedule for all connections, so parallel parts share the rate.
+    let wake = {
+        let mut free = c.free_at.lock().unwrap();
+        let now = std::time::Instant::now();
+        let start = free.filter(|t| *t > now).unwrap_or(now);
+        let done = start + Duration::from_secs_f64(n as f64 / rate as f64);
+        *free = Some(done);
+        done
+    };
+    let now = std::time::Instant::now();
+    if wake > now {
+        std::thread::sleep(wake - now);
     }
 }
 

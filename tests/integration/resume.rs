@@ -202,7 +202,7 @@ fn interrupt_signal_saves_checkpoint_and_exits_130() {
         "--checkpoint-dir",
         ckpt.to_str().unwrap(),
     ];
-    let slow = Proxy::start(&server().endpoint, 20 * MIB);
+    let slow = Proxy::start(&server().endpoint, 12 * MIB);
     let mut child = spawn(&Ferry::at(&slow.endpoint), &args);
     wait_for(120, "parts on the server", || {
         aws_listed_parts(&key).is_some_and(|p| p.len() >= 2)
@@ -247,6 +247,7 @@ impl Rig {
             checkpoint_dir: Some(dir.path().join("ckpt")),
             endpoint_id: server().endpoint.clone(),
             crc64: false,
+            memory: None,
         };
         Rig {
             dir,

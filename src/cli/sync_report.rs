@@ -1,0 +1,130 @@
+//! How a recursive copy reports: an overall bar on a terminal, one line per
+//! failure or skipped item, `--dry-run` plan lines, `--json` events, and a
+//! final summary.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::progress::Reporter;
+use crate::sync::{Event, Observer, Summary};
+use crate::transfer::Progress;
+use crate::units::human;
+
+/// Files at least this large get a bar of their own.
+const BAR_MIN: u64 = 16 * 1024 * 1024;
+
+pub struct SyncReport {
+    reporter: Arc<Reporter>,
+    json: bool,
+    overall: Mutex<Option<ProgressBar>>,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl SyncReport {
+    pub fn new(reporter: Arc<Reporter>, json: bool) -> Self {
+        let overall = (!json).then(|| reporter.bar(0)).flatten();
+        if let Some(b) = &overall {
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} {bytes_per_sec:>12} elapsed {elapsed}",
+                )
+                .expect("static template"),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        SyncReport {
+            reporter,
+            json,
+            overall: Mutex::new(overall),
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn tick(&self) {
+        if let Some(b) = self.overall.lock().unwrap().as_ref() {
+            b.set_message(format!(
+                "{} files, {} transferred",
+                self.files.load(Ordering::Relaxed),
+                human(self.bytes.load(Ordering::Relaxed))
+            ));
+        }
+    }
+
+    pub fn finish(&self, verb: &str, s: &Summary, started: Instant) {
+        if let Some(b) = self.overall.lock().unwrap().take() {
+            b.finish_and_clear();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        if self.json {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["event"] = "summary".into();
+            v["seconds"] = secs.into();
+            println!("{v}");
+            return;
+        }
+        let mut line = format!(
+            "{verb} {} files ({}) in {secs:.1}s, {}/s; {} up to date or skipped",
+            s.transferred,
+            human(s.bytes),
+            human((s.bytes as f64 / secs.max(0.001)) as u64),
+            s.skipped
+        );
+        if s.resumed_bytes > 0 {
+            line.push_str(&format!(
+                "; {} resumed from earlier runs",
+                human(s.resumed_bytes)
+            ));
+        }
+        if s.deleted > 0 {
+            line.push_str(&format!("; {} deleted", s.deleted));
+        }
+        if s.failed > 0 {
+            line.push_str(&format!("; {} FAILED", s.failed));
+        }
+        if s.interrupted {
+            line.push_str("; interrupted (run the same command again to continue)");
+        }
+        self.reporter.say(&line);
+    }
+}
+
+impl Observer for SyncReport {
+    fn event(&self, e: &Event) {
+        if self.json {
+            if let Ok(s) = serde_json::to_string(e) {
+                println!("{s}");
+            }
+            return;
+        }
+        match e {
+            Event::Transferred { bytes, .. } => {
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(*bytes, Ordering::Relaxed);
+                self.tick();
+            }
+            Event::Planned {
+                action,
+                key,
+                reason,
+            } => {
+                println!("would {action} {key} ({})", reason.describe());
+            }
+            Event::Skipped { .. } | Event::Deleted { .. } => {}
+            Event::Warning { path, message } => self
+                .reporter
+                .say(&format!("ferry: skipping {path}: {message}")),
+            Event::Failed { key, op, message } => {
+                self.reporter.error(&format!("{op} {key}: {message}"))
+            }
+        }
+    }
+
+    fn progress(&self, size: u64) -> Arc<dyn Progress> {
+        self.reporter.transfer(!self.json && size >= BAR_MIN)
+    }
+}

@@ -1,0 +1,500 @@
+//! `ferry cp -r [-u]` against the real server. What was written is counted
+//! at a proxy in front of the server (PUT, UploadPart, CreateMultipartUpload
+//! requests), never taken from ferry's report.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use filetime::FileTime;
+
+use crate::harness::{
+    aws, aws_sha256, server, sha256_file, stderr, unique, wait_for, write_file, Ferry,
+};
+use crate::proxy::Proxy;
+
+fn writes(p: &Proxy) -> Vec<String> {
+    p.requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" || (r.method == "POST" && r.target.contains("uploads")))
+        .map(|r| r.target)
+        .collect()
+}
+
+fn mtime(p: &Path) -> FileTime {
+    FileTime::from_last_modification_time(&std::fs::metadata(p).unwrap())
+}
+
+/// Every regular file under `root`, relative, sorted.
+fn files(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(root).unwrap().to_path_buf())
+        .collect();
+    out.sort();
+    out
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let fa = files(a);
+    assert_eq!(fa, files(b), "same file names");
+    for f in fa {
+        assert_eq!(
+            sha256_file(&a.join(&f)),
+            sha256_file(&b.join(&f)),
+            "{}",
+            f.display()
+        );
+        assert_eq!(
+            mtime(&a.join(&f)),
+            mtime(&b.join(&f)),
+            "mtime of {}",
+            f.display()
+        );
+    }
+}
+
+/// 2,000 files in nested directories, three of them large enough for multipart.
+fn big_tree(root: &Path) {
+    for i in 0..1997u64 {
+        let p = root.join(format!("d{}/e{}/f{i}.dat", i % 7, i % 13));
+        write_file(&p, (i as usize * 37) % 3000, i);
+        filetime::set_file_mtime(
+            &p,
+            FileTime::from_unix_time(1_600_000_000 + i as i64, (i * 1000) as u32),
+        )
+        .unwrap();
+    }
+    for i in 0..3u64 {
+        let p = root.join(format!("large/l{i}.bin"));
+        write_file(&p, 12 * 1024 * 1024 + i as usize, 100 + i);
+    }
+}
+
+const MULTIPART: [&str; 4] = ["--bigfile-threshold", "10M", "--part-size", "5M"];
+
+fn args<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = base.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn tree_round_trip_then_noop_then_exact_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    big_tree(&src);
+    let url = server().url(&unique("sync2k"));
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let s = src.to_str().unwrap();
+
+    // 1. Up and back into an empty directory.
+    ferry.ok(&args(&["cp", "-r", "-j", "16", s, &url], &MULTIPART));
+    assert_eq!(proxy.count("POST", "uploads"), 3, "three multipart uploads");
+    let back = dir.path().join("back");
+    ferry.ok(&args(
+        &["cp", "-r", "-j", "16", &url, back.to_str().unwrap()],
+        &MULTIPART,
+    ));
+    assert_same_tree(&src, &back);
+
+    // 2. A rerun with -u writes nothing.
+    proxy.reset(0);
+    let out = ferry.run(&args(&["cp", "-r", "-u", s, &url, "--json"], &MULTIPART));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        writes(&proxy).is_empty(),
+        "no-op wrote {:?}",
+        writes(&proxy)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(v["transferred"], 0);
+    assert_eq!(v["skipped"], 2000);
+
+    // 3. One file touched, one rewritten with another size and the same mtime.
+    let touched = src.join("d1/e1/f1.dat");
+    filetime::set_file_mtime(&touched, FileTime::from_unix_time(1_700_000_000, 0)).unwrap();
+    let resized = src.join("d2/e2/f2.dat");
+    let t = mtime(&resized);
+    std::fs::write(&resized, b"a different length").unwrap();
+    filetime::set_file_mtime(&resized, t).unwrap();
+    proxy.reset(0);
+    ferry.ok(&args(&["cp", "-r", "-u", s, &url], &MULTIPART));
+    let mut w = writes(&proxy);
+    w.sort();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].ends_with("/d1/e1/f1.dat"), "{w:?}");
+    assert!(w[1].ends_with("/d2/e2/f2.dat"), "{w:?}");
+
+    // 4. Down with -u brings exactly those two; then up again sends nothing.
+    proxy.reset(0);
+    ferry.ok(&args(
+        &["cp", "-r", "-u", &url, back.to_str().unwrap()],
+        &MULTIPART,
+    ));
+    let gets = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && !r.target.contains("list-type"))
+        .count();
+    assert_eq!(gets, 2, "{:?}", proxy.requests());
+    assert_same_tree(&src, &back);
+    proxy.reset(0);
+    ferry.ok(&args(
+        &["cp", "-r", "-u", back.to_str().unwrap(), &url],
+        &MULTIPART,
+    ));
+    assert!(
+        writes(&proxy).is_empty(),
+        "up→down→up wrote {:?}",
+        writes(&proxy)
+    );
+}
+
+#[test]
+fn killed_tree_upload_resumes_with_per_file_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for i in 0..4u64 {
+        write_file(&src.join(format!("big{i}.bin")), 40 * 1024 * 1024, 200 + i);
+    }
+    for i in 0..20u64 {
+        write_file(&src.join(format!("small/s{i}")), 1000, i);
+    }
+    let ckpt = dir.path().join("ckpt");
+    let prefix = unique("sync-kill");
+    let url = server().url(&prefix);
+    let proxy = Proxy::start(&server().endpoint, 30 * 1024 * 1024);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let a = args(
+        &[
+            "cp",
+            "-r",
+            "-u",
+            src.to_str().unwrap(),
+            &url,
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "-j",
+            "4",
+            "--parallel",
+            "2",
+        ],
+        &MULTIPART,
+    );
+    let mut child = ferry
+        .command(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once several large files have parts on the server.
+    wait_for(120, "parts of several large files recorded", || {
+        let files_with_parts = std::fs::read_dir(&ckpt)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| std::fs::read(e.path()).ok())
+                    .filter_map(|b| {
+                        ferry::transfer::checkpoint::decode::<
+                            ferry::transfer::checkpoint::UploadCheckpoint,
+                        >(&b)
+                        .ok()
+                    })
+                    .filter(|c| c.parts.len() >= 2)
+                    .count()
+            })
+            .unwrap_or(0);
+        files_with_parts >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ucps = std::fs::read_dir(&ckpt)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "ucp"))
+        .count();
+    assert!(
+        ucps >= 2,
+        "one checkpoint per large file in flight, got {ucps}"
+    );
+    let before = proxy.body_bytes("PUT", "");
+    proxy.reset(0);
+    ferry.ok(&a);
+    let rerun = proxy.body_bytes("PUT", "");
+    let total = 4 * 40 * 1024 * 1024 + 20 * 1000;
+    assert!(rerun < total as u64, "rerun sent {rerun} of {total}");
+    // At most the bytes not yet acknowledged plus one part per slot.
+    // At most what the first run had not fully sent, plus one part per slot
+    // (4 files × 2 parts in flight when it died).
+    assert!(
+        rerun <= (total as u64 - before.min(total as u64)) + 4 * 2 * 5 * 1024 * 1024,
+        "rerun sent {rerun}, first run {before}"
+    );
+    for i in 0..4 {
+        assert_eq!(
+            aws_sha256(&format!("{prefix}/big{i}.bin")),
+            sha256_file(&src.join(format!("big{i}.bin")))
+        );
+    }
+    let listing = ferry.ok(&["ls", "-r", "--json", &url]);
+    assert_eq!(listing.lines().count(), 24);
+}
+
+#[test]
+fn filters_symlinks_special_files_and_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_file(&src.join("keep.txt"), 10, 1);
+    write_file(&src.join("skip.tmp"), 10, 2);
+    write_file(&src.join("sub/deep/keep.md"), 10, 3);
+    write_file(&src.join("node_modules/pkg/index.js"), 10, 4);
+    std::os::unix::fs::symlink(src.join("keep.txt"), src.join("link.txt")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(src.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let prefix = unique("filters");
+    let url = server().url(&prefix);
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let s = src.to_str().unwrap();
+
+    // Dry run: a plan on stdout, nothing written.
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "--dry-run",
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "node_modules/",
+        s,
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("would upload keep.txt (new)"), "{plan}");
+    assert!(
+        plan.contains("would upload sub/deep/keep.md (new)"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("skip.tmp") && !plan.contains("node_modules"),
+        "{plan}"
+    );
+    assert!(writes(&proxy).is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("link.txt") && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fifo") && err.contains("not a regular file"),
+        "{err}"
+    );
+
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "node_modules/",
+        s,
+        &url,
+    ]);
+    let keys = ferry.ok(&["ls", "-r", "--json", &url]);
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+
+    // --follow-symlinks copies the target's content.
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "--follow-symlinks",
+        "--include",
+        "link.txt",
+        s,
+        &url,
+    ]);
+    let link_sha = aws_sha256(&format!("{prefix}/link.txt"));
+    assert_eq!(link_sha, sha256_file(&src.join("keep.txt")));
+
+    // --delete removes what the source lacks, only when asked; dry-run first.
+    std::fs::remove_file(src.join("keep.txt")).unwrap();
+    proxy.reset(0);
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "-u",
+        "--delete",
+        "--dry-run",
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "node_modules/",
+        s,
+        &url,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would delete keep.txt"));
+    assert_eq!(proxy.count("POST", "delete"), 0);
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "-u",
+        s,
+        &url,
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "node_modules/",
+    ]);
+    assert_eq!(
+        ferry.ok(&["ls", "-r", "--json", &url]).lines().count(),
+        3,
+        "no delete without --delete"
+    );
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "-u",
+        "--delete",
+        s,
+        &url,
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "node_modules/",
+    ]);
+    let keys = ferry.ok(&["ls", "-r", "--json", &url]);
+    assert!(
+        !keys.contains("\"keep.txt\"") && !keys.contains("/keep.txt\""),
+        "{keys}"
+    );
+    assert!(
+        keys.contains("link.txt"),
+        "excluded-from-this-run files are not deleted: {keys}"
+    );
+}
+
+#[test]
+fn download_refuses_escaping_keys_and_reports_clashes() {
+    let prefix = unique("escape");
+    let s = server();
+    let store = s.store();
+    let put = |key: String| {
+        crate::harness::runtime()
+            .block_on(store.put_object(
+                &s.bucket,
+                &key,
+                ferry::store::Body::new(&b"data"[..]),
+                &Default::default(),
+            ))
+            .unwrap();
+    };
+    put(format!("{prefix}/ok.txt"));
+    put(format!("{prefix}//abs"));
+    put(format!("{prefix}/dir/a\\b"));
+    put(format!("{prefix}/clash"));
+    put(format!("{prefix}/clash/inner"));
+    // A real `..` key, written by an independent client.
+    let dotdot = format!("{prefix}/../../escaped-by-dotdot");
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write_file(&tmp.path().join("x"), 4, 4);
+    let _ = aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        &s.bucket,
+        "--key",
+        &dotdot,
+        "--body",
+        f.to_str().unwrap(),
+    ]);
+
+    let dest = tmp.path().join("nested/dest");
+    let ferry = Ferry::new();
+    let out = ferry.run(&["cp", "-r", &s.url(&prefix), dest.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused") && err.contains("absolute"), "{err}");
+    assert!(err.contains("backslash"), "{err}");
+    assert!(err.contains("both an object and a prefix"), "{err}");
+    assert!(dest.join("ok.txt").exists());
+    assert!(dest.join("clash/inner").exists());
+    // Nothing was written outside the destination.
+    let outside: Vec<_> = walkdir::WalkDir::new(tmp.path())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && !e.path().starts_with(&dest) && e.path() != f)
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+}
+
+#[test]
+fn unreadable_file_is_reported_and_others_continue() {
+    // Root reads everything, so run ferry as an unprivileged user.
+    if !std::process::Command::new("setpriv")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        panic!("setpriv (util-linux) is needed for this test");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for n in ["a.txt", "b.txt", "c.txt"] {
+        write_file(&src.join(n), 100, 1);
+    }
+    let secret = src.join("b.txt");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    for p in [dir.path(), &src] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let ferry = Ferry::new();
+    std::fs::set_permissions(
+        ferry.home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let url = server().url(&unique("unreadable"));
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_ferry"),
+        "cp",
+        "-r",
+        src.to_str().unwrap(),
+        &url,
+    ]);
+    let base = ferry.command(&[]);
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("b.txt") && err.contains("ermission denied"),
+        "{err}"
+    );
+    let keys = ferry.ok(&["ls", "-r", "--json", &url]);
+    assert_eq!(
+        keys.lines().count(),
+        2,
+        "the other files were uploaded: {keys}"
+    );
+}
