@@ -45,9 +45,10 @@ for f in README.txt docs/numbers.txt photos/raw.bin; do
 done
 echo "modification times identical (to the nanosecond)"
 
-say "a 1 GiB upload, interrupted with Ctrl-C"
-head -c 1G /dev/urandom >"$DEMO/big.bin"
-"$FERRY" cp "$DEMO/big.bin" "s3://$B/big.bin" --checkpoint-dir "$DEMO/checkpoints" --parallel 2 &
+say "cp -r -u of a tree holding a 1 GiB file, interrupted with Ctrl-C"
+head -c 1G /dev/urandom >"$DEMO/tree/photos/big.bin"
+SYNC=("$FERRY" cp -r -u "$DEMO/tree" "s3://$B/tree" --checkpoint-dir "$DEMO/checkpoints")
+"${SYNC[@]}" --parallel 2 &
 pid=$!
 sleep 1.5
 kill -INT "$pid" 2>/dev/null || true
@@ -55,7 +56,13 @@ wait "$pid" && echo "(finished before the interrupt: this machine is fast)" || e
 "$FERRY" checkpoint ls --checkpoint-dir "$DEMO/checkpoints"
 
 say "the same command again: only the missing parts are sent"
-"$FERRY" cp "$DEMO/big.bin" "s3://$B/big.bin" --checkpoint-dir "$DEMO/checkpoints"
-"$FERRY" cp "s3://$B/big.bin" "$DEMO/big.back"
-cmp "$DEMO/big.bin" "$DEMO/big.back" && echo "1 GiB round trip byte-exact"
-rm -f "$DEMO/big.bin" "$DEMO/big.back"
+"${SYNC[@]}"
+
+say "and once more: nothing left to do"
+"${SYNC[@]}"
+
+say "everything came through intact"
+rm -rf "$DEMO/back"
+"$FERRY" cp -r "s3://$B/tree" "$DEMO/back"
+diff -r "$DEMO/tree" "$DEMO/back" && echo "tree with the 1 GiB file: byte-exact"
+rm -rf "$DEMO/tree/photos/big.bin" "$DEMO/back"
