@@ -280,6 +280,8 @@ EOF
     fi
     run "${g[@]}" bucket create "$BUCKET"
     run "${g[@]}" bucket allow --read --write --owner "$BUCKET" --key "$key_id"
+    # Tests make and remove buckets of their own (ferry mb/rb).
+    run "${g[@]}" key allow --create-bucket "$key_id"
 
     if [[ -n $watch_pid ]]; then
         # Dies with the server either way; kills it if the watched process

@@ -176,3 +176,25 @@ access_key_id_env = "MY_KEY"
         assert!(err.starts_with("c.toml:2:"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    /// Every example in `config/` must parse.
+    #[test]
+    fn shipped_examples_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let cfg = ConfigFile::parse(&text, &p).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!cfg.profiles.is_empty(), "{}", p.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+}

@@ -6,6 +6,7 @@ mod harness;
 mod proxy;
 
 mod bad_input;
+mod commands;
 mod resume;
 mod roundtrip;
 mod store_contract;

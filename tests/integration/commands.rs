@@ -1,0 +1,115 @@
+//! The smaller commands end to end: mb/rb, ls, rm, checkpoint and uploads
+//! housekeeping, profiles from a config file.
+
+use crate::harness::{server, stderr, unique, write_file, Ferry};
+
+#[test]
+fn make_list_remove_bucket() {
+    let ferry = Ferry::new();
+    let bucket = format!("mb-{:08x}", rand::random::<u32>());
+    let url = format!("s3://{bucket}");
+    ferry.ok(&["mb", &url]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(&dir.path().join("f"), 10, 1);
+    ferry.ok(&["cp", f.to_str().unwrap(), &format!("{url}/a/b/f")]);
+    ferry.ok(&["cp", f.to_str().unwrap(), &format!("{url}/a/g")]);
+    // One level, with the sub-prefix shown as a directory.
+    let top = ferry.ok(&["ls", &format!("{url}/a/")]);
+    assert!(top.contains("DIR") && top.contains("a/b/"), "{top}");
+    assert!(top.contains("a/g"), "{top}");
+    assert!(!top.contains("a/b/f"), "{top}");
+    let all = ferry.ok(&["ls", "-r", "--json", &url]);
+    assert_eq!(all.lines().count(), 2);
+    // A non-empty bucket cannot be removed; emptied, it can.
+    let out = ferry.run(&["rb", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("BucketNotEmpty"), "{}", stderr(&out));
+    ferry.ok(&["rm", "-r", &url]);
+    assert_eq!(ferry.ok(&["ls", "-r", "--json", &url]).lines().count(), 0);
+    ferry.ok(&["rb", &url]);
+    let out = ferry.run(&["ls", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("NoSuchBucket"), "{}", stderr(&out));
+}
+
+#[test]
+fn rm_of_missing_object_says_so() {
+    let ferry = Ferry::new();
+    let out = ferry.run(&["rm", &server().url(&format!("{}/nothing", unique("rm")))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("NoSuchKey") || stderr(&out).contains("not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn checkpoint_and_uploads_housekeeping() {
+    let ferry = Ferry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    std::fs::write(ckpt.join("0000.ucp"), b"not a checkpoint").unwrap();
+    let listed = ferry.ok(&[
+        "checkpoint",
+        "ls",
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(listed.contains("damaged"), "{listed}");
+    ferry.ok(&[
+        "checkpoint",
+        "clean",
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_dir(&ckpt).unwrap().count(), 0);
+
+    // An upload left open on the server, found and aborted.
+    let key = format!("{}/open", unique("uploads"));
+    let store = server().store();
+    let id = crate::harness::runtime()
+        .block_on(store.create_multipart_upload(&server().bucket, &key, &Default::default()))
+        .unwrap();
+    let prefix_url = server().url(key.split('/').next().unwrap());
+    let ls = ferry.ok(&["uploads", "ls", &prefix_url]);
+    assert!(ls.contains(&id), "{ls}");
+    // Too young for --older-than 1d: left alone.
+    ferry.ok(&["uploads", "abort", &prefix_url, "--older-than", "1d"]);
+    assert!(ferry.ok(&["uploads", "ls", &prefix_url]).contains(&id));
+    ferry.ok(&["uploads", "abort", &prefix_url]);
+    assert!(!ferry.ok(&["uploads", "ls", &prefix_url]).contains(&id));
+}
+
+#[test]
+fn profile_from_config_file() {
+    let ferry = Ferry::at("http://127.0.0.1:9");
+    let cfg = ferry.home.path().join("ferry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.garage]\nscheme = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id_env = \"MY_ID\"\nsecret_access_key_env = \"MY_SECRET\"\n",
+            server().endpoint,
+            server().region
+        ),
+    )
+    .unwrap();
+    let mut cmd = ferry.command(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--profile",
+        "garage",
+        "ls",
+        &server().url(""),
+    ]);
+    // The environment would win over the file, so it is cleared: the
+    // endpoint and the credentials' variable names come from the profile.
+    cmd.env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("MY_ID", &server().access_key)
+        .env("MY_SECRET", &server().secret_key);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
