@@ -13,9 +13,10 @@ use crate::sync::filter::Filter;
 use crate::sync::plan::{decide, Decision, PlanOptions, Side, Time};
 use crate::sync::walk::WalkOptions;
 use crate::sync::{sync_down, sync_up, SyncOptions};
+use crate::transfer::download::download_object;
 use crate::transfer::mtime::file_mtime;
 use crate::transfer::paths::key_basename;
-use crate::transfer::{download_file, upload_file, MemoryBudget, TransferOptions, MIB};
+use crate::transfer::{upload_file, MemoryBudget, TransferOptions, MIB};
 use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
@@ -70,18 +71,15 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 }
                 let ctx = setup.context(&h, setup.reporter.transfer(true));
                 let out = upload_file(&ctx, &opts, p, &r.bucket, &key).await?;
-                setup.reporter.say(&format!(
-                    "uploaded {} -> {} ({}{}) in {:.1}s",
-                    p.display(),
-                    r.with_key(key),
-                    human(out.bytes_sent),
-                    if out.bytes_resumed > 0 {
-                        format!(" sent, {} already on the server", human(out.bytes_resumed))
-                    } else {
-                        String::new()
-                    },
-                    started.elapsed().as_secs_f64()
-                ));
+                let what = format!("uploaded {} -> {}", p.display(), r.with_key(key));
+                done_line(
+                    setup,
+                    &what,
+                    out.bytes_sent,
+                    out.bytes_resumed,
+                    "on the server",
+                    started,
+                );
                 Ok(Outcome::Success)
             }
         }
@@ -102,9 +100,9 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 p.clone()
             };
             let started = Instant::now();
+            let meta = h.store.head_object(&r.bucket, &r.key).await?;
             if a.update {
                 if let Ok(local) = std::fs::metadata(&dest) {
-                    let meta = h.store.head_object(&r.bucket, &r.key).await?;
                     let local = Side {
                         size: local.len(),
                         time: Time::local(file_mtime(&local)),
@@ -120,18 +118,16 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 }
             }
             let ctx = setup.context(&h, setup.reporter.transfer(true));
-            let out = download_file(&ctx, &opts, &r.bucket, &r.key, &dest).await?;
-            setup.reporter.say(&format!(
-                "downloaded {r} -> {} ({}{}) in {:.1}s",
-                dest.display(),
-                human(out.bytes_received),
-                if out.bytes_resumed > 0 {
-                    format!(" received, {} already on disk", human(out.bytes_resumed))
-                } else {
-                    String::new()
-                },
-                started.elapsed().as_secs_f64()
-            ));
+            let out = download_object(&ctx, &opts, &r.bucket, &r.key, &dest, meta).await?;
+            let what = format!("downloaded {r} -> {}", dest.display());
+            done_line(
+                setup,
+                &what,
+                out.bytes_received,
+                out.bytes_resumed,
+                "on disk",
+                started,
+            );
             Ok(Outcome::Success)
         }
         (Location::Remote(s), Location::Remote(d)) => {
@@ -165,6 +161,20 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             "both locations are local; one side must be s3://BUCKET/KEY or oss://BUCKET/KEY".into(),
         )),
     }
+}
+
+/// "uploaded a -> b (5.0 MiB sent, 3.0 MiB already on the server) in 1.2s"
+fn done_line(setup: &Setup, what: &str, moved: u64, resumed: u64, already: &str, started: Instant) {
+    let extra = if resumed > 0 {
+        format!(" moved, {} already {already}", human(resumed))
+    } else {
+        String::new()
+    };
+    setup.reporter.say(&format!(
+        "{what} ({}{extra}) in {:.1}s",
+        human(moved),
+        started.elapsed().as_secs_f64()
+    ));
 }
 
 fn update_only() -> PlanOptions {

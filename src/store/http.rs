@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use time::OffsetDateTime;
@@ -21,6 +19,7 @@ use url::Url;
 use super::credentials::Credentials;
 use super::dialect::Dialect;
 use super::retry::{parse_retry_after, RetryPolicy};
+use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
 use super::xml;
 use super::{
@@ -28,24 +27,16 @@ use super::{
     ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
     StoreError, StoreErrorKind,
 };
-use crate::transfer::integrity::normalize_etag;
+use crate::transfer::integrity::{content_md5_base64, normalize_etag};
 
-/// RFC 3986 unreserved characters stay; everything else is escaped. This is
-/// the encoding both signature schemes canonicalise to, so the wire form and
-/// the signed form agree by construction.
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-const RFC3986_PATH: &AsciiSet = &RFC3986.remove(b'/');
-
+/// Keys and query values go on the wire in the exact encoding the signers
+/// canonicalise to, so what is signed is what the server sees.
 pub fn encode_path(s: &str) -> String {
-    utf8_percent_encode(s, RFC3986_PATH).to_string()
+    uri_encode(s, true)
 }
 
 pub fn encode_query(s: &str) -> String {
-    utf8_percent_encode(s, RFC3986).to_string()
+    uri_encode(s, false)
 }
 
 #[derive(
@@ -135,10 +126,8 @@ impl<'a> Request<'a> {
     }
 
     fn body_with_md5(mut self, data: Bytes, md5: &[u8; 16]) -> Self {
-        self.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(md5),
-        ));
+        self.headers
+            .push(("content-md5".into(), content_md5_base64(md5)));
         self.body = Some(data);
         self
     }

@@ -217,6 +217,19 @@ impl Runner<'_> {
         }
     }
 
+    /// HEAD of an object the listing showed; its absence now is a failure.
+    async fn head_listed(&self, remote: &RemoteEntry) -> Result<ObjectMeta, Event> {
+        match self.head(&remote.key).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(failure(
+                &remote.key,
+                "download",
+                "object vanished during the sync",
+            )),
+            Err(err) => Err(failure(&remote.key, "stat", err)),
+        }
+    }
+
     async fn run(&self, job: Job) -> Option<Event> {
         if self.cancel.is_cancelled() {
             return None;
@@ -248,30 +261,16 @@ impl Runner<'_> {
                 }
             }
             Job::Download(remote, dest, reason) => {
-                let meta = match self.head(&remote.key).await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => {
-                        return Some(failure(
-                            &remote.key,
-                            "download",
-                            "object vanished during the sync",
-                        ))
-                    }
-                    Err(err) => return Some(failure(&remote.key, "stat", err)),
+                let meta = match self.head_listed(&remote).await {
+                    Ok(m) => m,
+                    Err(ev) => return Some(ev),
                 };
                 self.download(remote, dest, reason, meta).await
             }
             Job::ResolveDownload(remote, dest, local) => {
-                let meta = match self.head(&remote.key).await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => {
-                        return Some(failure(
-                            &remote.key,
-                            "download",
-                            "object vanished during the sync",
-                        ))
-                    }
-                    Err(err) => return Some(failure(&remote.key, "stat", err)),
+                let meta = match self.head_listed(&remote).await {
+                    Ok(m) => m,
+                    Err(ev) => return Some(ev),
                 };
                 match decide(
                     Some(stored_side(&meta)),
