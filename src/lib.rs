@@ -11,3 +11,4 @@ pub mod store;
 pub mod sync;
 pub mod transfer;
 pub mod units;
+pub mod watch;

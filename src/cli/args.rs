@@ -50,6 +50,9 @@ pub struct GlobalArgs {
     /// Send unsigned requests (public buckets)
     #[arg(long, global = true)]
     pub no_sign_request: bool,
+    /// Limit transfer bandwidth (bytes per second, both directions together), e.g. 10M
+    #[arg(long, global = true, value_parser = size_arg, value_name = "RATE")]
+    pub bwlimit: Option<u64>,
     /// Attempts per request for network errors, throttling and 5xx
     #[arg(long, global = true, default_value_t = 6, value_name = "N")]
     pub retries: u32,
@@ -81,6 +84,66 @@ pub enum Command {
     /// List or abort unfinished multipart uploads on the server
     #[command(subcommand)]
     Uploads(UploadsCmd),
+    /// Run backup jobs defined in the config file
+    Run(RunArgs),
+    /// Run a job, then keep its destination in sync as the source changes
+    Watch(WatchArgs),
+    /// List the config file's jobs and their last results
+    Jobs,
+    /// Show the effective configuration
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// Settings a job run may override from the command line.
+#[derive(Debug, Args, Clone, Default)]
+pub struct JobOverrides {
+    /// Show what would be done; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Files at once
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Parts in flight per file
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Part size
+    #[arg(long, value_parser = size_arg, value_name = "SIZE")]
+    pub part_size: Option<u64>,
+    /// Checkpoint directory (default: the job's)
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// One JSON object per event, and a summary per job
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Jobs to run, in this order
+    pub names: Vec<String>,
+    /// Run every job in the config file
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    #[command(flatten)]
+    pub overrides: JobOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The job to watch (its source must be local)
+    pub name: String,
+    #[command(flatten)]
+    pub overrides: JobOverrides,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print profiles (secrets masked) and each job's effective settings with their origin
+    Show {
+        /// Only this job
+        job: Option<String>,
+    },
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -136,6 +199,9 @@ pub struct CpArgs {
     /// One JSON object per event on stdout, and a final summary
     #[arg(long)]
     pub json: bool,
+    /// After the copy, keep watching the local source and send changes (with -r)
+    #[arg(long)]
+    pub watch: bool,
     /// Memory for buffered parts and small files across all transfers [default: 256M]
     #[arg(long, value_parser = size_arg, value_name = "SIZE")]
     pub memory_budget: Option<u64>,

@@ -1,22 +1,18 @@
 //! `ferry cp`: one file or object, or a tree with -r.
 
-use std::path::Path;
 use std::time::Instant;
 
 use super::args::CpArgs;
 use super::setup::{Setup, StoreHandle};
-use super::sync_report::SyncReport;
+use super::tree::{run_tree, Tree, TreeSpec};
 use super::{CliError, Outcome};
-use crate::location::{Location, RemoteUrl};
+use crate::location::Location;
 use crate::sync::execute::stored_side;
-use crate::sync::filter::Filter;
 use crate::sync::plan::{decide, Decision, PlanOptions, Side, Time};
-use crate::sync::walk::WalkOptions;
-use crate::sync::{sync_down, sync_up, SyncOptions};
 use crate::transfer::download::download_object;
 use crate::transfer::mtime::file_mtime;
 use crate::transfer::paths::key_basename;
-use crate::transfer::{upload_file, MemoryBudget, TransferOptions, MIB};
+use crate::transfer::upload_file;
 use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
@@ -38,7 +34,14 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                         p.display()
                     )));
                 }
-                upload_tree(setup, &h, &a, opts, p, r).await
+                run_tree(
+                    setup,
+                    &h,
+                    opts,
+                    &TreeSpec::from_cp(&a),
+                    Tree::Up { root: p, dst: r },
+                )
+                .await
             } else {
                 let key = if r.key.is_empty() || r.key.ends_with('/') {
                     let name = p.file_name().ok_or_else(|| {
@@ -87,7 +90,14 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             let h = setup.store_for(r)?;
             let opts = setup.transfer_options(&a.transfer, &h)?;
             if a.recursive {
-                return download_tree(setup, &h, &a, opts, r, p).await;
+                return run_tree(
+                    setup,
+                    &h,
+                    opts,
+                    &TreeSpec::from_cp(&a),
+                    Tree::Down { src: r, root: p },
+                )
+                .await;
             }
             if r.key.is_empty() || r.key.ends_with('/') {
                 return Err(CliError::Usage(format!(
@@ -201,132 +211,5 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
-    }
-}
-
-/// `dir` and `dir/` both mean "everything under dir/".
-fn as_prefix(key: &str) -> String {
-    if key.is_empty() || key.ends_with('/') {
-        key.to_string()
-    } else {
-        format!("{key}/")
-    }
-}
-
-fn sync_options(a: &CpArgs, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
-    let filter = Filter::new(&a.include, &a.exclude).map_err(CliError::Usage)?;
-    let mut transfer = transfer;
-    // Enough for every job's buffers at the default sizes, never less than 256 MiB.
-    let budget = a.memory_budget.unwrap_or(256 * MIB).max(MIB);
-    transfer.memory = Some(MemoryBudget::new(budget));
-    Ok(SyncOptions {
-        plan: PlanOptions {
-            update: a.update,
-            delete: a.delete,
-        },
-        dry_run: a.dry_run,
-        jobs: a.jobs,
-        walk: WalkOptions {
-            follow_symlinks: a.follow_symlinks,
-            filter,
-        },
-        transfer,
-    })
-}
-
-fn outcome(s: &crate::sync::Summary) -> Outcome {
-    if s.interrupted {
-        Outcome::Interrupted
-    } else if s.failed > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Success
-    }
-}
-
-async fn upload_tree(
-    setup: &Setup,
-    h: &StoreHandle,
-    a: &CpArgs,
-    opts: TransferOptions,
-    root: &Path,
-    dst: &RemoteUrl,
-) -> Result<Outcome, CliError> {
-    let started = Instant::now();
-    let sync = sync_options(a, opts)?;
-    let report = SyncReport::new(setup.reporter.clone(), a.json);
-    let summary = sync_up(
-        h.store.clone(),
-        setup.cancel.clone(),
-        root,
-        &dst.bucket,
-        &as_prefix(&dst.key),
-        &sync,
-        &report,
-    )
-    .await?;
-    report.finish(
-        if a.dry_run {
-            "would upload"
-        } else {
-            "uploaded"
-        },
-        &summary,
-        started,
-    );
-    Ok(outcome(&summary))
-}
-
-async fn download_tree(
-    setup: &Setup,
-    h: &StoreHandle,
-    a: &CpArgs,
-    opts: TransferOptions,
-    src: &RemoteUrl,
-    root: &Path,
-) -> Result<Outcome, CliError> {
-    let started = Instant::now();
-    let sync = sync_options(a, opts)?;
-    if !a.dry_run {
-        std::fs::create_dir_all(root).map_err(|e| {
-            CliError::Failed(format!(
-                "{}: cannot create directory: {}",
-                root.display(),
-                io_reason(&e)
-            ))
-        })?;
-    }
-    let report = SyncReport::new(setup.reporter.clone(), a.json);
-    let summary = sync_down(
-        h.store.clone(),
-        setup.cancel.clone(),
-        &src.bucket,
-        &as_prefix(&src.key),
-        root,
-        &sync,
-        &report,
-    )
-    .await?;
-    report.finish(
-        if a.dry_run {
-            "would download"
-        } else {
-            "downloaded"
-        },
-        &summary,
-        started,
-    );
-    Ok(outcome(&summary))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_get_a_slash() {
-        assert_eq!(as_prefix(""), "");
-        assert_eq!(as_prefix("a"), "a/");
-        assert_eq!(as_prefix("a/"), "a/");
     }
 }

@@ -10,9 +10,11 @@ mod cp;
 mod ls;
 mod progress;
 mod rm;
+mod run;
 mod setup;
 mod stat;
 mod sync_report;
+mod tree;
 mod uploads;
 
 use std::process::ExitCode;
@@ -150,5 +152,9 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
         Command::Rb(a) => bucket::remove(&setup, a).await,
         Command::Checkpoint(a) => checkpoints::run(&setup, a).await,
         Command::Uploads(a) => uploads::run(&setup, a).await,
+        Command::Run(a) => run::run(&setup, a).await,
+        Command::Watch(a) => run::watch(&setup, a).await,
+        Command::Jobs => run::list(&setup),
+        Command::Config(c) => run::config(&setup, c),
     }
 }

@@ -10,6 +10,7 @@ use super::progress::Reporter;
 use super::CliError;
 use crate::config::{resolve_endpoint, ConfigFile, EndpointFlags, ProcessEnv};
 use crate::location::RemoteUrl;
+use crate::store::bandwidth::Bandwidth;
 use crate::store::dialect::Dialect;
 use crate::store::http::{HttpStore, HttpStoreConfig};
 use crate::store::retry::RetryPolicy;
@@ -28,7 +29,8 @@ pub struct StoreHandle {
 pub struct Setup {
     flags: EndpointFlags,
     retries: u32,
-    file: ConfigFile,
+    pub file: Arc<ConfigFile>,
+    bandwidth: Option<Arc<Bandwidth>>,
     stores: Mutex<HashMap<Dialect, StoreHandle>>,
     pub cancel: Cancel,
     pub reporter: Arc<Reporter>,
@@ -50,11 +52,33 @@ impl Setup {
                 no_sign_request: g.no_sign_request,
             },
             retries: g.retries,
-            file,
+            file: Arc::new(file),
+            bandwidth: g.bwlimit.map(|b| Arc::new(Bandwidth::new(b))),
             stores: Mutex::new(HashMap::new()),
             cancel,
             reporter: Arc::new(Reporter::new(g.quiet)),
         })
+    }
+
+    /// The setup for a config-file job: its profile and bandwidth limit
+    /// apply unless the command line set them.
+    pub fn for_job(&self, profile: Option<String>, bwlimit: Option<u64>) -> Setup {
+        let mut flags = self.flags.clone();
+        if flags.profile.is_none() {
+            flags.profile = profile;
+        }
+        Setup {
+            flags,
+            retries: self.retries,
+            file: self.file.clone(),
+            bandwidth: self
+                .bandwidth
+                .clone()
+                .or_else(|| bwlimit.map(|b| Arc::new(Bandwidth::new(b)))),
+            stores: Mutex::new(HashMap::new()),
+            cancel: self.cancel.clone(),
+            reporter: self.reporter.clone(),
+        }
     }
 
     pub fn store_for(&self, url: &RemoteUrl) -> Result<StoreHandle, CliError> {
@@ -64,6 +88,7 @@ impl Setup {
         let s = resolve_endpoint(url.dialect, &self.flags, &self.file, &ProcessEnv)?;
         let mut cfg = HttpStoreConfig::new(s.endpoint.clone(), s.dialect, s.scheme, s.addressing);
         cfg.credentials = s.credentials;
+        cfg.bandwidth = self.bandwidth.clone();
         cfg.retry = RetryPolicy {
             max_attempts: self.retries,
             ..RetryPolicy::default()

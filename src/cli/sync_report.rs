@@ -18,6 +18,8 @@ const BAR_MIN: u64 = 16 * 1024 * 1024;
 
 pub struct SyncReport {
     reporter: Arc<Reporter>,
+    /// Running totals over every pass (watch mode makes many).
+    totals: Mutex<Summary>,
     json: bool,
     overall: Mutex<Option<ProgressBar>>,
     files: AtomicU64,
@@ -38,6 +40,7 @@ impl SyncReport {
         }
         SyncReport {
             reporter,
+            totals: Mutex::new(Summary::default()),
             json,
             overall: Mutex::new(overall),
             files: AtomicU64::new(0),
@@ -93,8 +96,34 @@ impl SyncReport {
     }
 }
 
+impl SyncReport {
+    pub fn total(&self) -> Summary {
+        self.totals.lock().unwrap().clone()
+    }
+}
+
+impl crate::watch::WatchObserver for SyncReport {
+    fn pass_done(&self, full: bool, s: &Summary) {
+        if s.transferred + s.deleted + s.failed > 0 && !self.json {
+            self.reporter.say(&format!(
+                "ferry: {} sent {} files ({}), deleted {}, {} failed",
+                if full { "full pass" } else { "changes" },
+                s.transferred,
+                human(s.bytes),
+                s.deleted,
+                s.failed
+            ));
+        }
+    }
+
+    fn note(&self, msg: &str) {
+        self.reporter.say(&format!("ferry: {msg}"));
+    }
+}
+
 impl Observer for SyncReport {
     fn event(&self, e: &Event) {
+        self.totals.lock().unwrap().add(e);
         if self.json {
             if let Ok(s) = serde_json::to_string(e) {
                 println!("{s}");

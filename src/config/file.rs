@@ -15,8 +15,15 @@ use crate::store::http::Addressing;
 pub struct ConfigFile {
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    /// Settings every job shares unless it says otherwise.
+    pub defaults: Option<super::jobs::JobTable>,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, toml::Spanned<super::jobs::JobTable>>,
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The file's text, kept to turn spans into line:column in messages.
+    #[serde(skip)]
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -76,11 +83,12 @@ impl ConfigFile {
         let mut cfg = Self::parse(&text, &path)?;
         cfg.check_inline_secrets(&path)?;
         cfg.path = Some(path);
+        cfg.validate_jobs()?;
         Ok(cfg)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let mut cfg: ConfigFile = toml::from_str(text).map_err(|e| {
             let loc = e
                 .span()
                 .map(|s| {
@@ -92,7 +100,10 @@ impl ConfigFile {
                 path: PathBuf::from(format!("{}{}", path.display(), loc)),
                 message: e.message().to_string(),
             }
-        })
+        })?;
+        cfg.text = Some(text.to_string());
+        cfg.path = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     fn check_inline_secrets(&self, path: &Path) -> Result<(), ConfigError> {
@@ -107,11 +118,18 @@ impl ConfigFile {
         {
             use std::os::unix::fs::PermissionsExt;
             if let Ok(m) = std::fs::metadata(path) {
-                if m.permissions().mode() & 0o077 != 0 {
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o004 != 0 {
                     return Err(ConfigError::File {
                         path: path.to_path_buf(),
-                        message: "holds a secret key but is readable by other users; run chmod 600 on it or reference the secret through an environment variable".into(),
+                        message: "holds a secret key but is readable by every user; run chmod 600 on it, or reference the secret through an environment variable".into(),
                     });
+                }
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{}: holds a secret key; it should be readable by you alone (chmod 600)",
+                        path.display()
+                    );
                 }
             }
         }
@@ -191,10 +209,14 @@ mod examples {
             if p.extension().is_some_and(|x| x == "toml") {
                 let text = std::fs::read_to_string(&p).unwrap();
                 let cfg = ConfigFile::parse(&text, &p).unwrap_or_else(|e| panic!("{e}"));
+                cfg.validate_jobs().unwrap_or_else(|e| panic!("{e}"));
                 assert!(!cfg.profiles.is_empty(), "{}", p.display());
                 n += 1;
             }
         }
-        assert!(n >= 1);
+        assert!(
+            n >= 4,
+            "profiles, nightly backup, watch mirror and download examples"
+        );
     }
 }

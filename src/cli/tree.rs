@@ -1,0 +1,202 @@
+//! A tree copy (`cp -r`, a config job, watch mode): the options they share
+//! and the one function that runs them.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::args::CpArgs;
+use super::setup::{Setup, StoreHandle};
+use super::sync_report::SyncReport;
+use super::{CliError, Outcome};
+use crate::location::RemoteUrl;
+use crate::sync::filter::Filter;
+use crate::sync::plan::PlanOptions;
+use crate::sync::walk::WalkOptions;
+use crate::sync::{sync_down, sync_up, Summary, SyncOptions};
+use crate::transfer::{MemoryBudget, TransferOptions, MIB};
+use crate::watch::{watch, WatchOptions};
+
+#[derive(Debug, Clone, Default)]
+pub struct TreeSpec {
+    pub update: bool,
+    pub delete: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub follow_symlinks: bool,
+    pub memory_budget: Option<u64>,
+    pub json: bool,
+    /// Keep following the source after the first pass.
+    pub watch: Option<WatchOptions>,
+}
+
+impl TreeSpec {
+    pub fn from_cp(a: &CpArgs) -> TreeSpec {
+        TreeSpec {
+            update: a.update,
+            delete: a.delete,
+            dry_run: a.dry_run,
+            jobs: a.jobs,
+            include: a.include.clone(),
+            exclude: a.exclude.clone(),
+            follow_symlinks: a.follow_symlinks,
+            memory_budget: a.memory_budget,
+            json: a.json,
+            watch: a.watch.then(|| WatchOptions {
+                debounce: Duration::from_secs(1),
+                rescan_interval: Duration::from_secs(300),
+            }),
+        }
+    }
+
+    fn sync_options(&self, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
+        if self.jobs == 0 {
+            return Err(CliError::Usage("--jobs must be at least 1".into()));
+        }
+        let filter = Filter::new(&self.include, &self.exclude).map_err(CliError::Usage)?;
+        let mut transfer = transfer;
+        let budget = self.memory_budget.unwrap_or(256 * MIB).max(MIB);
+        transfer.memory = Some(MemoryBudget::new(budget));
+        Ok(SyncOptions {
+            plan: PlanOptions {
+                update: self.update,
+                delete: self.delete,
+            },
+            dry_run: self.dry_run,
+            jobs: self.jobs,
+            walk: WalkOptions {
+                follow_symlinks: self.follow_symlinks,
+                filter,
+            },
+            transfer,
+        })
+    }
+}
+
+pub enum Tree<'a> {
+    Up { root: &'a Path, dst: &'a RemoteUrl },
+    Down { src: &'a RemoteUrl, root: &'a Path },
+}
+
+/// `dir` and `dir/` both mean "everything under dir/".
+pub fn as_prefix(key: &str) -> String {
+    if key.is_empty() || key.ends_with('/') {
+        key.to_string()
+    } else {
+        format!("{key}/")
+    }
+}
+
+pub fn outcome(s: &Summary) -> Outcome {
+    if s.interrupted {
+        Outcome::Interrupted
+    } else if s.failed > 0 {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
+    }
+}
+
+/// Runs one tree copy and prints its summary.
+pub async fn run_tree_summary(
+    setup: &Setup,
+    h: &StoreHandle,
+    transfer: TransferOptions,
+    spec: &TreeSpec,
+    tree: Tree<'_>,
+) -> Result<Summary, CliError> {
+    let started = Instant::now();
+    let sync = spec.sync_options(transfer)?;
+    let report = SyncReport::new(setup.reporter.clone(), spec.json);
+    let (verb, summary) = match tree {
+        Tree::Up { root, dst } => {
+            let prefix = as_prefix(&dst.key);
+            if let Some(w) = &spec.watch {
+                setup.reporter.say(&format!(
+                    "ferry: watching {} -> {dst} (Ctrl-C to stop)",
+                    root.display()
+                ));
+                watch(
+                    h.store.clone(),
+                    setup.cancel.clone(),
+                    root,
+                    &dst.bucket,
+                    &prefix,
+                    &sync,
+                    w,
+                    &report,
+                )
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+                let s = report.total();
+                report.finish("watch sent", &s, started);
+                return Ok(Summary {
+                    interrupted: true,
+                    ..s
+                });
+            }
+            let s = sync_up(
+                h.store.clone(),
+                setup.cancel.clone(),
+                root,
+                &dst.bucket,
+                &prefix,
+                &sync,
+                &report,
+            )
+            .await?;
+            (
+                if spec.dry_run {
+                    "would upload"
+                } else {
+                    "uploaded"
+                },
+                s,
+            )
+        }
+        Tree::Down { src, root } => {
+            if spec.watch.is_some() {
+                return Err(CliError::Usage(
+                    "watch mode follows a local source; watching a bucket for changes is not supported".into(),
+                ));
+            }
+            if !spec.dry_run {
+                std::fs::create_dir_all(root).map_err(|e| {
+                    CliError::Failed(format!("{}: cannot create directory: {e}", root.display()))
+                })?;
+            }
+            let s = sync_down(
+                h.store.clone(),
+                setup.cancel.clone(),
+                &src.bucket,
+                &as_prefix(&src.key),
+                root,
+                &sync,
+                &report,
+            )
+            .await?;
+            (
+                if spec.dry_run {
+                    "would download"
+                } else {
+                    "downloaded"
+                },
+                s,
+            )
+        }
+    };
+    report.finish(verb, &summary, started);
+    Ok(summary)
+}
+
+pub async fn run_tree(
+    setup: &Setup,
+    h: &StoreHandle,
+    transfer: TransferOptions,
+    spec: &TreeSpec,
+    tree: Tree<'_>,
+) -> Result<Outcome, CliError> {
+    let s = run_tree_summary(setup, h, transfer, spec, tree).await?;
+    Ok(outcome(&s))
+}

@@ -1,0 +1,537 @@
+//! Backup jobs in the config file: `[defaults]` shared by every job and
+//! `[jobs.NAME]` tables, resolved as flags > job > defaults > built-in.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::file::{line_col, ConfigFile};
+use super::{ConfigError, Env};
+use crate::location::Location;
+use crate::units::parse_size;
+
+/// A byte size written as `"10M"` or a plain integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as `"1s"`, `"500ms"`, `"5m"`, `"1h"` or seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 1s, 5m)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => return Err(format!("'{s}': unknown unit '{u}' (use ms, s, m, h or d)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0.0 => Ok(Dur(Duration::from_secs_f64(n))),
+            Raw::N(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
+            Raw::S(s) => parse_duration(&s)
+                .map(Dur)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One `[jobs.NAME]` table, or `[defaults]` (which has no source or
+/// destination). Every key is optional here; resolution fills the gaps.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobTable {
+    pub source: Option<Spanned<String>>,
+    pub destination: Option<Spanned<String>>,
+    pub profile: Option<String>,
+    pub update: Option<bool>,
+    pub delete: Option<bool>,
+    pub include: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+    pub follow_symlinks: Option<bool>,
+    pub checkpoint_dir: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub parallel: Option<usize>,
+    pub part_size: Option<Size>,
+    pub bigfile_threshold: Option<Size>,
+    pub bwlimit: Option<Size>,
+    pub debounce: Option<Dur>,
+    pub rescan_interval: Option<Dur>,
+}
+
+/// Where an effective value came from, for `ferry config show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Job,
+    Defaults,
+    BuiltIn,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Flag => "command line",
+            Origin::Job => "job",
+            Origin::Defaults => "[defaults]",
+            Origin::BuiltIn => "built-in",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valued<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+/// A job with every setting decided.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    pub profile: Valued<Option<String>>,
+    pub update: Valued<bool>,
+    pub delete: Valued<bool>,
+    pub include: Valued<Vec<String>>,
+    pub exclude: Valued<Vec<String>>,
+    pub follow_symlinks: Valued<bool>,
+    pub checkpoint_dir: Valued<PathBuf>,
+    pub jobs: Valued<usize>,
+    pub parallel: Valued<usize>,
+    pub part_size: Valued<Option<u64>>,
+    pub bigfile_threshold: Valued<u64>,
+    pub bwlimit: Valued<Option<u64>>,
+    pub debounce: Valued<Duration>,
+    pub rescan_interval: Valued<Duration>,
+}
+
+fn pick<T: Clone>(flag: Option<T>, job: Option<T>, defaults: Option<T>, builtin: T) -> Valued<T> {
+    match (flag, job, defaults) {
+        (Some(v), _, _) => Valued {
+            value: v,
+            origin: Origin::Flag,
+        },
+        (None, Some(v), _) => Valued {
+            value: v,
+            origin: Origin::Job,
+        },
+        (None, None, Some(v)) => Valued {
+            value: v,
+            origin: Origin::Defaults,
+        },
+        _ => Valued {
+            value: builtin,
+            origin: Origin::BuiltIn,
+        },
+    }
+}
+
+fn pick_opt<T: Clone>(flag: Option<T>, job: Option<T>, defaults: Option<T>) -> Valued<Option<T>> {
+    pick(flag.map(Some), job.map(Some), defaults.map(Some), None)
+}
+
+/// `$XDG_STATE_HOME/ferry` (`~/.local/state/ferry`): checkpoints and job results.
+pub fn state_dir(env: &dyn Env) -> PathBuf {
+    env.var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.home().map(|h| h.join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from(".ferry-state"))
+        .join("ferry")
+}
+
+impl ConfigFile {
+    fn err_at(&self, span: Option<std::ops::Range<usize>>, msg: String) -> ConfigError {
+        let path = self.path.clone().unwrap_or_else(|| PathBuf::from("config"));
+        let loc = match (span, &self.text) {
+            (Some(s), Some(text)) => {
+                let (l, c) = line_col(text, s.start);
+                format!(":{l}:{c}")
+            }
+            _ => String::new(),
+        };
+        ConfigError::File {
+            path: PathBuf::from(format!("{}{loc}", path.display())),
+            message: msg,
+        }
+    }
+
+    /// Checks what serde cannot: sources, destinations, profile names.
+    pub fn validate_jobs(&self) -> Result<(), ConfigError> {
+        if let Some(d) = &self.defaults {
+            if let Some(s) = d.source.as_ref().or(d.destination.as_ref()) {
+                return Err(self.err_at(
+                    Some(s.span()),
+                    "[defaults] cannot name a source or destination; put them in a [jobs.NAME] table".into(),
+                ));
+            }
+        }
+        for (name, table) in &self.jobs {
+            let t = table.get_ref();
+            let Some(src) = &t.source else {
+                return Err(self.err_at(
+                    Some(table.span()),
+                    format!("job '{name}' has no source; add source = \"/path\" or \"s3://bucket/prefix\""),
+                ));
+            };
+            let Some(dst) = &t.destination else {
+                return Err(self.err_at(
+                    Some(table.span()),
+                    format!("job '{name}' has no destination; add destination = \"s3://bucket/prefix\" or a local path"),
+                ));
+            };
+            let sl = Location::parse(src.get_ref())
+                .map_err(|e| self.err_at(Some(src.span()), e.to_string()))?;
+            let dl = Location::parse(dst.get_ref())
+                .map_err(|e| self.err_at(Some(dst.span()), e.to_string()))?;
+            match (&sl, &dl) {
+                (Location::Local(_), Location::Local(_)) | (Location::Remote(_), Location::Remote(_)) => {
+                    return Err(self.err_at(
+                        Some(dst.span()),
+                        format!("job '{name}': one side must be local and the other s3:// or oss://"),
+                    ))
+                }
+                (Location::Local(s), Location::Remote(_)) if !s.is_absolute() => {
+                    return Err(self.err_at(Some(src.span()), format!("job '{name}': use an absolute source path (jobs run from cron and timers, where the working directory is arbitrary)")))
+                }
+                (Location::Remote(_), Location::Local(d)) if !d.is_absolute() => {
+                    return Err(self.err_at(Some(dst.span()), format!("job '{name}': use an absolute destination path")))
+                }
+                _ => {}
+            }
+            if src.get_ref().trim_end_matches('/') == dst.get_ref().trim_end_matches('/') {
+                return Err(self.err_at(
+                    Some(dst.span()),
+                    format!("job '{name}': the destination is the source"),
+                ));
+            }
+            if let (Location::Local(s), Location::Local(d)) = (&sl, &dl) {
+                if d.starts_with(s) {
+                    return Err(self.err_at(
+                        Some(dst.span()),
+                        format!("job '{name}': the destination is inside the source"),
+                    ));
+                }
+            }
+            if let Some(p) = t
+                .profile
+                .as_ref()
+                .or(self.defaults.as_ref().and_then(|d| d.profile.as_ref()))
+            {
+                if !self.profiles.contains_key(p) {
+                    return Err(self.err_at(Some(table.span()), format!("job '{name}' uses profile '{p}', which is not defined; add [profiles.{p}]")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn job_names(&self) -> Vec<String> {
+        self.jobs.keys().cloned().collect()
+    }
+
+    /// The job with every setting decided; `flags` override the file.
+    pub fn resolve_job(
+        &self,
+        name: &str,
+        flags: &JobTable,
+        env: &dyn Env,
+    ) -> Result<Job, ConfigError> {
+        let table = self.jobs.get(name).ok_or_else(|| {
+            let known = self.job_names();
+            ConfigError::Invalid(if known.is_empty() {
+                format!("no job '{name}': the config file defines no jobs")
+            } else {
+                format!("no job '{name}'; defined jobs: {}", known.join(", "))
+            })
+        })?;
+        let j = table.get_ref();
+        let d = self.defaults.clone().unwrap_or_default();
+        let f = flags;
+        let source = j
+            .source
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default();
+        let destination = j
+            .destination
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default();
+        Ok(Job {
+            name: name.to_string(),
+            profile: pick_opt(f.profile.clone(), j.profile.clone(), d.profile.clone()),
+            update: pick(f.update, j.update, d.update, true),
+            delete: pick(f.delete, j.delete, d.delete, false),
+            include: pick(
+                f.include.clone(),
+                j.include.clone(),
+                d.include.clone(),
+                Vec::new(),
+            ),
+            exclude: pick(
+                f.exclude.clone(),
+                j.exclude.clone(),
+                d.exclude.clone(),
+                Vec::new(),
+            ),
+            follow_symlinks: pick(
+                f.follow_symlinks,
+                j.follow_symlinks,
+                d.follow_symlinks,
+                false,
+            ),
+            checkpoint_dir: pick(
+                f.checkpoint_dir.clone(),
+                j.checkpoint_dir.clone(),
+                d.checkpoint_dir.clone().map(|p| p.join(name)),
+                state_dir(env).join("checkpoints").join(name),
+            ),
+            jobs: pick(f.jobs, j.jobs, d.jobs, 8),
+            parallel: pick(f.parallel, j.parallel, d.parallel, 4),
+            part_size: pick_opt(
+                f.part_size.map(|s| s.0),
+                j.part_size.map(|s| s.0),
+                d.part_size.map(|s| s.0),
+            ),
+            bigfile_threshold: pick(
+                f.bigfile_threshold.map(|s| s.0),
+                j.bigfile_threshold.map(|s| s.0),
+                d.bigfile_threshold.map(|s| s.0),
+                100 * 1024 * 1024,
+            ),
+            bwlimit: pick_opt(
+                f.bwlimit.map(|s| s.0),
+                j.bwlimit.map(|s| s.0),
+                d.bwlimit.map(|s| s.0),
+            ),
+            debounce: pick(
+                f.debounce.map(|x| x.0),
+                j.debounce.map(|x| x.0),
+                d.debounce.map(|x| x.0),
+                Duration::from_secs(1),
+            ),
+            rescan_interval: pick(
+                f.rescan_interval.map(|x| x.0),
+                j.rescan_interval.map(|x| x.0),
+                d.rescan_interval.map(|x| x.0),
+                Duration::from_secs(300),
+            ),
+            source,
+            destination,
+        })
+    }
+}
+
+impl Job {
+    /// `ferry config show`: each setting, its value and where it came from.
+    pub fn describe(&self) -> Vec<(&'static str, String, Origin)> {
+        fn fmt_size(v: Option<u64>) -> String {
+            v.map(crate::units::human).unwrap_or_else(|| "auto".into())
+        }
+        vec![
+            ("source", self.source.clone(), Origin::Job),
+            ("destination", self.destination.clone(), Origin::Job),
+            (
+                "profile",
+                self.profile
+                    .value
+                    .clone()
+                    .unwrap_or_else(|| "(environment)".into()),
+                self.profile.origin,
+            ),
+            ("update", self.update.value.to_string(), self.update.origin),
+            ("delete", self.delete.value.to_string(), self.delete.origin),
+            (
+                "include",
+                format!("{:?}", self.include.value),
+                self.include.origin,
+            ),
+            (
+                "exclude",
+                format!("{:?}", self.exclude.value),
+                self.exclude.origin,
+            ),
+            (
+                "follow_symlinks",
+                self.follow_symlinks.value.to_string(),
+                self.follow_symlinks.origin,
+            ),
+            (
+                "checkpoint_dir",
+                self.checkpoint_dir.value.display().to_string(),
+                self.checkpoint_dir.origin,
+            ),
+            ("jobs", self.jobs.value.to_string(), self.jobs.origin),
+            (
+                "parallel",
+                self.parallel.value.to_string(),
+                self.parallel.origin,
+            ),
+            (
+                "part_size",
+                fmt_size(self.part_size.value),
+                self.part_size.origin,
+            ),
+            (
+                "bigfile_threshold",
+                crate::units::human(self.bigfile_threshold.value),
+                self.bigfile_threshold.origin,
+            ),
+            (
+                "bwlimit",
+                self.bwlimit
+                    .value
+                    .map(|b| format!("{}/s", crate::units::human(b)))
+                    .unwrap_or_else(|| "unlimited".into()),
+                self.bwlimit.origin,
+            ),
+            (
+                "debounce",
+                format!("{:?}", self.debounce.value),
+                self.debounce.origin,
+            ),
+            (
+                "rescan_interval",
+                format!("{:?}", self.rescan_interval.value),
+                self.rescan_interval.origin,
+            ),
+        ]
+    }
+}
+
+/// True when `path` lies inside `root` (both made absolute lexically).
+pub fn is_inside(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
+        let mut c = ConfigFile::parse(text, Path::new("c.toml"))?;
+        c.path = Some(PathBuf::from("c.toml"));
+        c.validate_jobs()?;
+        Ok(c)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn validation_errors_name_line_and_column() {
+        assert!(err("[jobs.a]\ndestination = \"s3://bkt/x\"\n")
+            .starts_with("c.toml:1:1: job 'a' has no source"));
+        let e = err("[jobs.a]\nsource = \"/data\"\ndestination = \"/data\"\n");
+        assert!(
+            e.starts_with("c.toml:3:15") && e.contains("one side must be local"),
+            "{e}"
+        );
+        let e = err("[jobs.a]\nsource = \"s3://bkt/x\"\ndestination = \"s3://bkt/x\"\n");
+        assert!(e.starts_with("c.toml:3:15"), "{e}");
+        let e = err("[jobs.a]\nsource = \"/data\"\ndestination = \"s3://Bad_Bucket/x\"\n");
+        assert!(
+            e.starts_with("c.toml:3:15") && e.contains("invalid bucket"),
+            "{e}"
+        );
+        let e = err("[jobs.a]\nsource = \"/data\"\ndestination = \"s3://bkt/x\"\njobz = 4\n");
+        assert!(e.starts_with("c.toml:4:1") && e.contains("jobz"), "{e}");
+        let e =
+            err("[jobs.a]\nsource = \"/data\"\ndestination = \"s3://bkt/x\"\njobs = \"four\"\n");
+        assert!(e.starts_with("c.toml:4:8"), "{e}");
+        let e = err("[jobs.a]\nsource = \"data\"\ndestination = \"s3://bkt/x\"\n");
+        assert!(e.contains("absolute"), "{e}");
+        let e =
+            err("[jobs.a]\nsource = \"/d\"\ndestination = \"s3://bkt/x\"\nprofile = \"nope\"\n");
+        assert!(e.contains("profile 'nope'"), "{e}");
+        let e = err("[defaults]\nsource = \"/d\"\n");
+        assert!(
+            e.starts_with("c.toml:2:10") && e.contains("[defaults]"),
+            "{e}"
+        );
+        let e = err("[jobs.a]\nsource = \"/d\"\ndestination = \"s3://bkt/x\"\nbwlimit = \"10Q\"\n");
+        assert!(
+            e.starts_with("c.toml:4:11") && e.contains("unknown unit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn precedence_flag_job_defaults_builtin() {
+        let c = parse(
+            "[defaults]\njobs = 3\nparallel = 2\nbwlimit = \"5M\"\n[jobs.a]\nsource = \"/d\"\ndestination = \"s3://bkt/x\"\nparallel = 6\ndebounce = \"250ms\"\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [("HOME", "/home/u")].into_iter().collect();
+        let flags = JobTable {
+            jobs: Some(9),
+            ..Default::default()
+        };
+        let j = c.resolve_job("a", &flags, &env).unwrap();
+        assert_eq!((j.jobs.value, j.jobs.origin), (9, Origin::Flag));
+        assert_eq!((j.parallel.value, j.parallel.origin), (6, Origin::Job));
+        assert_eq!(
+            (j.bwlimit.value, j.bwlimit.origin),
+            (Some(5 << 20), Origin::Defaults)
+        );
+        assert_eq!((j.update.value, j.update.origin), (true, Origin::BuiltIn));
+        assert_eq!(j.debounce.value, Duration::from_millis(250));
+        assert_eq!(
+            j.checkpoint_dir.value,
+            PathBuf::from("/home/u/.local/state/ferry/checkpoints/a")
+        );
+        assert!(c
+            .resolve_job("b", &flags, &env)
+            .unwrap_err()
+            .to_string()
+            .contains("defined jobs: a"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("5y").is_err());
+    }
+}
