@@ -51,6 +51,17 @@ struct Inbox {
     rescan: Arc<AtomicBool>,
 }
 
+/// Opening and reading (our own walk and uploads among them) must not
+/// count as changes, or every pass would trigger the next.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 fn rel_of(root: &Path, p: &Path) -> Option<String> {
     let rel = p.strip_prefix(root).ok()?;
     let s = rel.to_str()?;
@@ -104,6 +115,9 @@ pub async fn watch(
                     Some(Ok(event)) => {
                         if event.need_rescan() {
                             inbox.rescan.store(true, Ordering::Relaxed);
+                        }
+                        if !changes_content(&event.kind) {
+                            continue;
                         }
                         let now = Instant::now();
                         for p in &event.paths {

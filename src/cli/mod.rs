@@ -111,15 +111,28 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let (cancel_tx, cancel) = crate::transfer::Cancel::new();
+        // SIGTERM (systemd, kill) stops as cleanly as Ctrl-C: in-flight
+        // parts are abandoned, checkpoints saved, and the rerun resumes.
+        // Registered before any work starts, so no early signal is lost.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "ferry: interrupted; saving progress (press Ctrl-C again to quit at once)"
-                );
-                let _ = cancel_tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_recv => {}
+            }
+            eprintln!("ferry: interrupted; saving progress (press Ctrl-C again to quit at once)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
             }
         });
         run(cli, cancel).await

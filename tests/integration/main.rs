@@ -7,6 +7,7 @@ mod proxy;
 
 mod bad_input;
 mod commands;
+mod jobs;
 mod resume;
 mod roundtrip;
 mod store_contract;

@@ -27,6 +27,10 @@ pub struct Counters {
     pub stop: AtomicBool,
     /// Connections whose server side is still open.
     pub active: AtomicU64,
+    /// Simulated outage: new connections are dropped, open ones cut.
+    pub down: AtomicBool,
+    /// Connections dropped because of the outage.
+    pub refused: AtomicU64,
 }
 
 pub struct Proxy {
@@ -51,6 +55,11 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = conn else { continue };
+                if c.down.load(Ordering::Relaxed) {
+                    c.refused.fetch_add(1, Ordering::Relaxed);
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
@@ -86,6 +95,15 @@ impl Proxy {
             .iter()
             .filter(|r| r.method == method && r.target.contains(needle))
             .count()
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.counters.refused.load(Ordering::Relaxed)
+    }
+
+    /// Starts or ends a simulated server outage.
+    pub fn set_down(&self, down: bool) {
+        self.counters.down.store(down, Ordering::Relaxed);
     }
 
     /// Forget what was counted so far and change the rate: the next run
@@ -181,6 +199,9 @@ fn upstream_pump(mut client: TcpStream, mut server: TcpStream, c: Arc<Counters>)
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if c.down.load(Ordering::Relaxed) {
+            break;
+        }
         throttle(&c, n);
         if server.write_all(&chunk[..n]).is_err() {
             break;
@@ -188,6 +209,10 @@ fn upstream_pump(mut client: TcpStream, mut server: TcpStream, c: Arc<Counters>)
         buf.extend_from_slice(&chunk[..n]);
     }
     let _ = server.shutdown(Shutdown::Write);
+    if c.down.load(Ordering::Relaxed) {
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = server.shutdown(Shutdown::Both);
+    }
 }
 
 fn downstream_pump(mut server: TcpStream, mut client: TcpStream, c: Arc<Counters>) {
@@ -197,6 +222,9 @@ fn downstream_pump(mut server: TcpStream, mut client: TcpStream, c: Arc<Counters
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if c.down.load(Ordering::Relaxed) {
+            break;
+        }
         throttle(&c, n);
         c.response_bytes.fetch_add(n as u64, Ordering::Relaxed);
         if client.write_all(&chunk[..n]).is_err() {
