@@ -286,7 +286,8 @@ fn watch_catches_up_after_an_outage() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         waited += 1;
         if waited > 1200 {
-            let log = std::fs::read_to_string(ferry.home.path().join("watch-w.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(ferry.home.path().join("watch-w.log")).unwrap_or_default();
             panic!("no attempts during the outage; watcher log:\n{log}");
         }
     }
