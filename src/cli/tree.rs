@@ -70,8 +70,26 @@ impl TreeSpec {
                 filter,
             },
             transfer,
+            known_mtimes: None,
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/ferry/known` (`~/.cache/ferry/known`): mtimes learned
+/// from HEAD requests, so unchanged trees compare from listings alone.
+fn known_mtimes_path(h: &StoreHandle, bucket: &str, prefix: &str) -> Option<std::path::PathBuf> {
+    use crate::config::Env;
+    let env = crate::config::ProcessEnv;
+    let base = env
+        .var("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| env.home().map(|h| h.join(".cache")))?;
+    Some(crate::sync::known::cache_path(
+        &base.join("ferry/known"),
+        &h.endpoint_id,
+        bucket,
+        prefix,
+    ))
 }
 
 pub enum Tree<'a> {
@@ -107,11 +125,12 @@ pub async fn run_tree_summary(
     tree: Tree<'_>,
 ) -> Result<Summary, CliError> {
     let started = Instant::now();
-    let sync = spec.sync_options(transfer)?;
+    let mut sync = spec.sync_options(transfer)?;
     let report = SyncReport::new(setup.reporter.clone(), spec.json);
     let (verb, summary) = match tree {
         Tree::Up { root, dst } => {
             let prefix = as_prefix(&dst.key);
+            sync.known_mtimes = known_mtimes_path(h, &dst.bucket, &prefix);
             if let Some(w) = &spec.watch {
                 setup.reporter.say(&format!(
                     "ferry: watching {} -> {dst} (Ctrl-C to stop)",
@@ -166,11 +185,13 @@ pub async fn run_tree_summary(
                     CliError::Failed(format!("{}: cannot create directory: {e}", root.display()))
                 })?;
             }
+            let prefix = as_prefix(&src.key);
+            sync.known_mtimes = known_mtimes_path(h, &src.bucket, &prefix);
             let s = sync_down(
                 h.store.clone(),
                 setup.cancel.clone(),
                 &src.bucket,
-                &as_prefix(&src.key),
+                &prefix,
                 root,
                 &sync,
                 &report,

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::known::{Known, KnownMtimes};
 use super::plan::{decide, merge_join, Decision, PlanOptions, Reason, Side, Time};
 use super::walk::{walk, walk_all, LocalEntry, WalkItem, WalkOptions};
 use crate::store::{ListEntry, ListRequest, ObjectMeta, ObjectStore, StoreError, StoreErrorKind};
@@ -30,6 +31,8 @@ pub struct SyncOptions {
     pub jobs: usize,
     pub walk: WalkOptions,
     pub transfer: TransferOptions,
+    /// Cache of stored mtimes learned on earlier runs (see `known`).
+    pub known_mtimes: Option<PathBuf>,
 }
 
 /// One thing that happened, for progress, `--json` and the summary.
@@ -108,10 +111,27 @@ struct RemoteEntry {
     rel: String,
     key: String,
     size: u64,
+    etag: String,
     last_modified: Nanos,
 }
 
 impl RemoteEntry {
+    fn lm_secs(&self) -> i64 {
+        self.last_modified.div_euclid(SEC) as i64
+    }
+
+    /// The object's side as far as the cache of known mtimes can tell.
+    fn known_side(&self, known: &KnownMtimes) -> Option<Side> {
+        let time = match known.lookup(&self.key, &self.etag, self.size, self.lm_secs())? {
+            Known::Mtime(ns) => Time::stored(ns),
+            Known::NoMetadata => Time::server(self.lm_secs() as Nanos * SEC),
+        };
+        Some(Side {
+            size: self.size,
+            time,
+        })
+    }
+
     fn side(&self) -> Side {
         let secs = self.last_modified.div_euclid(SEC) * SEC;
         Side {
@@ -150,6 +170,7 @@ enum Job {
 }
 
 struct Runner<'a> {
+    known: &'a KnownMtimes,
     store: Arc<dyn ObjectStore>,
     cancel: Cancel,
     bucket: &'a str,
@@ -197,21 +218,35 @@ impl Runner<'_> {
         )
         .await
         {
-            Ok(o) => Some(Event::Transferred {
-                op: "upload",
-                key: e.key,
-                bytes: o.bytes_sent,
-                resumed: o.bytes_resumed,
-                reason,
-            }),
+            Ok(o) => {
+                self.known
+                    .record(&key, &o.etag, e.size, None, Some(e.mtime));
+                Some(Event::Transferred {
+                    op: "upload",
+                    key: e.key,
+                    bytes: o.bytes_sent,
+                    resumed: o.bytes_resumed,
+                    reason,
+                })
+            }
             Err(TransferError::Interrupted) => None,
             Err(err) => Some(failure(&e.path.display().to_string(), "upload", err)),
         }
     }
 
+    /// HEAD, remembering the stored mtime it reveals for the next run.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         match self.store.head_object(self.bucket, key).await {
-            Ok(m) => Ok(Some(m)),
+            Ok(m) => {
+                self.known.record(
+                    key,
+                    &m.etag,
+                    m.size,
+                    Some(m.last_modified.unix_timestamp()),
+                    m.metadata.get(MTIME_KEY).and_then(|v| parse_mtime(v)),
+                );
+                Ok(Some(m))
+            }
             Err(e) if e.kind == StoreErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -359,6 +394,7 @@ async fn list_remote(
                     rel,
                     key: o.key,
                     size: o.size,
+                    etag: o.etag,
                     last_modified: from_datetime(o.last_modified),
                 })
             })
@@ -439,7 +475,10 @@ pub async fn sync_up(
         })
     };
     let (job_tx, job_rx) = mpsc::channel::<Job>(1024);
+    let known = KnownMtimes::load(opts.known_mtimes.clone());
+    let known_ref = &known;
     let runner = Runner {
+        known: &known,
         store: store.clone(),
         cancel: cancel.clone(),
         bucket,
@@ -513,7 +552,17 @@ pub async fn sync_up(
             ) {
                 Decision::Transfer(r) => Job::Upload(local.expect("transfer has a source"), r),
                 Decision::NeedMetadata => {
-                    Job::ResolveUpload(local.expect("source"), remote.expect("destination"))
+                    let local = local.expect("source");
+                    let remote = remote.expect("destination");
+                    // A remembered mtime decides without a HEAD.
+                    match remote
+                        .known_side(known_ref)
+                        .map(|side| decide(Some(local_side(&local)), Some(side), plan))
+                    {
+                        Some(Decision::Transfer(r)) => Job::Upload(local, r),
+                        Some(Decision::Skip(r)) => Job::Skip(local.key, r),
+                        _ => Job::ResolveUpload(local, remote),
+                    }
                 }
                 Decision::Skip(Reason::NotInSource) => continue,
                 Decision::Skip(r) => Job::Skip(local.map(|l| l.key).unwrap_or_default(), r),
@@ -529,6 +578,7 @@ pub async fn sync_up(
         Ok(deletes)
     };
     let (deletes, ()) = tokio::join!(merger, drive(&runner, job_rx, &mut summary));
+    known.save();
     let _ = lister.await;
     let deletes = deletes?;
     let _ = walker.await;
@@ -589,6 +639,7 @@ pub async fn sync_down(
     opts: &SyncOptions,
     observer: &dyn Observer,
 ) -> Result<Summary, StoreError> {
+    let known = KnownMtimes::load(opts.known_mtimes.clone());
     let mut remote: Vec<RemoteEntry> = Vec::new();
     let (tx, mut rx) = mpsc::channel(4);
     let (listed, ()) = tokio::join!(
@@ -645,7 +696,14 @@ pub async fn sync_down(
             };
             let job = match decide(Some(r.side()), l.map(local_side), opts.plan) {
                 Decision::Transfer(reason) => Job::Download(r.clone(), dest, reason),
-                Decision::NeedMetadata => Job::ResolveDownload(r.clone(), dest, l.cloned()),
+                Decision::NeedMetadata => match r
+                    .known_side(&known)
+                    .map(|side| decide(Some(side), l.map(local_side), opts.plan))
+                {
+                    Some(Decision::Transfer(reason)) => Job::Download(r.clone(), dest, reason),
+                    Some(Decision::Skip(reason)) => Job::Skip(r.rel.clone(), reason),
+                    _ => Job::ResolveDownload(r.clone(), dest, l.cloned()),
+                },
                 Decision::Skip(reason) => Job::Skip(r.rel.clone(), reason),
                 Decision::Delete => unreachable!("a source entry is never deleted"),
             };
@@ -657,6 +715,7 @@ pub async fn sync_down(
         }
     }
     let runner = Runner {
+        known: &known,
         store,
         cancel: cancel.clone(),
         bucket,
@@ -692,6 +751,7 @@ pub async fn sync_down(
             observer.event(&ev);
         }
     }
+    known.save();
     summary.interrupted = cancel.is_cancelled();
     Ok(summary)
 }
@@ -721,7 +781,10 @@ pub async fn sync_paths(
     opts: &SyncOptions,
     observer: &dyn Observer,
 ) -> PathsOutcome {
+    // Changed paths are few; each gets its HEAD rather than the cache.
+    let known = KnownMtimes::default();
     let runner = Runner {
+        known: &known,
         store: store.clone(),
         cancel: cancel.clone(),
         bucket,
@@ -755,6 +818,7 @@ pub async fn sync_paths(
                     rel: rel.clone(),
                     key: format!("{prefix}{rel}"),
                     size: 0,
+                    etag: String::new(),
                     last_modified: 0,
                 };
                 jobs.push(if opts.plan.update {

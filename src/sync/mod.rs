@@ -4,6 +4,7 @@
 
 pub mod execute;
 pub mod filter;
+pub mod known;
 pub mod plan;
 pub mod walk;
 
