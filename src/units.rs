@@ -1,16 +1,45 @@
-//! Byte sizes as people write them (`8M`, `100MiB`, `1.5G`) and read them.
+//! Quantities as people write them — sizes (`8M`, `100MiB`, `1.5G`) and
+//! durations (`500ms`, `5m`, `7d`) — and sizes as people read them.
 
-/// Units are binary (K = 1024), as in ossutil and rclone.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+use std::time::Duration;
+
+/// `"1.5G"` -> `(1.5, "G")`; `None` when there is no number in front.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (examples: 8M, 64MiB, 1G)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    Some((num.parse().ok()?, unit.trim()))
+}
+
+/// Durations; a bare number is in `bare_unit` ("s" in config files, "d"
+/// for `--older-than`).
+pub fn parse_duration(s: &str, bare_unit: &str) -> Result<Duration, String> {
+    let (n, unit) = number_and_unit(s)
+        .ok_or_else(|| format!("'{s}' is not a duration (examples: 500ms, 1s, 5m, 7d)"))?;
+    let unit = if unit.is_empty() { bare_unit } else { unit };
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        "w" => n * 7.0 * 86400.0,
+        u => {
+            return Err(format!(
+                "'{s}': unknown unit '{u}' (use ms, s, m, h, d or w)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Units are binary (K = 1024), as in ossutil and rclone.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(s)
+        .ok_or_else(|| format!("'{s}' is not a size (examples: 8M, 64MiB, 1G)"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,

@@ -11,24 +11,7 @@ use crate::store::MultipartUpload;
 
 /// `7d`, `12h`, `30m`, `45s`.
 pub fn parse_age(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not an age (examples: 7d, 12h, 30m)"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" | "" => 86400,
-        "w" => 7 * 86400,
-        _ => {
-            return Err(format!(
-                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs(n * secs))
+    crate::units::parse_duration(s, "d")
 }
 
 async fn all_uploads(

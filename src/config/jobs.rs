@@ -36,23 +36,7 @@ impl<'de> Deserialize<'de> for Size {
 pub struct Dur(pub Duration);
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 1s, 5m)"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        u => return Err(format!("'{s}': unknown unit '{u}' (use ms, s, m, h or d)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::units::parse_duration(s, "s")
 }
 
 impl<'de> Deserialize<'de> for Dur {
