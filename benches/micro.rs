@@ -1,0 +1,141 @@
+//! Micro-benchmarks of the hot pure parts: the planner over 100,000
+//! entries, request signing, checkpoint encode/decode, and the digests
+//! every byte goes through (MD5, CRC-64). `cargo bench --bench micro`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use ferry::store::credentials::Credentials;
+use ferry::store::sign::{Payload, Scheme, SignableRequest};
+use ferry::sync::plan::{decide, merge_join, PlanOptions, Side, Time};
+use ferry::transfer::checkpoint::{decode, encode, UploadCheckpoint};
+use ferry::transfer::integrity::{crc64, md5};
+use ferry::transfer::resume::RecordedPart;
+
+fn planning(c: &mut Criterion) {
+    let keys: Vec<String> = (0..100_000)
+        .map(|i| format!("dir{:03}/file{i:06}", i % 997))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let local: Vec<(String, Side)> = sorted
+        .iter()
+        .map(|k| {
+            (
+                k.clone(),
+                Side {
+                    size: 4096,
+                    time: Time::local(1_700_000_000_123_456_789),
+                },
+            )
+        })
+        .collect();
+    let remote = local.clone();
+    let opts = PlanOptions {
+        update: true,
+        delete: true,
+    };
+    let mut g = c.benchmark_group("plan");
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("merge+decide 100k unchanged", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for (l, r) in merge_join(&local, &remote, |e| e.0.as_str(), |e| e.0.as_str()) {
+                if !matches!(
+                    decide(l.map(|e| e.1), r.map(|e| e.1), opts),
+                    ferry::sync::plan::Decision::Skip(_)
+                ) {
+                    n += 1;
+                }
+            }
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+fn signing(c: &mut Criterion) {
+    let creds = Credentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        session_token: None,
+    };
+    let query = vec![
+        ("partNumber".to_string(), "7".to_string()),
+        ("uploadId".to_string(), "abc".to_string()),
+    ];
+    let headers = vec![(
+        "content-md5".to_string(),
+        "1B2M2Y8AsgTpgAmY7PhCfg==".to_string(),
+    )];
+    let req = SignableRequest {
+        method: "PUT",
+        host: "127.0.0.1:3900",
+        path: "/bucket/some/key.bin",
+        query: &query,
+        headers: &headers,
+        bucket: Some("bucket"),
+        key: Some("some/key.bin"),
+    };
+    let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let mut g = c.benchmark_group("sign");
+    for (name, scheme) in [
+        (
+            "s3 v4",
+            Scheme::S3V4 {
+                region: "garage".into(),
+            },
+        ),
+        (
+            "oss v4",
+            Scheme::OssV4 {
+                region: "cn-hangzhou".into(),
+            },
+        ),
+        ("oss v1", Scheme::OssV1),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(scheme.sign(&req, &creds, &Payload::Unsigned, now)))
+        });
+    }
+    g.finish();
+}
+
+fn checkpoints(c: &mut Criterion) {
+    let cp = UploadCheckpoint {
+        source: "/data/big.bin".into(),
+        size: 80 << 30,
+        mtime: "1700000000.123456789".into(),
+        endpoint: "https://oss-cn-hangzhou.aliyuncs.com".into(),
+        bucket: "bucket".into(),
+        key: "backups/big.bin".into(),
+        part_size: 8 << 20,
+        upload_id: "0004B9894A22E5B1888A1E29F8236E2D".into(),
+        parts: (1..=10_000)
+            .map(|n| RecordedPart {
+                number: n,
+                etag: format!("{n:032x}"),
+                md5: format!("{n:032x}"),
+                crc64: Some(n as u64 * 7919),
+            })
+            .collect(),
+    };
+    let bytes = encode(&cp);
+    let mut g = c.benchmark_group("checkpoint (10,000 parts)");
+    g.bench_function("encode", |b| b.iter(|| black_box(encode(&cp))));
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(decode::<UploadCheckpoint>(&bytes).unwrap()))
+    });
+    g.finish();
+}
+
+fn digests(c: &mut Criterion) {
+    let data = vec![0x5au8; 64 << 20];
+    let mut g = c.benchmark_group("digest");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.bench_function("md5", |b| b.iter(|| black_box(md5(&data))));
+    g.bench_function("crc64", |b| b.iter(|| black_box(crc64(&data))));
+    g.finish();
+}
+
+criterion_group!(benches, planning, signing, checkpoints, digests);
+criterion_main!(benches);
