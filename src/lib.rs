@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod location;
+pub mod mount;
 pub mod store;
 pub mod sync;
 pub mod transfer;

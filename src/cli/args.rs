@@ -84,6 +84,10 @@ pub enum Command {
     /// List or abort unfinished multipart uploads on the server
     #[command(subcommand)]
     Uploads(UploadsCmd),
+    /// Mount a bucket prefix as a folder (FUSE); writes upload resumably
+    Mount(MountArgs),
+    /// Unmount a `ferry mount`, waiting for its pending uploads
+    Unmount(UnmountArgs),
     /// Run backup jobs defined in the config file
     Run(RunArgs),
     /// Run a job, then keep its destination in sync as the source changes
@@ -272,4 +276,81 @@ pub enum UploadsCmd {
         #[arg(long, value_name = "AGE")]
         older_than: Option<String>,
     },
+}
+
+fn mode_arg(s: &str) -> Result<u16, String> {
+    u16::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("'{s}' is not an octal mode such as 644"))
+}
+
+/// A duration whose bare number means seconds (`30`, `30s`, `5m`, `1h`).
+fn duration_secs_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::parse_duration(s, "s")
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// s3://BUCKET[/PREFIX] or oss://BUCKET[/PREFIX]
+    pub url: String,
+    /// An existing directory
+    pub mountpoint: PathBuf,
+    /// Staging area for written files and their upload journal
+    /// [default: $XDG_CACHE_HOME/ferry/mounts/<bucket>-<hash>]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Resume state of large uploads [default: <cache-dir>/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Refuse every change (EROFS)
+    #[arg(long)]
+    pub read_only: bool,
+    /// Let other users access the mount (root, or user_allow_other in /etc/fuse.conf)
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Owner shown for every file [default: your uid]
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group shown for every file [default: your gid]
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Permission bits of files (octal)
+    #[arg(long, default_value = "644", value_parser = mode_arg, value_name = "MODE")]
+    pub file_mode: u16,
+    /// Permission bits of directories (octal)
+    #[arg(long, default_value = "755", value_parser = mode_arg, value_name = "MODE")]
+    pub dir_mode: u16,
+    /// Stay in the foreground (otherwise ferry detaches once mounted and logs to <cache-dir>/mount.log)
+    #[arg(short, long)]
+    pub foreground: bool,
+    /// How long directory listings and file attributes are cached
+    #[arg(long, default_value = "5", value_parser = duration_secs_arg, value_name = "SECS")]
+    pub list_ttl: std::time::Duration,
+    /// How long unmount (or SIGTERM) waits for pending uploads
+    #[arg(long, default_value = "300", value_parser = duration_secs_arg, value_name = "SECS")]
+    pub flush_timeout: std::time::Duration,
+    /// Files at or above this size upload in parts (and resume after a crash)
+    #[arg(long, default_value = "16M", value_parser = size_arg, value_name = "SIZE")]
+    pub multipart_threshold: u64,
+    /// Part size for multipart uploads
+    #[arg(long, default_value = "8M", value_parser = size_arg, value_name = "SIZE")]
+    pub part_size: u64,
+    /// Parts in flight per upload
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
+    /// Most objects a directory rename may copy (larger renames fail with EXDEV; mv then copies)
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub rename_limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct UnmountArgs {
+    pub mountpoint: PathBuf,
+    /// Detach now even if files are open; they are uploaded when closed
+    #[arg(long)]
+    pub lazy: bool,
+    /// How long to wait for the mount's pending uploads
+    #[arg(long, default_value = "600", value_parser = duration_secs_arg, value_name = "SECS")]
+    pub timeout: std::time::Duration,
 }

@@ -8,6 +8,7 @@ mod bucket;
 mod checkpoints;
 mod cp;
 mod ls;
+mod mount;
 mod progress;
 mod rm;
 mod run;
@@ -165,6 +166,8 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
         Command::Rb(a) => bucket::remove(&setup, a).await,
         Command::Checkpoint(a) => checkpoints::run(&setup, a).await,
         Command::Uploads(a) => uploads::run(&setup, a).await,
+        Command::Mount(a) => mount::mount(&setup, a).await,
+        Command::Unmount(a) => mount::unmount(&setup, a).await,
         Command::Run(a) => run::run(&setup, a).await,
         Command::Watch(a) => run::watch(&setup, a).await,
         Command::Jobs => run::list(&setup),

@@ -8,6 +8,7 @@ mod proxy;
 mod bad_input;
 mod commands;
 mod jobs;
+mod mount;
 mod resume;
 mod roundtrip;
 mod store_contract;

@@ -1,0 +1,87 @@
+//! Keys and file names. A key maps to a path only if every segment is a
+//! name the kernel accepts; keys that do not (`a//b`, `./x`, 300-byte
+//! segments) are left out of listings rather than mangled.
+
+/// Linux's NAME_MAX.
+pub const NAME_MAX: usize = 255;
+
+/// S3 and OSS both cap keys at 1024 bytes.
+pub const KEY_MAX: usize = 1024;
+
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= NAME_MAX
+        && !name.contains('/')
+        && !name.contains('\0')
+}
+
+/// The mount's root prefix: empty (the whole bucket) or ending in `/`.
+pub fn normalize_prefix(p: &str) -> String {
+    let p = p.trim_start_matches('/');
+    if p.is_empty() || p.ends_with('/') {
+        p.to_string()
+    } else {
+        format!("{p}/")
+    }
+}
+
+/// The key of a file named `name` in the directory whose prefix is `dir`.
+pub fn file_key(dir: &str, name: &str) -> String {
+    format!("{dir}{name}")
+}
+
+/// The prefix (and marker key) of a subdirectory.
+pub fn dir_key(dir: &str, name: &str) -> String {
+    format!("{dir}{name}/")
+}
+
+/// The name an object of a listing under `dir` shows as, if it is a plain
+/// file directly inside it (not the directory's own marker).
+pub fn object_name<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(dir)?;
+    valid_name(rest).then_some(rest)
+}
+
+/// The name a common prefix of a listing under `dir` shows as.
+pub fn prefix_name<'a>(dir: &str, prefix: &'a str) -> Option<&'a str> {
+    let rest = prefix.strip_prefix(dir)?.strip_suffix('/')?;
+    valid_name(rest).then_some(rest)
+}
+
+/// Splits a key below the mount prefix into directory names and a file
+/// name, or `None` if some segment cannot be a name.
+pub fn split_relative(rel: &str) -> Option<(Vec<&str>, &str)> {
+    let mut segs: Vec<&str> = rel.split('/').collect();
+    let file = segs.pop()?;
+    if !valid_name(file) || !segs.iter().all(|s| valid_name(s)) {
+        return None;
+    }
+    Some((segs, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("a.txt"));
+        for bad in ["", ".", "..", "a/b", "x\0"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(!valid_name(&"x".repeat(256)));
+        assert_eq!(normalize_prefix(""), "");
+        assert_eq!(normalize_prefix("/data"), "data/");
+        assert_eq!(normalize_prefix("data/"), "data/");
+        assert_eq!(object_name("d/", "d/f"), Some("f"));
+        assert_eq!(object_name("d/", "d/"), None, "the marker is not an entry");
+        assert_eq!(object_name("d/", "d/a/b"), None);
+        assert_eq!(prefix_name("d/", "d/sub/"), Some("sub"));
+        assert_eq!(prefix_name("d/", "d//"), None, "empty segments are hidden");
+        assert_eq!(split_relative("a/b/c"), Some((vec!["a", "b"], "c")));
+        assert_eq!(split_relative("a//c"), None);
+        assert_eq!(split_relative("c"), Some((vec![], "c")));
+    }
+}

@@ -1,0 +1,345 @@
+//! Reading an object through an open handle.
+//!
+//! A read that jumps somewhere new fetches the aligned 512 KiB block(s) it
+//! touches, one GET; the kernel splits a large `pread` into 128 KiB
+//! requests and reads a little ahead itself, and those follow-up requests
+//! land in the same block instead of costing a GET each. Once reads have
+//! continued one another four times in a row, they are served from
+//! read-ahead windows: ranged GETs that run ahead of the reader, each twice
+//! the size of the previous one (1 MiB up to 16 MiB), so a `cat` of a large
+//! file streams at the link's speed after a cheap start.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::store::{ObjectStore, StoreError, StoreErrorKind};
+use crate::transfer::MIB;
+
+pub const FIRST_WINDOW: u64 = MIB;
+pub const MAX_WINDOW: u64 = 16 * MIB;
+/// Reads that are not (yet) sequential fetch the aligned blocks they touch.
+pub const BLOCK: u64 = 512 * 1024;
+/// Reads in a row that continue one another before read-ahead starts: more
+/// than one `pread` and the kernel's own read-ahead behind it produce.
+const SEQUENTIAL: u32 = 4;
+/// Windows already read past are kept this long behind the reader, because
+/// the kernel's concurrent reads can arrive slightly out of order.
+const KEEP_BEHIND: u64 = 2 * MIB;
+/// Attempts per GET; the store retried the request, this covers bodies
+/// that break mid-stream.
+const ATTEMPTS: u32 = 3;
+
+struct Window {
+    range: Range<u64>,
+    data: Fetch,
+    /// Read-ahead bytes this window holds against the mount's budget.
+    charge: Option<(Arc<ReadAhead>, u64)>,
+}
+
+/// Bytes all handles of a mount may hold in read-ahead windows beyond what
+/// their reads need right now; without it, many files streamed at once
+/// would each hold tens of MiB.
+#[derive(Debug)]
+pub struct ReadAhead {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl ReadAhead {
+    pub fn new(limit: u64) -> Arc<ReadAhead> {
+        Arc::new(ReadAhead {
+            used: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    fn try_take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.limit).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    pub fn in_use(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+enum Fetch {
+    Pending(tokio::task::JoinHandle<Result<Bytes, StoreError>>),
+    Ready(Bytes),
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        if let Fetch::Pending(h) = &self.data {
+            h.abort();
+        }
+        if let Some((budget, n)) = self.charge.take() {
+            budget.used.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Window {
+    async fn bytes(&mut self) -> Result<Bytes, StoreError> {
+        if let Fetch::Pending(h) = &mut self.data {
+            let got = h.await.unwrap_or_else(|e| {
+                Err(StoreError::new(
+                    StoreErrorKind::Network,
+                    format!("read-ahead task failed: {e}"),
+                ))
+            })?;
+            self.data = Fetch::Ready(got);
+        }
+        match &self.data {
+            Fetch::Ready(b) => Ok(b.clone()),
+            Fetch::Pending(_) => unreachable!("resolved above"),
+        }
+    }
+}
+
+/// One GET of a range, with the whole body, retried if the body breaks.
+pub async fn fetch_range(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+    range: Range<u64>,
+) -> Result<Bytes, StoreError> {
+    let want = range.end - range.start;
+    let mut attempt = 1;
+    loop {
+        let got = match store.get_object(bucket, key, Some(range.clone())).await {
+            Ok(out) => out.bytes().await,
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(b) if b.len() as u64 == want => return Ok(b),
+            Ok(b) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Truncated,
+                    format!("{key}: asked for {want} bytes, got {}", b.len()),
+                ))
+            }
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Read state of one open handle on a remote object.
+pub struct RemoteReader {
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    key: String,
+    size: u64,
+    windows: VecDeque<Window>,
+    next_len: u64,
+    /// Where the previous read ended: a read starting here continues it.
+    expect: Option<u64>,
+    /// Reads in a row that continued the one before.
+    streak: u32,
+    budget: Arc<ReadAhead>,
+    /// GETs issued, for tests and statistics.
+    pub gets: u64,
+}
+
+impl RemoteReader {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        bucket: &str,
+        key: &str,
+        size: u64,
+        budget: Arc<ReadAhead>,
+    ) -> Self {
+        RemoteReader {
+            budget,
+            store,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size,
+            windows: VecDeque::new(),
+            next_len: FIRST_WINDOW,
+            expect: None,
+            streak: 0,
+            gets: 0,
+        }
+    }
+
+    /// Whether this reader still describes `key` at `size` (a rename or an
+    /// overwrite through the mount makes a new one).
+    pub fn matches(&self, key: &str, size: u64) -> bool {
+        self.key == key && self.size == size
+    }
+
+    fn covered(&self, off: u64) -> bool {
+        match (self.windows.front(), self.windows.back()) {
+            (Some(f), Some(b)) => off >= f.range.start && off < b.range.end,
+            _ => false,
+        }
+    }
+
+    fn spawn_window(&mut self, start: u64, len: u64, charge: Option<(Arc<ReadAhead>, u64)>) {
+        let len = len.min(self.size - start);
+        let range = start..start + len;
+        let (store, bucket, key) = (self.store.clone(), self.bucket.clone(), self.key.clone());
+        let r = range.clone();
+        let h = tokio::spawn(async move { fetch_range(store.as_ref(), &bucket, &key, r).await });
+        self.gets += 1;
+        self.windows.push_back(Window {
+            range,
+            data: Fetch::Pending(h),
+            charge,
+        });
+    }
+
+    pub async fn read(&mut self, off: u64, len: u32) -> Result<Bytes, StoreError> {
+        let end = (off + len as u64).min(self.size);
+        if off >= end {
+            return Ok(Bytes::new());
+        }
+        let continues = self.expect == Some(off) || (self.expect.is_none() && off == 0);
+        self.streak = if continues { self.streak + 1 } else { 0 };
+        self.expect = Some(end);
+        while self
+            .windows
+            .front()
+            .is_some_and(|w| w.range.end + KEEP_BEHIND <= off)
+        {
+            self.windows.pop_front();
+        }
+        if !self.covered(off) {
+            // Somewhere new: read-ahead starts over from the smallest window.
+            self.windows.clear();
+            self.next_len = FIRST_WINDOW;
+        }
+        let mut next = self
+            .windows
+            .back()
+            .map_or(off / BLOCK * BLOCK, |w| w.range.end);
+        if self.streak >= SEQUENTIAL {
+            // Cover the read, plus two (growing) windows beyond it, so one GET
+            // is always in flight while the reader consumes another.
+            let target = (end + 2 * self.next_len).min(self.size);
+            while next < target {
+                let len = self.next_len.min(self.size - next);
+                // Windows the read itself needs are always fetched; those
+                // purely ahead of it only while the mount's budget allows.
+                let charge = if next >= end {
+                    if !self.budget.try_take(len) {
+                        break;
+                    }
+                    Some((self.budget.clone(), len))
+                } else {
+                    None
+                };
+                self.spawn_window(next, len, charge);
+                self.next_len = (self.next_len * 2).min(MAX_WINDOW);
+                next += len;
+            }
+        } else {
+            // Just the aligned blocks the read touches: the kernel's next
+            // requests (the rest of a large pread, its own read-ahead) fall
+            // in the same block instead of costing a GET each.
+            while next < end {
+                self.spawn_window(next, BLOCK, None);
+                next += BLOCK.min(self.size - next);
+            }
+        }
+        let mut out = BytesMut::with_capacity((end - off) as usize);
+        for i in 0..self.windows.len() {
+            let (ws, we) = (self.windows[i].range.start, self.windows[i].range.end);
+            if we <= off || ws >= end {
+                continue;
+            }
+            let data = match self.windows[i].bytes().await {
+                Ok(d) => d,
+                Err(e) => {
+                    // Forget the failed window so the next read retries it.
+                    self.windows.clear();
+                    self.next_len = FIRST_WINDOW;
+                    return Err(e);
+                }
+            };
+            let from = (off.max(ws) - ws) as usize;
+            let to = (end.min(we) - ws) as usize;
+            out.extend_from_slice(&data[from..to]);
+        }
+        Ok(out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Body, PutOptions};
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn sequential_reads_grow_the_window_and_random_reads_fetch_blocks() {
+        let store = MemoryStore::with_bucket("b");
+        let d = data((40 * MIB) as usize);
+        store
+            .put_object("b", "k", Body::new(d.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+        let budget = ReadAhead::new(64 * MIB);
+        let mut r = RemoteReader::new(store.clone(), "b", "k", d.len() as u64, budget.clone());
+        let chunk = 128 * 1024u32;
+        let mut off = 0u64;
+        while off < d.len() as u64 {
+            let got = r.read(off, chunk).await.unwrap();
+            let end = (off as usize + chunk as usize).min(d.len());
+            assert_eq!(&got[..], &d[off as usize..end]);
+            off += chunk as u64;
+        }
+        // One block, then 1+2+4+8+16+16 MiB windows cover 40 MiB: a handful
+        // of GETs, not 320.
+        assert!(r.gets <= 8, "{} GETs", r.gets);
+
+        drop(r);
+        assert_eq!(budget.in_use(), 0, "windows give their budget back");
+        let mut r = RemoteReader::new(store.clone(), "b", "k", d.len() as u64, budget.clone());
+        for (o, l) in [
+            (5_000_000u64, 10u32),
+            (123, 4096),
+            (39 * MIB, 128 * 1024),
+            (39 * MIB + 128 * 1024, 128 * 1024),
+        ] {
+            let got = r.read(o, l).await.unwrap();
+            let end = (o as usize + l as usize).min(d.len());
+            assert_eq!(&got[..], &d[o as usize..end]);
+        }
+        assert_eq!(r.gets, 3, "one block per jump; reads within it are free");
+        assert!(r.read(d.len() as u64, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn read_ahead_stays_within_the_budget() {
+        let store = MemoryStore::with_bucket("b");
+        let d = data((8 * MIB) as usize);
+        store
+            .put_object("b", "k", Body::new(d.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+        let budget = ReadAhead::new(0);
+        let mut r = RemoteReader::new(store.clone(), "b", "k", d.len() as u64, budget.clone());
+        let chunk = 128 * 1024u32;
+        let mut off = 0u64;
+        while off < d.len() as u64 {
+            let got = r.read(off, chunk).await.unwrap();
+            assert_eq!(&got[..], &d[off as usize..off as usize + chunk as usize]);
+            off += chunk as u64;
+        }
+        assert_eq!(budget.in_use(), 0);
+    }
+}
