@@ -15,8 +15,9 @@ Workloads (sizes for the full run; --quick scales them down):
       rerun sends, counted by the proxy
   w5  peak RSS and CPU seconds per GiB moved, from the w1 and w2 runs
 
-Every upload and download in w1, w2 and w4 gets a fresh Garage (new data
-directory), so no run finds another's blocks or metadata. Tools run in
+Every upload+download pair (w1, w2) and every interrupted upload (w4) gets a
+fresh Garage (new data directory), so no run finds another's blocks or
+metadata. Tools run in
 turn within each round, so drift on the machine is spread evenly.
 
 Results: a JSON file with every run and the machine facts, and a Markdown
@@ -320,9 +321,10 @@ def resolve(name, env_var):
 
 
 class Tool:
+    """One client: its environment and the command lines of each workload.
+    `p` is the profile ("matched" or "defaults")."""
+
     name = ""
-    # Concurrency flags per profile go in these methods; `p` is the profile
-    # name, `single` is True for a one-file transfer.
 
     def __init__(self, path, work):
         self.path = path
@@ -369,7 +371,18 @@ class Ferry(Tool):
         return self._cp(p, True, ["-r"]) + [f"s3://{BUCKET}/{prefix}/", str(dst)]
 
     def noop_variants(self, src, prefix):
-        return [("ferry cp -r -u", [self.path, "cp", "-q", "-r", "-u", str(src), f"s3://{BUCKET}/{prefix}/"])]
+        """ferry keeps the stored mtimes it learns (from its uploads and
+        HEADs) in $XDG_CACHE_HOME/ferry/known, keyed by endpoint, bucket and
+        prefix. The plain variant uses the cache the setup upload filled
+        (as on the machine that uploaded the tree); the other starts each
+        run with an empty cache (as on another machine)."""
+        argv = [self.path, "cp", "-q", "-r", "-u", str(src), f"s3://{BUCKET}/{prefix}/"]
+        cold = self.work / "home" / "cold-cache"
+        return [
+            ("ferry cp -r -u", argv, None),
+            ("ferry cp -r -u, empty cache", ["env", f"XDG_CACHE_HOME={cold}"] + argv,
+             lambda: shutil.rmtree(cold, ignore_errors=True)),
+        ]
 
 
 class Rclone(Tool):
@@ -414,10 +427,10 @@ class Rclone(Tool):
     def noop_variants(self, src, prefix):
         dst = f"garage:{BUCKET}/{prefix}"
         return [
-            ("rclone copy --update", [self.path, "copy", "--update", str(src), dst]),
+            ("rclone copy --update", [self.path, "copy", "--update", str(src), dst], None),
             ("rclone copy --update --use-server-modtime --fast-list",
-             [self.path, "copy", "--update", "--use-server-modtime", "--fast-list", str(src), dst]),
-            ("rclone sync", [self.path, "sync", str(src), dst]),
+             [self.path, "copy", "--update", "--use-server-modtime", "--fast-list", str(src), dst], None),
+            ("rclone sync", [self.path, "sync", str(src), dst], None),
         ]
 
 
@@ -433,7 +446,7 @@ class S5cmd(Tool):
     def version(self):
         return sh([self.path, "version"])
 
-    def _base(self, p, endpoint_flag=True):
+    def _base(self, p):
         argv = [self.path, "--log", "error"]
         if p == "matched":
             argv += ["--numworkers", "8"]
@@ -458,7 +471,7 @@ class S5cmd(Tool):
         return self._cp(p) + [f"s3://{BUCKET}/{prefix}/*", f"{dst}/"]
 
     def noop_variants(self, src, prefix):
-        return [("s5cmd sync", self._base("defaults") + ["sync", f"{src}/", f"s3://{BUCKET}/{prefix}/"])]
+        return [("s5cmd sync", self._base("defaults") + ["sync", f"{src}/", f"s3://{BUCKET}/{prefix}/"], None)]
 
 
 class Aws(Tool):
@@ -498,7 +511,7 @@ class Aws(Tool):
         return self._s3(p, False, "cp") + ["--recursive", f"s3://{BUCKET}/{prefix}/", str(dst)]
 
     def noop_variants(self, src, prefix):
-        return [("aws s3 sync", self._s3("defaults", False, "sync") + [str(src), f"s3://{BUCKET}/{prefix}/"])]
+        return [("aws s3 sync", self._s3("defaults", False, "sync") + [str(src), f"s3://{BUCKET}/{prefix}/"], None)]
 
 
 TOOL_CLASSES = {"ferry": (Ferry, "FERRY_BIN"), "rclone": (Rclone, "RCLONE_BIN"),
@@ -541,9 +554,10 @@ class Bench:
             AWS_CONFIG_FILE=str(self.work / "aws-credentials"),
             AWS_SHARED_CREDENTIALS_FILE=str(self.work / "aws-credentials"),
             XDG_CONFIG_HOME=str(self.work / "home"),
+            XDG_CACHE_HOME=str(self.work / "home" / "cache"),
             NO_COLOR="1",
         )
-        self.results = {"meta": {}, "w1": [], "w2": [], "w3": {}, "w4": [], "errors": []}
+        self.results = {"meta": {}, "w1": [], "w2": [], "w3": {}, "w4": [], "errors": [], "discarded": []}
         self.run_no = 0
 
     # -- helpers ----------------------------------------------------------
@@ -676,7 +690,6 @@ class Bench:
             "disk": df[1] if len(df) > 1 else "",
             "kernel": platform.release(),
             "versions": versions,
-            "tool_paths": {t.name: t.path for t in self.tools},
             "scale": "quick" if self.args.quick else "full",
             "params": dict(self.scale, runs=self.runs),
         }
@@ -684,64 +697,84 @@ class Bench:
     def garage_bin(self):
         return self.garage.env.get("FERRY_TEST_GARAGE_BIN") or shutil.which("garage") or "garage"
 
-    # -- w1: one big file ---------------------------------------------------
+    # -- w1 and w2: upload then download ------------------------------------
+    def noisy(self, *recs):
+        """The highest share of the machine taken by other processes."""
+        worst = max(r.get("other_busy_pct", 0) for r in recs)
+        return worst if worst > self.args.noise_pct else None
+
+    def transfer_pair(self, w, tool, p, r, prepare, put, get, check, extra):
+        """One upload + download on a fresh Garage, measured again (up to
+        --noise-retries times) when other processes took a share of the
+        machine meanwhile; the discarded attempts are kept in the JSON."""
+        for attempt in range(1 + self.args.noise_retries):
+            nonce = nonce_for(f"{w}/{tool.name}/{p}/{r}/{attempt}")
+            prepare(nonce)
+            self.fresh_garage()
+            self.clean_scratch()
+            up = self.run(tool, put(), label=f"{w} up {p}")
+            down = self.run(tool, get(), label=f"{w} down {p}", sync_after=True)
+            why = check(nonce) if down["exit"] == 0 else "download failed"
+            rec = dict(extra, tool=tool.name, profile=p, round=r, attempt=attempt,
+                       upload=up, download=down, verified=not why)
+            self.clean_scratch()
+            busy = self.noisy(up, down)
+            if busy and attempt < self.args.noise_retries and up["exit"] == 0 and down["exit"] == 0:
+                log(f"{w} {tool.name} {p}: other processes took {busy:.0f}% of the machine; measuring again")
+                self.results["discarded"].append(dict(rec, workload=w))
+                continue
+            if why:
+                self.error(f"{w} {tool.name} {p}: {why}")
+            self.results[w].append(rec)
+            self.save()
+            return
+
     def w1(self):
         size = self.scale["big"]
         src = make_file(self.data / f"big-{size // MiB}M.bin", size, SEED)
+        dst = self.scratch / "big.bin"
         for r in range(self.runs):
             for p in self.profiles():
                 for tool in self.tools:
-                    tag = f"w1/{tool.name}/{p}/{r}"
                     log(f"w1 round {r + 1}/{self.runs} {p:8} {tool.name}")
-                    nonce = nonce_for(tag)
-                    stamp_file(src, nonce)
-                    self.fresh_garage()
-                    self.clean_scratch()
                     key = f"w1/{tool.name}-{p}-{r}/big.bin"
-                    up = self.run(tool, tool.put_file(src, key, p), label=f"w1 up {p}")
-                    dst = self.scratch / "big.bin"
-                    down = self.run(tool, tool.get_file(key, dst, p), label=f"w1 down {p}", sync_after=True)
-                    why = check_file(dst, size, nonce) if down["exit"] == 0 else "download failed"
-                    if why:
-                        self.error(f"w1 {tool.name} {p}: {why}")
-                    self.results["w1"].append({"tool": tool.name, "profile": p, "round": r, "bytes": size,
-                                               "upload": up, "download": down, "verified": not why})
-                    self.clean_scratch()
-                    self.save()
+                    self.transfer_pair(
+                        "w1", tool, p, r,
+                        prepare=lambda nonce: stamp_file(src, nonce),
+                        put=lambda: tool.put_file(src, key, p),
+                        get=lambda: tool.get_file(key, dst, p),
+                        check=lambda nonce: check_file(dst, size, nonce),
+                        extra={"bytes": size})
 
-    # -- w2: many small files -----------------------------------------------
     def w2(self):
         n, size = self.scale["small_files"], self.scale["small_size"]
         src = make_tree(self.data / f"small-{n}", n, size, SEED + 1)
         rels = tree_layout(n)
+        dst = self.scratch / "tree"
+
+        def get(tool, prefix, p):
+            dst.mkdir(parents=True, exist_ok=True)
+            return tool.get_tree(prefix, dst, p)
+
         for r in range(self.runs):
             for p in self.profiles():
                 for tool in self.tools:
-                    tag = f"w2/{tool.name}/{p}/{r}"
                     log(f"w2 round {r + 1}/{self.runs} {p:8} {tool.name}")
-                    nonce = nonce_for(tag)
-                    stamp_tree(src, rels, nonce)
-                    self.fresh_garage()
-                    self.clean_scratch()
                     prefix = f"w2/{tool.name}-{p}-{r}"
-                    up = self.run(tool, tool.put_tree(src, prefix, p), label=f"w2 up {p}")
-                    dst = self.scratch / "tree"
-                    dst.mkdir()
-                    down = self.run(tool, tool.get_tree(prefix, dst, p), label=f"w2 down {p}", sync_after=True)
-                    why = check_tree(dst, rels, size, nonce) if down["exit"] == 0 else "download failed"
-                    if why:
-                        self.error(f"w2 {tool.name} {p}: {why}")
-                    self.results["w2"].append({"tool": tool.name, "profile": p, "round": r, "files": n,
-                                               "bytes": n * size, "upload": up, "download": down,
-                                               "verified": not why})
-                    self.clean_scratch()
-                    self.save()
+                    self.transfer_pair(
+                        "w2", tool, p, r,
+                        prepare=lambda nonce: stamp_tree(src, rels, nonce),
+                        put=lambda: tool.put_tree(src, prefix, p),
+                        get=lambda: get(tool, prefix, p),
+                        check=lambda nonce: check_tree(dst, rels, size, nonce),
+                        extra={"files": n, "bytes": n * size})
 
     # -- w3: no-op incremental run ------------------------------------------
     def w3(self):
         n, size = self.scale["noop_files"], self.scale["noop_size"]
         src = make_tree(self.data / f"noop-{n}", n, size, SEED + 2)
         self.fresh_garage()
+        shutil.rmtree(self.work / "home" / "cache", ignore_errors=True)
         prefix = "w3"
         # One upload with ferry: it stores each file's mtime as `mtime`
         # metadata (the rclone convention), so every tool then sees the
@@ -753,14 +786,20 @@ class Bench:
         self.results["w3"] = out
         variants = []
         for tool in self.tools:
-            for label, argv in tool.noop_variants(src, prefix):
-                variants.append((tool, label, argv))
+            for label, argv, prepare in tool.noop_variants(src, prefix):
+                variants.append((tool, label, argv, prepare or (lambda: None)))
         # First a counted run of each through the proxy (so a tool that
         # "repairs" something shows it here), then timed runs without it.
+        # Every timed run is also counted, by Garage's own request counter.
         proxy = Proxy(*self.garage.hostport, log_path=str(self.logs / "w3-requests.log")).start()
         try:
-            for tool, label, argv in variants:
+            for tool, label, argv, prepare in variants:
                 log(f"w3 counted: {label}")
+                prepare()
+                if tool.name == "ferry" and not label.endswith("empty cache"):
+                    # ferry's cache is keyed by endpoint, and the proxy is
+                    # another one: one uncounted run fills it for the proxy.
+                    self.run(tool, argv, endpoint=proxy.url, label=f"w3 warm-up {label}")
                 proxy.reset()
                 proxy.mark(label)
                 rec = self.run(tool, argv, endpoint=proxy.url, label=f"w3 counted {label}")
@@ -771,9 +810,17 @@ class Bench:
         finally:
             proxy.stop()
         for r in range(self.runs):
-            for tool, label, argv in variants:
+            for tool, label, argv, prepare in variants:
                 log(f"w3 round {r + 1}/{self.runs} {label}")
-                rec = self.run(tool, argv, label=f"w3 {label}")
+                for attempt in range(1 + self.args.noise_retries):
+                    prepare()
+                    rec = self.run(tool, argv, label=f"w3 {label}")
+                    busy = self.noisy(rec)
+                    if busy and attempt < self.args.noise_retries and rec["exit"] == 0:
+                        log(f"w3 {label}: other processes took {busy:.0f}% of the machine; measuring again")
+                        self.results["discarded"].append(dict(rec, workload="w3", label=label))
+                        continue
+                    break
                 out["timed"].setdefault(label, []).append(rec)
                 self.save()
 
@@ -804,6 +851,7 @@ class Bench:
                     first["proxy"] = proxy.counters.snapshot()
                     if first["killed"] != "planned":
                         self.error(f"w4 {tool.name}: finished before the kill (exit {first['exit']})")
+                    open_after_kill = self.open_uploads()
                     proxy.reset()
                     proxy.set_rate(0)
                     proxy.mark("rerun")
@@ -817,25 +865,48 @@ class Bench:
                 why = check_file(dst, size, nonce) if get["exit"] == 0 else "object missing after rerun"
                 if why:
                     self.error(f"w4 {tool.name}: {why}")
-                left = sh([self.ferry.path, "uploads", "ls", f"s3://{BUCKET}/w4/"], stderr=True,
-                          env=self.ferry.env(self.base_env, self.creds(), self.garage.endpoint))
-                m = re.search(r"(\d+) unfinished upload", left)
                 self.results["w4"].append({
                     "tool": tool.name, "round": r, "bytes": size, "first": first, "rerun": second,
-                    "verified": not why, "unfinished_uploads_after": int(m.group(1)) if m else None,
+                    "verified": not why, "open_uploads_after_kill": open_after_kill,
+                    "open_uploads_after_rerun": self.open_uploads(),
                 })
                 self.clean_scratch()
                 self.save()
+
+    def open_uploads(self):
+        """Unfinished multipart uploads in the bucket (None if unknown)."""
+        out = sh([self.ferry.path, "uploads", "ls", f"s3://{BUCKET}/"], stderr=True,
+                 env=self.ferry.env(self.base_env, self.creds(), self.garage.endpoint))
+        m = re.search(r"(\d+) unfinished upload", out)
+        return int(m.group(1)) if m else None
 
     def profiles(self):
         return self.args.profiles.split(",")
 
     # -- output -------------------------------------------------------------
+    def portable(self, obj):
+        """obj with this machine's paths replaced by placeholders."""
+        subs = [(t.path, t.name) for t in self.tools + [self.ferry] if t.path]
+        subs += [(str(self.work), "$WORK"), (str(REPO), "$REPO"), (str(Path.home()), "~")]
+        subs.sort(key=lambda x: -len(x[0]))
+
+        def fix(x):
+            if isinstance(x, str):
+                for a, b in subs:
+                    x = x.replace(a, b)
+                return x
+            if isinstance(x, list):
+                return [fix(v) for v in x]
+            if isinstance(x, dict):
+                return {k: fix(v) for k, v in x.items()}
+            return x
+        return fix(obj)
+
     def save(self):
         path = self.out_json()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.results, indent=1) + "\n")
+        tmp.write_text(json.dumps(self.portable(self.results), indent=1) + "\n")
         tmp.replace(path)
 
     def out_json(self):
@@ -843,9 +914,19 @@ class Bench:
 
     def main(self):
         t0 = time.monotonic()
+        # Raised priority, inherited by Garage and every tool: other work on
+        # the machine then takes less from the measurements.
+        niced = 0
+        if self.args.nice:
+            try:
+                niced = os.nice(self.args.nice)
+            except OSError:
+                log(f"cannot raise priority (nice {self.args.nice}); running at normal priority")
         self.garage.start()
         self.results["meta"] = self.machine()
         self.results["meta"]["load_before"] = os.getloadavg()
+        self.results["meta"]["nice"] = niced
+        self.results["meta"]["quiet_wait"] = self.args.quiet_wait
         log(f"results go to {self.out_json()}")
         try:
             for w in self.args.only.split(","):
@@ -856,7 +937,7 @@ class Bench:
             self.results["meta"]["load_after"] = os.getloadavg()
             self.save()
         md = Path(self.args.out_dir).resolve() / "benchmarks.md"
-        write_report(self.results, md)
+        write_report(self.portable(self.results), md)
         log(f"wrote {self.out_json()} and {md} in {round(time.monotonic() - t0)} s")
         if self.results["errors"]:
             log(f"{len(self.results['errors'])} error(s); see the report")
@@ -963,8 +1044,8 @@ def resources_table(res):
 def noop_tables(w3):
     timed = w3.get("timed", {})
     counted = w3.get("counted", {})
-    fer = stats([r["wall_s"] for r in timed.get("ferry cp -r -u", []) if ok(r)])
-    lines = ["| command | seconds: median (min–max) | tool ÷ ferry time | requests | HEAD | GET (list) | GET (object) | writes (PUT/POST/DELETE) | Garage's count | peak RSS MiB |",
+    fer = stats([r["wall_s"] for r in timed.get("ferry cp -r -u", []) if ok(r)])  # the baseline
+    lines = ["| command | seconds: median (min–max) | tool ÷ ferry time | requests | HEAD | GET (list) | GET (object) | writes (PUT/POST/DELETE) | requests per timed run (Garage's counter) | peak RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     labels = list(counted) or list(timed)
     for label in labels:
@@ -974,7 +1055,7 @@ def noop_tables(w3):
         ops = px.get("by_op", {})
         gets_list = sum(n for k, n in ops.items() if k.startswith("GET List"))
         gets_obj = sum(n for k, n in ops.items() if k == "GET GetObject")
-        garage = sum(c.get("garage_requests", {}).values()) if c else None
+        garage = stats([sum(r.get("garage_requests", {}).values()) for r in timed.get(label, []) if ok(r)])
         rss = stats([r["maxrss_mib"] for r in timed.get(label, []) if ok(r)])
         writes = px.get("writes")
         write_detail = ""
@@ -984,14 +1065,14 @@ def noop_tables(w3):
         lines.append(
             f"| `{label}` | {cell(s, 2)} | {'' if label.startswith('ferry') else ratio(fer, s, higher_is_better=False)} | "
             f"{px.get('requests', '–'):,} | {px.get('by_method', {}).get('HEAD', 0):,} | {gets_list:,} | {gets_obj:,} | "
-            f"{writes if writes is not None else '–'}{write_detail} | {garage if garage is not None else '–':,} | "
+            f"{writes if writes is not None else '–'}{write_detail} | {fmt(garage and garage['median'], 0)} | "
             f"{fmt(rss and rss['median'], 0)} |")
     return "\n".join(lines)
 
 
 def resume_table(w4):
     tools = [t for t in TOOLS if any(r["tool"] == t for r in w4)]
-    lines = ["| tool | bytes sent before the kill: median | bytes sent by the rerun: median (min–max) | rerun ÷ file size | rerun seconds: median | requests in the rerun: median | unfinished uploads left | verified |",
+    lines = ["| tool | bytes sent before the kill: median | bytes sent by the rerun: median (min–max) | rerun ÷ file size | rerun seconds: median | requests in the rerun: median | open uploads after the kill / after the rerun | verified |",
              "|---|---|---|---|---|---|---|---|"]
     for t in tools:
         rs = [r for r in w4 if r["tool"] == t]
@@ -1001,11 +1082,12 @@ def resume_table(w4):
         secs = stats([r["rerun"]["wall_s"] for r in rs if ok(r["rerun"])])
         reqs = stats([r["rerun"]["proxy"]["requests"] for r in rs if ok(r["rerun"])])
         frac = again["median"] * MiB / size if again else None
-        left = stats([r["unfinished_uploads_after"] for r in rs])
+        killed = stats([r.get("open_uploads_after_kill") for r in rs])
+        left = stats([r.get("open_uploads_after_rerun") for r in rs])
         verified = f"{sum(r['verified'] for r in rs)}/{len(rs)}"
         lines.append(f"| {t} | {fmt(first and first['median'], 0)} MiB | {cell(again, 0)} MiB | "
                      f"{fmt(frac, 2)} | {fmt(secs and secs['median'], 1)} | {fmt(reqs and reqs['median'], 0)} | "
-                     f"{fmt(left and left['median'], 0)} | {verified} |")
+                     f"{fmt(killed and killed['median'], 0)} / {fmt(left and left['median'], 0)} | {verified} |")
     return "\n".join(lines)
 
 
@@ -1054,7 +1136,8 @@ def build_report(res, analysis):
       "Garage's CPU from `/proc/PID/stat`; *machine busy %* is the share of both cores that was not idle "
       "(from `/proc/stat`), client and server together. 100 % means the two cores were saturated. "
       "*Other load %* is the part of that which was neither the client nor Garage (other processes); "
-      "before each command the harness waits until the machine is nearly idle.")
+      f"before each command the harness waits (up to {res['meta'].get('quiet_wait', '?')} s) until the machine "
+      f"is nearly idle, and Garage and the tools run at nice {res['meta'].get('nice', 0)}.")
     a("- **Requests and bytes** (w3, w4) are counted by `benches/compare/countproxy.py`, a small HTTP proxy in "
       "front of Garage that logs method and path of every request and counts request-body bytes. "
       "Timed runs do not go through the proxy; Garage's own request counter (admin `/metrics`) is "
@@ -1097,7 +1180,12 @@ def build_report(res, analysis):
           f"`ferry cp -r -j 32` ({fmt(w3['setup']['wall_s'])} s), which stores each file's mtime as "
           "`mtime` metadata, the convention rclone reads. Each command then runs over the unchanged tree at "
           "its defaults; a correct tool sends no write. Requests are from one run through the counting proxy "
-          "(before the timed runs); seconds are from the timed runs without the proxy.\n")
+          "(before the timed runs); seconds are from the timed runs without the proxy, whose requests Garage's "
+          "own counter confirms. ferry remembers the stored mtimes it learns (from its own uploads and from "
+          "HEADs) in `$XDG_CACHE_HOME/ferry/known`, keyed by endpoint, bucket and prefix: `ferry cp -r -u` "
+          "runs with the cache its setup upload filled, as on the machine that uploaded the tree (through the "
+          "proxy, another endpoint, one uncounted run fills it first); `ferry cp -r -u, empty cache` starts "
+          "every run with an empty cache, as on another machine.\n")
         a(noop_tables(w3) + "\n")
     if res.get("w4"):
         a(f"## 4. Interrupted {par.get('resume', 0) // MiB:,} MiB upload, then the same command again\n")
@@ -1105,13 +1193,19 @@ def build_report(res, analysis):
           "kill lands at a well-defined point), is killed with SIGKILL once half of the file's bytes have "
           "gone through, and the same command is run again (unthrottled). *matched* settings; ferry adds "
           "`--checkpoint-dir`. The peers have no resume across processes and start over. "
-          "*Unfinished uploads left* counts multipart uploads still open on the server afterwards "
-          "(they hold the interrupted attempt's parts until aborted or expired).\n")
+          "*Open uploads* counts unfinished multipart uploads on the server right after the kill and after "
+          "the rerun. An interrupted peer leaves one behind holding the parts it sent; ferry's rerun "
+          "completes that same upload. The second number shows whether the server still holds an orphan once "
+          "the rerun has completed the key; AWS S3 keeps (and bills) one until it is aborted or a "
+          "lifecycle rule expires it.\n")
         a(resume_table(res["w4"]) + "\n")
     if res.get("w1") or res.get("w2"):
         a("## 5. Client resources (workloads 1 and 2)\n")
         a("Peak resident memory and CPU seconds (user+sys) of the client per GiB moved:\n")
         a(resources_table(res) + "\n")
+    if res.get("discarded"):
+        a(f"{len(res['discarded'])} measurement(s) were taken again because other processes used more than "
+          "a fifth of the machine during them; the discarded ones are in the JSON under `discarded`.\n")
     if res.get("errors"):
         a("## Errors during the run\n")
         for e in res["errors"]:
@@ -1147,10 +1241,15 @@ def main():
                     help="data, logs and the Garage instance")
     ap.add_argument("--out-dir", help="where benchmarks.json and .md go "
                     "(default: docs/ for a full run, the work dir with --quick)")
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="run Garage and the tools at this nice value (needs root; 0: do not change)")
     ap.add_argument("--quiet-pct", type=float, default=15,
                     help="before each command, wait until the machine is at most this %% busy")
-    ap.add_argument("--quiet-wait", type=float, default=180,
+    ap.add_argument("--quiet-wait", type=float, default=30,
                     help="but wait at most this many seconds")
+    ap.add_argument("--noise-pct", type=float, default=20,
+                    help="measure again when other processes took more than this %% of the machine")
+    ap.add_argument("--noise-retries", type=int, default=2, help="at most this many times")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a command is killed")
     ap.add_argument("--report", metavar="JSON", help="only rebuild the Markdown report from this JSON")
     args = ap.parse_args()
@@ -1168,6 +1267,8 @@ def main():
             ap.error(f"unknown tool {t}")
     if not args.out_dir:
         args.out_dir = args.work_dir if args.quick else str(REPO / "docs")
+    # SIGTERM stops like Ctrl-C: Garage is stopped and the partial JSON saved.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return Bench(args).main()
 
 
