@@ -270,6 +270,31 @@ impl Rig {
         write_file(&self.dir.path().join("src.bin"), len, seed)
     }
 
+    /// A first run in which the first `ok_parts` parts reach the server and
+    /// every later one fails: it must fail cleanly, leaving its checkpoint.
+    fn interrupted_upload(&self, src: &Path, ok_parts: u64) {
+        self.faulty.inject(
+            Op::UploadPart,
+            When::Calls(ok_parts + 1..1000),
+            Fault::Fail(StoreErrorKind::Server),
+        );
+        let one_at_a_time = TransferOptions {
+            parallel: 1,
+            ..self.opts.clone()
+        };
+        let e = runtime()
+            .block_on(upload_file(
+                &self.ctx(),
+                &one_at_a_time,
+                src,
+                &server().bucket,
+                &self.key,
+            ))
+            .unwrap_err();
+        assert!(e.to_string().contains("injected"), "{e}");
+        self.faulty.clear();
+    }
+
     fn upload(&self, src: &Path) -> Result<ferry::transfer::UploadOutcome, TransferError> {
         runtime().block_on(upload_file(
             &self.ctx(),
@@ -339,26 +364,7 @@ fn persistent_failure_keeps_checkpoint_and_rerun_sends_only_the_rest() {
     let rig = Rig::new("fault-persist");
     let src = rig.file(SIZE, 3);
     // Parts 1 and 2 succeed; every later call fails.
-    rig.faulty.inject(
-        Op::UploadPart,
-        When::Calls(3..1000),
-        Fault::Fail(StoreErrorKind::Server),
-    );
-    let opts1 = TransferOptions {
-        parallel: 1,
-        ..rig.opts.clone()
-    };
-    let e = runtime()
-        .block_on(upload_file(
-            &rig.ctx(),
-            &opts1,
-            &src,
-            &server().bucket,
-            &rig.key,
-        ))
-        .unwrap_err();
-    assert!(e.to_string().contains("injected"), "{e}");
-    rig.faulty.clear();
+    rig.interrupted_upload(&src, 2);
     let before = rig.faulty.bytes_sent();
     let out = rig.upload(&src).unwrap();
     let sent = rig.faulty.bytes_sent() - before;
@@ -371,25 +377,7 @@ fn persistent_failure_keeps_checkpoint_and_rerun_sends_only_the_rest() {
 fn vanished_upload_starts_over_cleanly() {
     let rig = Rig::new("fault-nosuchupload");
     let src = rig.file(SIZE, 4);
-    rig.faulty.inject(
-        Op::UploadPart,
-        When::Calls(2..1000),
-        Fault::Fail(StoreErrorKind::Server),
-    );
-    let opts1 = TransferOptions {
-        parallel: 1,
-        ..rig.opts.clone()
-    };
-    assert!(runtime()
-        .block_on(upload_file(
-            &rig.ctx(),
-            &opts1,
-            &src,
-            &server().bucket,
-            &rig.key
-        ))
-        .is_err());
-    rig.faulty.clear();
+    rig.interrupted_upload(&src, 1);
     rig.faulty.inject(
         Op::ListParts,
         When::Nth(1),
@@ -409,25 +397,7 @@ fn vanished_upload_starts_over_cleanly() {
 fn listed_part_of_wrong_size_is_resent() {
     let rig = Rig::new("fault-wrongsize");
     let src = rig.file(SIZE, 5);
-    rig.faulty.inject(
-        Op::UploadPart,
-        When::Calls(3..1000),
-        Fault::Fail(StoreErrorKind::Server),
-    );
-    let opts1 = TransferOptions {
-        parallel: 1,
-        ..rig.opts.clone()
-    };
-    assert!(runtime()
-        .block_on(upload_file(
-            &rig.ctx(),
-            &opts1,
-            &src,
-            &server().bucket,
-            &rig.key
-        ))
-        .is_err());
-    rig.faulty.clear();
+    rig.interrupted_upload(&src, 2);
     rig.faulty
         .inject(Op::ListParts, When::Always, Fault::WrongPartSize);
     let before = rig.faulty.bytes_sent();
@@ -462,29 +432,11 @@ fn truncated_download_body_is_refetched() {
 fn source_modified_between_runs_aborts_old_upload() {
     let rig = Rig::new("changed-src");
     let src = rig.file(SIZE, 7);
-    rig.faulty.inject(
-        Op::UploadPart,
-        When::Calls(3..1000),
-        Fault::Fail(StoreErrorKind::Server),
-    );
-    let opts1 = TransferOptions {
-        parallel: 1,
-        ..rig.opts.clone()
-    };
-    assert!(runtime()
-        .block_on(upload_file(
-            &rig.ctx(),
-            &opts1,
-            &src,
-            &server().bucket,
-            &rig.key
-        ))
-        .is_err());
+    rig.interrupted_upload(&src, 2);
     let cp_path = checkpoints(&rig.dir.path().join("ckpt"), "ucp")
         .pop()
         .unwrap();
     let old: UploadCheckpoint = checkpoint::decode(&std::fs::read(&cp_path).unwrap()).unwrap();
-    rig.faulty.clear();
     std::fs::write(&src, pattern(SIZE, 70)).unwrap();
     filetime::set_file_mtime(&src, filetime::FileTime::from_unix_time(1_650_000_000, 0)).unwrap();
     rig.upload(&src).unwrap();
@@ -676,25 +628,7 @@ fn without_checkpoint_dir_a_failed_upload_is_aborted() {
 fn checkpoint_part_size_wins_over_a_different_request() {
     let rig = Rig::new("partsize");
     let src = rig.file(SIZE, 12);
-    rig.faulty.inject(
-        Op::UploadPart,
-        When::Calls(2..1000),
-        Fault::Fail(StoreErrorKind::Server),
-    );
-    let opts1 = TransferOptions {
-        parallel: 1,
-        ..rig.opts.clone()
-    };
-    assert!(runtime()
-        .block_on(upload_file(
-            &rig.ctx(),
-            &opts1,
-            &src,
-            &server().bucket,
-            &rig.key
-        ))
-        .is_err());
-    rig.faulty.clear();
+    rig.interrupted_upload(&src, 1);
     let opts2 = TransferOptions {
         part_size: Some(6 * MIB),
         ..rig.opts.clone()
