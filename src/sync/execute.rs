@@ -296,9 +296,28 @@ impl Runner<'_> {
                 }
             }
             Job::Download(remote, dest, reason) => {
-                let meta = match self.head_listed(&remote).await {
-                    Ok(m) => m,
-                    Err(ev) => return Some(ev),
+                // Below the big-file threshold one GET does it: its headers
+                // carry the metadata a HEAD would fetch, and the listing
+                // already gave size and ETag. Large objects need the HEAD
+                // to plan ranges and resume.
+                let meta = if remote.size > 0 && remote.size < self.opts.transfer.bigfile_threshold
+                {
+                    ObjectMeta {
+                        key: remote.key.clone(),
+                        size: remote.size,
+                        etag: remote.etag.clone(),
+                        last_modified: time::OffsetDateTime::from_unix_timestamp_nanos(
+                            remote.last_modified,
+                        )
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                        metadata: Default::default(),
+                        crc64: None,
+                    }
+                } else {
+                    match self.head_listed(&remote).await {
+                        Ok(m) => m,
+                        Err(ev) => return Some(ev),
+                    }
                 };
                 self.download(remote, dest, reason, meta).await
             }
@@ -348,13 +367,24 @@ impl Runner<'_> {
         )
         .await
         {
-            Ok(o) => Some(Event::Transferred {
-                op: "download",
-                key: remote.rel,
-                bytes: o.bytes_received,
-                resumed: o.bytes_resumed,
-                reason,
-            }),
+            Ok(o) => {
+                if let Some(m) = &o.meta {
+                    self.known.record(
+                        &remote.key,
+                        &m.etag,
+                        m.size,
+                        Some(m.last_modified.unix_timestamp()),
+                        m.metadata.get(MTIME_KEY).and_then(|v| parse_mtime(v)),
+                    );
+                }
+                Some(Event::Transferred {
+                    op: "download",
+                    key: remote.rel,
+                    bytes: o.bytes_received,
+                    resumed: o.bytes_resumed,
+                    reason,
+                })
+            }
             Err(TransferError::Interrupted) => None,
             Err(err) => Some(failure(&remote.key, "download", err)),
         }

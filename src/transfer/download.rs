@@ -26,6 +26,8 @@ pub struct DownloadOutcome {
     pub bytes_received: u64,
     pub bytes_resumed: u64,
     pub multipart: bool,
+    /// What the server said about the object it sent (GET or HEAD headers).
+    pub meta: Option<ObjectMeta>,
 }
 
 /// Attempts per range; the store already retried the request itself, this
@@ -164,6 +166,7 @@ async fn single_get(
         Ok(DownloadOutcome {
             size: meta.size,
             bytes_received: received,
+            meta: Some(meta),
             ..Default::default()
         })
     }
@@ -431,6 +434,7 @@ async fn fetch_ranges(
         bytes_received: received,
         bytes_resumed: resumed,
         multipart: true,
+        meta: Some(meta.clone()),
     })
 }
 
