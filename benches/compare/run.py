@@ -226,9 +226,17 @@ class Garage:
         self.admin = None
 
     def start(self):
-        subprocess.run(
-            [str(REPO / "scripts/garage.sh"), "start", str(self.dir), "--watch-pid", str(os.getpid())],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A start can fail for passing reasons (a port taken between being
+        # picked and bound, a slow first answer on a loaded machine).
+        for attempt in range(3):
+            r = subprocess.run(
+                [str(REPO / "scripts/garage.sh"), "start", str(self.dir), "--watch-pid", str(os.getpid())],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode == 0:
+                break
+            log(f"garage did not start (attempt {attempt + 1}): {r.stderr.strip()[-600:]}")
+        else:
+            raise RuntimeError("garage did not start three times in a row")
         self.env = {}
         for line in (self.dir / "env").read_text().splitlines():
             if line.startswith("export "):
@@ -531,6 +539,7 @@ class Bench:
         self.data = self.work / "data"
         self.scratch = self.work / "scratch"
         self.logs = self.work / "logs"
+        shutil.rmtree(self.logs, ignore_errors=True)  # one invocation's logs only
         for d in (self.data, self.scratch, self.logs, self.work / "home"):
             d.mkdir(parents=True, exist_ok=True)
         for f in ("aws-credentials",):
@@ -1126,10 +1135,10 @@ def build_report(res, analysis):
       "*defaults* passes no tuning flag at all (ferry: `-j 8 --parallel 4`, 8 MiB parts; rclone: 4 transfers, "
       "5 MiB chunks, 4 upload threads per file; s5cmd: 256 workers, 5 parts in flight of 50 MiB; "
       "AWS CLI: 10 requests in flight, 8 MiB parts).")
-    a("- **Durability**: ferry fsyncs every file it downloads before renaming it into place; the peers "
-      "leave the data in the page cache. Download tables therefore also show the rate *until on disk*: "
-      "the tool's time plus a `sync(2)` run right after it exits (the harness also syncs before each "
-      "command, so only that download's data is pending).")
+    a("- **Durability**: ferry fsyncs every file it downloads before renaming it into place; a tool that "
+      "leaves the data in the page cache returns sooner. Download tables therefore also show the rate "
+      "*until on disk*: the tool's time plus a `sync(2)` run right after it exits (the harness also syncs "
+      "before each command, so only that download's data is pending; the sync times are in the JSON).")
     a("- **Output flags** only: ferry `-q`, s5cmd `--log error`, AWS CLI `--only-show-errors` "
       "(rclone is quiet by default).")
     a("- **Resources**: wall time, user+sys CPU and peak RSS of the client come from `wait4(2)`; "
@@ -1245,11 +1254,12 @@ def main():
                     help="run Garage and the tools at this nice value (needs root; 0: do not change)")
     ap.add_argument("--quiet-pct", type=float, default=15,
                     help="before each command, wait until the machine is at most this %% busy")
-    ap.add_argument("--quiet-wait", type=float, default=30,
+    ap.add_argument("--quiet-wait", type=float, default=10,
                     help="but wait at most this many seconds")
     ap.add_argument("--noise-pct", type=float, default=20,
                     help="measure again when other processes took more than this %% of the machine")
-    ap.add_argument("--noise-retries", type=int, default=2, help="at most this many times")
+    ap.add_argument("--noise-retries", type=int, default=0,
+                    help="at most this many times (default 0: report the noise instead)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a command is killed")
     ap.add_argument("--report", metavar="JSON", help="only rebuild the Markdown report from this JSON")
     args = ap.parse_args()

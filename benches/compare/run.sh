@@ -20,7 +20,7 @@ log() { echo "run.sh: $*" >&2; }
 
 for arg in "$@"; do
     if [[ $arg == -h || $arg == --help ]]; then
-        sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         echo
         exec python3 "$HERE/run.py" --help
     fi
