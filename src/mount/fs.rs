@@ -105,6 +105,9 @@ pub struct SetAttr {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Made through an open file handle (ftruncate, futimens) rather than
+    /// by path (truncate, utimens).
+    pub via_handle: bool,
 }
 
 /// User-facing notices (recovery, flush), printed by the CLI.

@@ -156,7 +156,7 @@ impl Filesystem for FuseAdapter {
         _atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -173,6 +173,7 @@ impl Filesystem for FuseAdapter {
             mode,
             uid,
             gid,
+            via_handle: fh.is_some(),
         };
         self.spawn(|fs| async move {
             match fs.setattr(ino.0, a).await {

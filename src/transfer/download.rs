@@ -63,9 +63,6 @@ pub async fn download_object(
     dest: &Path,
     meta: ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io(parent, "cannot create directory"))?;
-    }
     if meta.size < opts.bigfile_threshold || meta.size == 0 {
         single_get(ctx, bucket, key, dest, &meta).await
     } else {
@@ -77,25 +74,55 @@ fn random_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// Creates the temporary file, and its directory when that is missing: in
+/// a tree download most directories exist already, so trying the open
+/// first saves a failed mkdir per file.
 fn create_temp(path: &Path) -> Result<File, TransferError> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            TransferError::io(dir, "cannot write to directory", e)
-        })
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(io(dir, "cannot create directory"))?;
+            open()
+        }
+        other => other,
+    }
+    .map_err(|e| TransferError::io(dir, "cannot write to directory", e))
 }
 
-/// fsync, set the mtime, rename into place.
-fn finalize(temp: &Path, dest: &Path, file: &File, mtime: i128) -> Result<(), TransferError> {
-    file.sync_all().map_err(io(temp, "cannot flush"))?;
-    filetime::set_file_handle_times(file, None, Some(to_filetime(mtime)))
-        .map_err(io(temp, "cannot set modification time"))?;
-    std::fs::rename(temp, dest).map_err(io(dest, "cannot move download into place"))?;
-    Ok(())
+/// fsync, set the mtime, rename into place. The fsync waits for the disk,
+/// so it runs on the blocking pool: on a runtime worker it would stall
+/// every other transfer scheduled there (with two cores, half of them).
+async fn finalize(
+    temp: &Path,
+    dest: &Path,
+    file: Arc<File>,
+    mtime: i128,
+) -> Result<(), TransferError> {
+    let (temp, dest) = (temp.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        file.sync_all().map_err(io(&temp, "cannot flush"))?;
+        filetime::set_file_handle_times(&file, None, Some(to_filetime(mtime)))
+            .map_err(io(&temp, "cannot set modification time"))?;
+        std::fs::rename(&temp, &dest).map_err(io(&dest, "cannot move download into place"))
+    })
+    .await
+    .unwrap_or_else(joined)
+}
+
+/// A blocking task's failure: a panic is passed on; a task dropped by a
+/// runtime that is shutting down means the transfer was interrupted.
+fn joined<T>(e: tokio::task::JoinError) -> Result<T, TransferError> {
+    match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => Err(TransferError::Interrupted),
+    }
 }
 
 async fn single_get(
@@ -125,16 +152,31 @@ async fn single_get(
         if let Some(out) = out {
             let mut body = out.body;
             use std::io::Write;
-            while let Some(chunk) = body.try_next().await? {
-                file.write_all(&chunk).map_err(io(&temp, "cannot write"))?;
-                if let Some(m) = md5.as_mut() {
-                    m.update(&chunk);
+            // The network hands over chunks of a few KiB; gathering them
+            // makes a small object one write instead of several.
+            let cap = WRITE_BUF.min(meta.size as usize);
+            let mut buf = Vec::with_capacity(cap);
+            loop {
+                let chunk = body.try_next().await?;
+                let end = chunk.is_none();
+                if let Some(chunk) = chunk {
+                    received += chunk.len() as u64;
+                    buf.extend_from_slice(&chunk);
                 }
-                if let Some(c) = crc.as_mut() {
-                    c.update(&chunk);
+                if !buf.is_empty() && (end || buf.len() >= cap) {
+                    file.write_all(&buf).map_err(io(&temp, "cannot write"))?;
+                    if let Some(m) = md5.as_mut() {
+                        m.update(&buf);
+                    }
+                    if let Some(c) = crc.as_mut() {
+                        c.update(&buf);
+                    }
+                    ctx.progress.advance(buf.len() as u64);
+                    buf.clear();
                 }
-                received += chunk.len() as u64;
-                ctx.progress.advance(chunk.len() as u64);
+                if end {
+                    break;
+                }
             }
         }
         if received != meta.size {
@@ -161,7 +203,7 @@ async fn single_get(
                 )));
             }
         }
-        finalize(&temp, dest, &file, stored_mtime(&meta))?;
+        finalize(&temp, dest, Arc::new(file), stored_mtime(&meta)).await?;
         ctx.progress.finish();
         Ok(DownloadOutcome {
             size: meta.size,
@@ -322,7 +364,7 @@ async fn ranged(
     .await;
     match result {
         Ok(outcome) => {
-            finalize(&cp.temp, dest, &file, stored_mtime(meta))?;
+            finalize(&cp.temp, dest, file.clone(), stored_mtime(meta)).await?;
             if let Some(c) = ckpt {
                 c.finish();
             }
@@ -396,8 +438,14 @@ async fn fetch_ranges(
         });
         if let Some(c) = ckpt {
             if last_save.elapsed() >= Duration::from_millis(500) {
-                // Data first, then the record that vouches for it.
-                file.sync_data().map_err(io(&cp.temp, "cannot flush"))?;
+                // Data first, then the record that vouches for it. Flushing
+                // many MiB can take a while, so not on a runtime worker.
+                let (f, temp) = (file.clone(), cp.temp.clone());
+                tokio::task::spawn_blocking(move || {
+                    f.sync_data().map_err(io(&temp, "cannot flush"))
+                })
+                .await
+                .unwrap_or_else(joined)?;
                 c.save(&*cp)
                     .map_err(io(&c.path, "cannot write checkpoint"))?;
                 last_save = Instant::now();
@@ -463,6 +511,12 @@ async fn fetch_range(
     }
 }
 
+/// How much of a range is gathered before it is written. Each chunk goes
+/// to its offset while it is still in the CPU cache: collecting a whole
+/// part first and writing it in one call made the kernel's page-cache copy
+/// the most expensive step of a download (see docs/benchmarks.md).
+const WRITE_BUF: usize = 256 * 1024;
+
 #[allow(clippy::too_many_arguments)]
 async fn fetch_range_once(
     ctx: &Context,
@@ -475,41 +529,56 @@ async fn fetch_range_once(
     temp: &Path,
 ) -> Result<Option<u64>, TransferError> {
     use std::os::unix::fs::FileExt;
-    let _permit = opts.reserve(spec.len).await;
+    let cap = WRITE_BUF.min(spec.len as usize);
+    let _permit = opts.reserve(cap as u64).await;
     let out = ctx
         .store
         .get_object(bucket, key, Some(spec.offset..spec.offset + spec.len))
         .await?;
     let mut body = out.body;
-    let mut buf = Vec::with_capacity(spec.len as usize);
-    while let Some(chunk) = body.try_next().await? {
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > spec.len {
+    let mut crc = want_crc.then(Crc64::new);
+    let mut buf = Vec::with_capacity(cap);
+    let mut written = 0u64;
+    let mut received = 0u64;
+    let truncated = |got: u64| -> TransferError {
+        StoreError::new(
+            StoreErrorKind::Truncated,
+            format!(
+                "{bucket}/{key}: range {} returned {got} of {} bytes",
+                spec.number, spec.len
+            ),
+        )
+        .into()
+    };
+    loop {
+        let chunk = body.try_next().await?;
+        let end = chunk.is_none();
+        if let Some(chunk) = &chunk {
+            received += chunk.len() as u64;
+            if received > spec.len {
+                return Err(truncated(received));
+            }
+            buf.extend_from_slice(chunk);
+        }
+        // Writing to the page cache is quick and short, so it runs inline
+        // rather than paying a thread hop per write.
+        if !buf.is_empty() && (end || buf.len() >= cap) {
+            file.write_all_at(&buf, spec.offset + written)
+                .map_err(|e| TransferError::io(temp, "cannot write", e))?;
+            if let Some(c) = crc.as_mut() {
+                c.update(&buf);
+            }
+            written += buf.len() as u64;
+            buf.clear();
+        }
+        if end {
             break;
         }
     }
-    if buf.len() as u64 != spec.len {
-        return Err(StoreError::new(
-            StoreErrorKind::Truncated,
-            format!(
-                "{bucket}/{key}: range {} returned {} of {} bytes",
-                spec.number,
-                buf.len(),
-                spec.len
-            ),
-        )
-        .into());
+    if received != spec.len {
+        return Err(truncated(received));
     }
-    let file = file.clone();
-    let temp = temp.to_path_buf();
-    let len = spec.len;
-    let crc = tokio::task::spawn_blocking(move || {
-        file.write_all_at(&buf, spec.offset)
-            .map_err(|e| TransferError::io(&temp, "cannot write", e))?;
-        Ok::<_, TransferError>(want_crc.then(|| super::integrity::crc64(&buf)))
-    })
-    .await
-    .expect("write task panicked")?;
-    ctx.progress.advance(len);
-    Ok(crc)
+    // Counted once the range is whole, so a retried range is not counted twice.
+    ctx.progress.advance(spec.len);
+    Ok(crc.map(|c| c.finish()))
 }

@@ -363,9 +363,12 @@ impl MountFs {
                 }
             }
         }
-        if self.writers(ino) == 0 {
-            // truncate(2) or utimens on a closed file: nothing else will
-            // upload the change.
+        if !a.via_handle || self.writers(ino) == 0 {
+            // A change by path is in the store when the call returns, even
+            // while a handle is open: the kernel sends release after
+            // close(2) has returned, so a just-closed writer may still count
+            // here and would upload only later. A change through a handle
+            // travels with that handle's upload at close.
             self.commit(ino).await?;
         }
         self.attr(ino)

@@ -325,6 +325,36 @@ async fn truncate_of_a_closed_file_uploads_at_once() {
     assert_eq!(get(s, "m/t").await.unwrap(), b"0123\0\0");
 }
 
+/// close(2) returns before the kernel sends release, so truncate(2) right
+/// after close can arrive while the writer still counts as open.
+#[tokio::test]
+async fn truncate_by_path_uploads_at_once_even_with_a_writer_open() {
+    let e = env();
+    let s = e.store.as_ref();
+    put(s, "m/w", b"0123456789", None).await;
+    let w = e.path("w").await.unwrap();
+    let fh = e.fs.open(w.ino, true, false).await.unwrap();
+    e.fs.write(fh, 0, b"ab").await.unwrap();
+    e.fs.flush(fh).await.unwrap();
+    assert_eq!(get(s, "m/w").await.unwrap(), b"ab23456789");
+    let by_path = SetAttr {
+        size: Some(3),
+        ..Default::default()
+    };
+    e.fs.setattr(w.ino, by_path).await.unwrap();
+    assert_eq!(get(s, "m/w").await.unwrap(), b"ab2");
+    // Through the handle the change waits for that handle's upload.
+    let by_handle = SetAttr {
+        size: Some(1),
+        via_handle: true,
+        ..Default::default()
+    };
+    e.fs.setattr(w.ino, by_handle).await.unwrap();
+    assert_eq!(get(s, "m/w").await.unwrap(), b"ab2");
+    e.fs.release(fh).await.unwrap();
+    assert_eq!(get(s, "m/w").await.unwrap(), b"a");
+}
+
 #[tokio::test]
 async fn utimens_replaces_the_mtime_metadata_and_keeps_the_rest() {
     let e = env();
