@@ -936,6 +936,25 @@ class Bench:
         self.results["meta"]["load_before"] = os.getloadavg()
         self.results["meta"]["nice"] = niced
         self.results["meta"]["quiet_wait"] = self.args.quiet_wait
+        sessions = {w: {"date": self.results["meta"]["date"],
+                        "ferry": self.results["meta"]["versions"].get("ferry", "?")}
+                    for w in self.args.only.split(",")}
+        if self.args.merge and self.out_json().exists():
+            # Workloads not run now keep their earlier session; ratios are
+            # only ever taken within one workload's session.
+            prev = json.loads(self.out_json().read_text())
+            pmeta = prev.get("meta", {})
+            for w in ("w1", "w2", "w3", "w4"):
+                if w in sessions or not prev.get(w):
+                    continue
+                self.results[w] = prev[w]
+                sessions[w] = pmeta.get("sessions", {}).get(w) or {
+                    "date": pmeta.get("date", "?"),
+                    "ferry": pmeta.get("versions", {}).get("ferry", "?")}
+            self.results["errors"] += prev.get("errors", [])
+            self.results["discarded"] += [d for d in prev.get("discarded", [])
+                                          if d.get("workload") not in self.args.only.split(",")]
+        self.results["meta"]["sessions"] = dict(sorted(sessions.items()))
         log(f"results go to {self.out_json()}")
         try:
             for w in self.args.only.split(","):
@@ -1111,6 +1130,15 @@ def build_report(res, analysis):
       "[Garage](https://garagehq.deuxfleurs.fr/) server on 127.0.0.1, on the same machine, "
       f"in one session ({meta.get('date', '?')}, {meta.get('scale', '?')} scale, "
       f"{meta.get('duration_s', 0) // 60} min).\n")
+    sessions = meta.get("sessions", {})
+    if len({(x["date"], x["ferry"]) for x in sessions.values()}) > 1:
+        out[-1] = ("All four tools copy the same data to and from the same single-node "
+                   "[Garage](https://garagehq.deuxfleurs.fr/) server on 127.0.0.1, on the same machine. "
+                   "Each workload ran all tools in one session (ratios are only taken within a workload); "
+                   "the sessions were:\n")
+        for w, x in sessions.items():
+            a(f"- {w}: {x['date']}, {x['ferry']}")
+        a("")
     a("## How to run\n")
     a("```\nbenches/compare/run.sh            # full run: writes docs/benchmarks.md and docs/benchmarks.json\n"
       "benches/compare/run.sh --quick    # smoke test in a few minutes: writes target/bench-compare/benchmarks.*\n"
@@ -1261,6 +1289,8 @@ def main():
     ap.add_argument("--noise-retries", type=int, default=0,
                     help="at most this many times (default 0: report the noise instead)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a command is killed")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other workloads' results from the existing benchmarks.json")
     ap.add_argument("--report", metavar="JSON", help="only rebuild the Markdown report from this JSON")
     args = ap.parse_args()
     if args.report:

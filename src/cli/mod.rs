@@ -110,6 +110,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Said on the first Ctrl-C or SIGTERM: what stopping cleanly will do.
+    let stopping = match &cli.command {
+        Command::Mount(_) => "finishing pending uploads, then unmounting",
+        Command::Cp(_) | Command::Run(_) | Command::Watch(_) => "saving progress",
+        _ => "stopping",
+    };
     let result = runtime.block_on(async move {
         let (cancel_tx, cancel) = crate::transfer::Cancel::new();
         // SIGTERM (systemd, kill) stops as cleanly as Ctrl-C: in-flight
@@ -130,7 +136,7 @@ pub fn main() -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term_recv => {}
             }
-            eprintln!("ferry: interrupted; saving progress (press Ctrl-C again to quit at once)");
+            eprintln!("ferry: interrupted; {stopping} (press Ctrl-C again to quit at once)");
             let _ = cancel_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);

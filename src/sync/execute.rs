@@ -485,8 +485,10 @@ pub async fn sync_up(
     let root_owned = root.to_path_buf();
     let walk_opts = opts.walk.clone();
     let walker = tokio::task::spawn_blocking(move || {
+        // A closed channel means the sync stopped (interrupted or fatal):
+        // stop walking too.
         walk(&root_owned, &walk_opts, |batch| {
-            let _ = local_tx.blocking_send(batch);
+            local_tx.blocking_send(batch).is_ok()
         })
     });
     let (remote_tx, mut remote_rx) = mpsc::channel::<Vec<RemoteEntry>>(16);

@@ -89,9 +89,10 @@ fn reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Walks `root`, calling `emit` with batches of items in key order. Runs on
+/// Walks `root`, calling `emit` with batches of items in key order, until
+/// the walk ends or `emit` returns false (its consumer stopped). Runs on
 /// the calling thread (use a blocking task); stat calls fan out on rayon.
-pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)) {
+pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>) -> bool) {
     let walker = walkdir::WalkDir::new(root)
         .follow_links(opts.follow_symlinks)
         .sort_by(|a, b| sort_name(a).cmp(&sort_name(b)))
@@ -109,7 +110,8 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
     let mut early: Vec<WalkItem> = Vec::new();
     let flush = |pending: &mut Vec<(PathBuf, Result<String, String>)>,
                  early: &mut Vec<WalkItem>,
-                 emit: &mut dyn FnMut(Vec<WalkItem>)| {
+                 emit: &mut dyn FnMut(Vec<WalkItem>) -> bool|
+     -> bool {
         let follow = opts.follow_symlinks;
         let mut items: Vec<WalkItem> = std::mem::take(early);
         items.extend(
@@ -148,9 +150,7 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
                 .collect::<Vec<_>>(),
         );
         pending.clear();
-        if !items.is_empty() {
-            emit(items);
-        }
+        items.is_empty() || emit(items)
     };
     for entry in walker {
         let entry = match entry {
@@ -175,8 +175,9 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
                     }
                 };
                 // Keep key order: flush what came before this item first.
-                flush(&mut pending, &mut early, &mut emit);
-                emit(vec![item]);
+                if !flush(&mut pending, &mut early, &mut emit) || !emit(vec![item]) {
+                    return;
+                }
                 continue;
             }
         };
@@ -192,13 +193,15 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
             None
         };
         if let Some(why) = skip {
-            flush(&mut pending, &mut early, &mut emit);
             let key = rel_key(root, entry.path()).ok();
-            emit(vec![WalkItem::Skipped {
+            let item = WalkItem::Skipped {
                 path: entry.path().to_path_buf(),
                 key,
                 why: why.into(),
-            }]);
+            };
+            if !flush(&mut pending, &mut early, &mut emit) || !emit(vec![item]) {
+                return;
+            }
             continue;
         }
         let key = rel_key(root, entry.path());
@@ -208,8 +211,8 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
             }
         }
         pending.push((entry.into_path(), key));
-        if pending.len() >= BATCH {
-            flush(&mut pending, &mut early, &mut emit);
+        if pending.len() >= BATCH && !flush(&mut pending, &mut early, &mut emit) {
+            return;
         }
     }
     flush(&mut pending, &mut early, &mut emit);
@@ -220,7 +223,10 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
 pub fn walk_all(root: &Path, opts: &WalkOptions) -> Vec<WalkItem> {
     let mut all = Vec::new();
     if root.exists() {
-        walk(root, opts, |batch| all.extend(batch));
+        walk(root, opts, |batch| {
+            all.extend(batch);
+            true
+        });
     }
     all
 }
@@ -237,6 +243,26 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn stops_when_the_consumer_does() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..BATCH * 3 {
+            std::fs::write(d.path().join(format!("f{i:05}")), "x").unwrap();
+        }
+        let mut batches = Vec::new();
+        walk(d.path(), &WalkOptions::default(), |b| {
+            batches.push(b.len());
+            false
+        });
+        assert_eq!(batches, vec![BATCH]);
+        let mut total = 0;
+        walk(d.path(), &WalkOptions::default(), |b| {
+            total += b.len();
+            true
+        });
+        assert_eq!(total, BATCH * 3);
     }
 
     #[test]
