@@ -1100,8 +1100,10 @@ def noop_tables(w3):
 
 def resume_table(w4):
     tools = [t for t in TOOLS if any(r["tool"] == t for r in w4)]
-    lines = ["| tool | bytes sent before the kill: median | bytes sent by the rerun: median (min–max) | rerun ÷ file size | rerun seconds: median | requests in the rerun: median | open uploads after the kill / after the rerun | verified |",
-             "|---|---|---|---|---|---|---|---|"]
+    # Sent twice = what both runs sent beyond the file itself: the bytes the
+    # first run had sent that the rerun sent again.
+    lines = ["| tool | bytes sent before the kill: median | bytes sent by the rerun: median (min–max) | rerun ÷ file size | sent twice: median (min–max) | sent twice, in 8 MiB parts | rerun seconds: median | requests in the rerun: median | open uploads after the kill / after the rerun | verified |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for t in tools:
         rs = [r for r in w4 if r["tool"] == t]
         size = rs[0]["bytes"]
@@ -1110,11 +1112,14 @@ def resume_table(w4):
         secs = stats([r["rerun"]["wall_s"] for r in rs if ok(r["rerun"])])
         reqs = stats([r["rerun"]["proxy"]["requests"] for r in rs if ok(r["rerun"])])
         frac = again["median"] * MiB / size if again else None
+        twice = stats([(r["first"]["proxy"]["request_body_bytes"] + r["rerun"]["proxy"]["request_body_bytes"]
+                        - size) / MiB for r in rs if ok(r["rerun"])])
         killed = stats([r.get("open_uploads_after_kill") for r in rs])
         left = stats([r.get("open_uploads_after_rerun") for r in rs])
         verified = f"{sum(r['verified'] for r in rs)}/{len(rs)}"
         lines.append(f"| {t} | {fmt(first and first['median'], 0)} MiB | {cell(again, 0)} MiB | "
-                     f"{fmt(frac, 2)} | {fmt(secs and secs['median'], 1)} | {fmt(reqs and reqs['median'], 0)} | "
+                     f"{fmt(frac, 2)} | {cell(twice, 0)} MiB | {fmt(twice and twice['median'] / 8, 1)} | "
+                     f"{fmt(secs and secs['median'], 1)} | {fmt(reqs and reqs['median'], 0)} | "
                      f"{fmt(killed and killed['median'], 0)} / {fmt(left and left['median'], 0)} | {verified} |")
     return "\n".join(lines)
 
