@@ -47,6 +47,9 @@ pub enum Fault {
     TruncateBody(u64),
     /// ListParts reports every part one byte larger than it is.
     WrongPartSize,
+    /// GET bodies arrive whole but with the first byte of every chunk
+    /// flipped: damage no length check can see.
+    CorruptBody,
 }
 
 /// Which calls (counted per operation, from 1) a fault applies to.
@@ -188,6 +191,17 @@ impl ObjectStore for FaultyStore {
                 // Once the budget is spent the next chunk errors, so the
                 // consumer sees a short body followed by a failure.
                 out.body = Box::pin(body);
+                Ok(out)
+            }
+            Some(Fault::CorruptBody) => {
+                let mut out = self.inner.get_object(bucket, key, range).await?;
+                out.body = Box::pin(out.body.map(|chunk| {
+                    let mut bytes = chunk?.to_vec();
+                    if let Some(b) = bytes.first_mut() {
+                        *b ^= 0xff;
+                    }
+                    Ok(bytes.into())
+                }));
                 Ok(out)
             }
             _ => self.inner.get_object(bucket, key, range).await,

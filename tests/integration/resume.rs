@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 
 use ferry::store::faulty::{Fault, FaultyStore, Op, When};
-use ferry::store::{Body, PutOptions, StoreErrorKind};
+use ferry::store::{Body, ObjectStore, PutOptions, StoreErrorKind};
 use ferry::transfer::checkpoint::{self, CheckpointFile, DownloadCheckpoint, UploadCheckpoint};
 use ferry::transfer::parts::layout;
 use ferry::transfer::{
@@ -426,6 +426,69 @@ fn truncated_download_body_is_refetched() {
     rig.download(&dest).unwrap();
     assert_eq!(sha256_file(&dest), sha256_file(&src));
     assert_eq!(rig.faulty.calls(Op::Get), 6);
+}
+
+/// The single-GET path checks the whole object against its MD5 ETag (S3),
+/// the ranged path against the combined CRC-64 (OSS). Either way a damaged
+/// download fails as an integrity error and leaves nothing behind.
+#[test]
+fn corrupted_download_body_is_caught_and_leaves_nothing() {
+    let rig = Rig::new("fault-corrupt");
+    let src = rig.file(200 * 1024, 8);
+    rig.upload(&src).unwrap();
+    rig.faulty.inject(Op::Get, When::Always, Fault::CorruptBody);
+    let dest = rig.dir.path().join("down").join("x.bin");
+    let err = rig.download(&dest).unwrap_err();
+    assert!(matches!(err, TransferError::Integrity(_)), "{err}");
+    assert!(err.to_string().contains("MD5"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn corrupted_ranged_download_fails_the_crc64_check() {
+    let mut memory = ferry::store::memory::MemoryStore::new();
+    memory.report_crc64 = true;
+    let memory = Arc::new(memory);
+    let faulty = Arc::new(FaultyStore::new(memory.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(3 * MIB as usize + 17, 9);
+    runtime().block_on(async {
+        memory.create_bucket("b").await.unwrap();
+        memory
+            .put_object("b", "k", Body::new(data.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+    });
+    let opts = TransferOptions {
+        bigfile_threshold: MIB,
+        part_size: Some(MIB),
+        parallel: 2,
+        ..TransferOptions::default()
+    };
+    let ctx = Context {
+        store: faulty.clone(),
+        progress: Arc::new(Notes::default()),
+        cancel: Cancel::never(),
+    };
+    let dest = dir.path().join("x.bin");
+    // Undamaged, the same download passes the same check.
+    runtime()
+        .block_on(download_file(&ctx, &opts, "b", "k", &dest))
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    std::fs::remove_file(&dest).unwrap();
+    faulty.inject(Op::Get, When::Always, Fault::CorruptBody);
+    let err = runtime()
+        .block_on(download_file(&ctx, &opts, "b", "k", &dest))
+        .unwrap_err();
+    assert!(matches!(err, TransferError::Integrity(_)), "{err}");
+    assert!(err.to_string().contains("CRC-64"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
