@@ -18,7 +18,7 @@ use super::parts::{choose_part_size, layout, PartSpec};
 use super::paths::temp_path_for;
 use super::resume::plan_download_resume;
 use super::{io, Context, TransferError, TransferOptions};
-use crate::store::{ObjectMeta, StoreError, StoreErrorKind};
+use crate::store::{ByteStream, ObjectMeta, StoreError, StoreErrorKind};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DownloadOutcome {
@@ -155,32 +155,19 @@ async fn single_get(
         if let Some(out) = out {
             let mut body = out.body;
             use std::io::Write;
-            // The network hands over chunks of a few KiB; gathering them
-            // makes a small object one write instead of several.
-            let cap = WRITE_BUF.min(meta.size as usize);
-            let mut buf = Vec::with_capacity(cap);
-            loop {
-                let chunk = body.try_next().await?;
-                let end = chunk.is_none();
-                if let Some(chunk) = chunk {
-                    received += chunk.len() as u64;
-                    buf.extend_from_slice(&chunk);
+            // A small object becomes one write.
+            received = drain(&mut body, meta.size, |piece| {
+                file.write_all(piece).map_err(io(&temp, "cannot write"))?;
+                if let Some(m) = md5.as_mut() {
+                    m.update(piece);
                 }
-                if !buf.is_empty() && (end || buf.len() >= cap) {
-                    file.write_all(&buf).map_err(io(&temp, "cannot write"))?;
-                    if let Some(m) = md5.as_mut() {
-                        m.update(&buf);
-                    }
-                    if let Some(c) = crc.as_mut() {
-                        c.update(&buf);
-                    }
-                    ctx.progress.advance(buf.len() as u64);
-                    buf.clear();
+                if let Some(c) = crc.as_mut() {
+                    c.update(piece);
                 }
-                if end {
-                    break;
-                }
-            }
+                ctx.progress.advance(piece.len() as u64);
+                Ok(())
+            })
+            .await?;
         }
         if received != meta.size {
             return Err(StoreError::new(
@@ -559,57 +546,116 @@ async fn fetch_range_once(
     temp: &Path,
 ) -> Result<Option<u64>, TransferError> {
     use std::os::unix::fs::FileExt;
-    let cap = WRITE_BUF.min(spec.len as usize);
-    let _permit = opts.reserve(cap as u64).await;
+    let _permit = opts.reserve(WRITE_BUF.min(spec.len as usize) as u64).await;
     let out = ctx
         .store
         .get_object(bucket, key, Some(spec.offset..spec.offset + spec.len))
         .await?;
     let mut body = out.body;
     let mut crc = want_crc.then(Crc64::new);
-    let mut buf = Vec::with_capacity(cap);
     let mut written = 0u64;
-    let mut received = 0u64;
-    let truncated = |got: u64| -> TransferError {
-        StoreError::new(
+    let received = drain(&mut body, spec.len, |piece| {
+        file.write_all_at(piece, spec.offset + written)
+            .map_err(|e| TransferError::io(temp, "cannot write", e))?;
+        if let Some(c) = crc.as_mut() {
+            c.update(piece);
+        }
+        written += piece.len() as u64;
+        Ok(())
+    })
+    .await?;
+    if received != spec.len {
+        return Err(StoreError::new(
             StoreErrorKind::Truncated,
             format!(
-                "{bucket}/{key}: range {} returned {got} of {} bytes",
+                "{bucket}/{key}: range {} returned {received} of {} bytes",
                 spec.number, spec.len
             ),
         )
-        .into()
-    };
-    loop {
-        let chunk = body.try_next().await?;
-        let end = chunk.is_none();
-        if let Some(chunk) = &chunk {
-            received += chunk.len() as u64;
-            if received > spec.len {
-                return Err(truncated(received));
-            }
-            buf.extend_from_slice(chunk);
-        }
-        // Writing to the page cache is quick and short, so it runs inline
-        // rather than paying a thread hop per write.
-        if !buf.is_empty() && (end || buf.len() >= cap) {
-            file.write_all_at(&buf, spec.offset + written)
-                .map_err(|e| TransferError::io(temp, "cannot write", e))?;
-            if let Some(c) = crc.as_mut() {
-                c.update(&buf);
-            }
-            written += buf.len() as u64;
-            buf.clear();
-        }
-        if end {
-            break;
-        }
-    }
-    if received != spec.len {
-        return Err(truncated(received));
+        .into());
     }
     start_writeback(file, spec.offset, spec.len);
     // Counted once the range is whole, so a retried range is not counted twice.
     ctx.progress.advance(spec.len);
     Ok(crc.map(|c| c.finish()))
+}
+
+/// Reads a body to its end, handing it to `sink` in pieces of up to
+/// `WRITE_BUF` bytes: the network delivers a few KiB at a time, and each
+/// piece is written while it is still in the CPU cache. Writing to the page
+/// cache is quick, so `sink` runs inline rather than paying a thread hop
+/// per write. Stops once more than `expected` bytes arrived, without
+/// handing on the excess; returns how many bytes arrived.
+async fn drain(
+    body: &mut ByteStream,
+    expected: u64,
+    mut sink: impl FnMut(&[u8]) -> Result<(), TransferError>,
+) -> Result<u64, TransferError> {
+    let cap = WRITE_BUF.min(expected as usize).max(1);
+    let mut buf = Vec::with_capacity(cap);
+    let mut received = 0u64;
+    while let Some(chunk) = body.try_next().await? {
+        received += chunk.len() as u64;
+        if received > expected {
+            return Ok(received);
+        }
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= cap {
+            sink(&buf)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        sink(&buf)?;
+    }
+    Ok(received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn body(chunks: &[usize]) -> ByteStream {
+        let items: Vec<Result<Bytes, StoreError>> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Ok(Bytes::from(vec![i as u8; n])))
+            .collect();
+        Box::pin(futures::stream::iter(items))
+    }
+
+    fn drained(chunks: &[usize], expected: u64) -> (u64, Vec<usize>, Vec<u8>) {
+        let mut pieces = Vec::new();
+        let mut data = Vec::new();
+        let got = futures::executor::block_on(drain(&mut body(chunks), expected, |p| {
+            pieces.push(p.len());
+            data.extend_from_slice(p);
+            Ok(())
+        }))
+        .unwrap();
+        (got, pieces, data)
+    }
+
+    #[test]
+    fn drain_gathers_small_chunks_into_pieces_in_order() {
+        let (got, pieces, data) = drained(&[16 * 1024; 40], 640 * 1024);
+        assert_eq!(got, 640 * 1024);
+        assert_eq!(pieces, vec![WRITE_BUF, WRITE_BUF, 128 * 1024]);
+        let want: Vec<u8> = (0..40u8)
+            .flat_map(|i| std::iter::repeat_n(i, 16 * 1024))
+            .collect();
+        assert_eq!(data, want);
+    }
+
+    #[test]
+    fn drain_stops_at_excess_and_hands_none_of_it_on() {
+        // The caller sees 200 and fails the range; nothing past byte 150
+        // may have reached the file.
+        let (got, _, data) = drained(&[100, 100, 100], 150);
+        assert_eq!(got, 200);
+        assert!(data.len() <= 150, "{} bytes handed on", data.len());
+        let (got, pieces, _) = drained(&[10, 10], 50);
+        assert_eq!((got, pieces), (20, vec![20]));
+    }
 }

@@ -9,6 +9,21 @@ use bytes::Bytes;
 use super::*;
 
 impl MountFs {
+    /// Stores the empty `dir/` object that makes a directory exist while it
+    /// has no children.
+    pub(super) async fn put_marker(&self, key: &str, op: &str) -> Result<(), FsError> {
+        self.store
+            .put_object(
+                self.bucket(),
+                key,
+                Body::new(Bytes::new()),
+                &PutOptions::default(),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(op, key, FsError::from_store(&e)))
+    }
+
     async fn fetch_listing(&self, dir: &str) -> Result<BTreeMap<String, Listed>, FsError> {
         let mut entries = BTreeMap::new();
         let mut token: Option<String> = None;
@@ -152,15 +167,7 @@ impl MountFs {
         if dkey.len() > KEY_MAX {
             return Err(quiet(libc::ENAMETOOLONG));
         }
-        self.store
-            .put_object(
-                self.bucket(),
-                &dkey,
-                Body::new(Bytes::new()),
-                &PutOptions::default(),
-            )
-            .await
-            .map_err(|e| self.fail("mkdir", &dkey, FsError::from_store(&e)))?;
+        self.put_marker(&dkey, "mkdir").await?;
         let ino = {
             let mut t = self.tree();
             let ino = t.ensure_child(parent, name, Kind::Dir);

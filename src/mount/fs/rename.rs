@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::StreamExt;
 
 use super::*;
@@ -209,15 +208,7 @@ impl MountFs {
         }
         if objects.is_empty() {
             // Nothing stored yet: the new directory needs a marker to exist.
-            self.store
-                .put_object(
-                    self.bucket(),
-                    &dst_prefix,
-                    Body::new(Bytes::new()),
-                    &PutOptions::default(),
-                )
-                .await
-                .map_err(|e| self.fail("rename", &dst_prefix, FsError::from_store(&e)))?;
+            self.put_marker(&dst_prefix, "rename").await?;
         }
         let pairs: Vec<(String, String)> = objects
             .iter()
