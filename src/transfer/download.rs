@@ -102,13 +102,13 @@ fn create_temp(path: &Path) -> Result<File, TransferError> {
 async fn finalize(
     temp: &Path,
     dest: &Path,
-    file: Arc<File>,
+    file: Arc<TempFile>,
     mtime: i128,
 ) -> Result<(), TransferError> {
     let (temp, dest) = (temp.to_path_buf(), dest.to_path_buf());
     tokio::task::spawn_blocking(move || {
         file.sync_all().map_err(io(&temp, "cannot flush"))?;
-        filetime::set_file_handle_times(&file, None, Some(to_filetime(mtime)))
+        filetime::set_file_handle_times(&file.file, None, Some(to_filetime(mtime)))
             .map_err(io(&temp, "cannot set modification time"))?;
         std::fs::rename(&temp, &dest).map_err(io(&dest, "cannot move download into place"))
     })
@@ -193,7 +193,13 @@ async fn single_get(
                 )));
             }
         }
-        finalize(&temp, dest, Arc::new(file), stored_mtime(&meta)).await?;
+        finalize(
+            &temp,
+            dest,
+            Arc::new(TempFile::new(file)),
+            stored_mtime(&meta),
+        )
+        .await?;
         ctx.progress.finish();
         Ok(DownloadOutcome {
             size: meta.size,
@@ -339,7 +345,7 @@ async fn ranged(
             (cp, todo, file)
         }
     };
-    let file = Arc::new(file);
+    let file = Arc::new(TempFile::new(file));
     let result = fetch_ranges(
         ctx,
         opts,
@@ -386,7 +392,7 @@ async fn fetch_ranges(
     meta: &ObjectMeta,
     cp: &mut DownloadCheckpoint,
     todo: Vec<PartSpec>,
-    file: &Arc<File>,
+    file: &Arc<TempFile>,
     ckpt: Option<&CheckpointFile>,
 ) -> Result<DownloadOutcome, TransferError> {
     let l = layout(meta.size, cp.part_size);
@@ -483,7 +489,7 @@ async fn fetch_range(
     bucket: &str,
     key: &str,
     spec: PartSpec,
-    file: Arc<File>,
+    file: Arc<TempFile>,
     want_crc: bool,
     temp: &Path,
 ) -> Result<(PartSpec, Option<u64>), TransferError> {
@@ -501,31 +507,53 @@ async fn fetch_range(
     }
 }
 
-/// Asks the kernel to start writing a finished range to disk now, while
-/// the rest is still arriving, so the fsync before the rename finds little
-/// left to do instead of flushing the whole file at the end. Advisory: it
-/// can wait when the disk queue is full, hence the blocking pool, and a
-/// failure only means the fsync does the work.
-fn start_writeback(file: &Arc<File>, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let file = file.clone();
-        tokio::task::spawn_blocking(move || {
-            // SAFETY: the descriptor stays open while `file` is alive, and
-            // sync_file_range reads no memory of ours.
-            unsafe {
-                libc::sync_file_range(
-                    file.as_raw_fd(),
-                    offset as libc::off64_t,
-                    len as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                )
-            };
-        });
+/// A download's temporary file, with room for the one writeback hint it
+/// may have in flight.
+struct TempFile {
+    file: File,
+    writeback_busy: std::sync::atomic::AtomicBool,
+}
+
+impl TempFile {
+    fn new(file: File) -> TempFile {
+        TempFile {
+            file,
+            writeback_busy: Default::default(),
+        }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.file
+    }
+}
+
+/// Asks the kernel to start writing the file's dirty pages to disk now,
+/// while the rest is still arriving, so the fsync before the rename finds
+/// little left to do instead of flushing the whole file at the end. The
+/// call can wait when the disk queue is full, hence the blocking pool; and
+/// at most one is in flight per file, so a slow disk costs one waiting
+/// thread, not one per range. A skipped hint loses nothing: the next one
+/// covers the whole file, and the fsync is what guarantees it.
+fn start_writeback(file: &Arc<TempFile>) {
+    use std::sync::atomic::Ordering;
+    if file.writeback_busy.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor stays open while `file` is alive, and
+            // sync_file_range reads no memory of ours. Offset 0 and length
+            // 0 mean the whole file.
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+        file.writeback_busy.store(false, Ordering::Release);
+    });
 }
 
 /// How much of a range is gathered before it is written. Each chunk goes
@@ -541,7 +569,7 @@ async fn fetch_range_once(
     bucket: &str,
     key: &str,
     spec: PartSpec,
-    file: &Arc<File>,
+    file: &Arc<TempFile>,
     want_crc: bool,
     temp: &Path,
 ) -> Result<Option<u64>, TransferError> {
@@ -574,7 +602,7 @@ async fn fetch_range_once(
         )
         .into());
     }
-    start_writeback(file, spec.offset, spec.len);
+    start_writeback(file);
     // Counted once the range is whole, so a retried range is not counted twice.
     ctx.progress.advance(spec.len);
     Ok(crc.map(|c| c.finish()))
