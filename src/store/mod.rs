@@ -300,6 +300,18 @@ pub async fn list_all_objects(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<ListEntry>, StoreError> {
+    list_objects_beyond(store, bucket, prefix, usize::MAX).await
+}
+
+/// As [`list_all_objects`], but stops paging once more than `limit`
+/// objects are in hand: a caller that refuses prefixes over a size learns
+/// so without listing all of a large one.
+pub async fn list_objects_beyond(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<ListEntry>, StoreError> {
     let mut all = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -314,6 +326,9 @@ pub async fn list_all_objects(
             )
             .await?;
         all.extend(page.objects);
+        if all.len() > limit {
+            break;
+        }
         match page.next_token {
             Some(t) if Some(&t) != token.as_ref() => token = Some(t),
             _ => break,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::*;
+use crate::store::list_objects_beyond;
 
 impl MountFs {
     pub async fn rename(
@@ -168,34 +169,21 @@ impl MountFs {
                 dir_key(&t.key(new_parent).ok_or(quiet(libc::ENOENT))?, new_name),
             )
         };
-        // Bounded: list at most rename_limit + 1 objects.
-        let mut objects = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_objects(
-                    self.bucket(),
-                    &ListRequest {
-                        prefix: &src_prefix,
-                        continuation: token.as_deref(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| self.fail("rename", &src_prefix, FsError::from_store(&e)))?;
-            objects.extend(page.objects);
-            if objects.len() > self.cfg.rename_limit {
-                tracing::info!(
-                    "rename {src_prefix}: more than {} objects; refused with EXDEV (mv copies instead)",
-                    self.cfg.rename_limit
-                );
-                return Err(quiet(libc::EXDEV));
-            }
-            match page.next_token {
-                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-                _ => break,
-            }
+        // Bounded: stop listing once past the rename limit.
+        let objects = list_objects_beyond(
+            self.store.as_ref(),
+            self.bucket(),
+            &src_prefix,
+            self.cfg.rename_limit,
+        )
+        .await
+        .map_err(|e| self.fail("rename", &src_prefix, FsError::from_store(&e)))?;
+        if objects.len() > self.cfg.rename_limit {
+            tracing::info!(
+                "rename {src_prefix}: more than {} objects; refused with EXDEV (mv copies instead)",
+                self.cfg.rename_limit
+            );
+            return Err(quiet(libc::EXDEV));
         }
         if objects.iter().any(|o| o.size > MAX_COPY) {
             return Err(quiet(libc::EXDEV));
