@@ -3,12 +3,21 @@
 //! every byte goes through (MD5, CRC-64). `cargo bench --bench micro`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use ferry::checksum::{crc64, md5};
 use ferry::store::credentials::Credentials;
 use ferry::store::sign::{Payload, Scheme, SignableRequest};
-use ferry::sync::plan::{decide, merge_join, PlanOptions, Side, Time};
+use ferry::sync::merge::{Keyed, MergeJoin, Step};
+use ferry::sync::plan::{decide, PlanOptions, Side, Time};
 use ferry::transfer::checkpoint::{decode, encode, UploadCheckpoint};
-use ferry::transfer::integrity::{crc64, md5};
 use ferry::transfer::resume::RecordedPart;
+
+struct Entry<'a>(&'a (String, Side));
+
+impl Keyed for Entry<'_> {
+    fn key(&self) -> Option<&str> {
+        Some(&self.0 .0)
+    }
+}
 
 fn planning(c: &mut Criterion) {
     let keys: Vec<String> = (0..100_000)
@@ -38,12 +47,29 @@ fn planning(c: &mut Criterion) {
     g.bench_function("merge+decide 100k unchanged", |b| {
         b.iter(|| {
             let mut n = 0;
-            for (l, r) in merge_join(&local, &remote, |e| e.0.as_str(), |e| e.0.as_str()) {
-                if !matches!(
-                    decide(l.map(|e| e.1), r.map(|e| e.1), opts),
-                    ferry::sync::plan::Decision::Skip(_)
-                ) {
-                    n += 1;
+            // Fed in listing-page-sized batches, as a sync feeds it.
+            let mut m = MergeJoin::new();
+            let (mut ls, mut rs) = (local.chunks(1000), remote.chunks(1000));
+            loop {
+                match m.step() {
+                    Step::NeedSrc => match ls.next() {
+                        Some(b) => m.push_src(b.iter().map(Entry)),
+                        None => m.end_src(),
+                    },
+                    Step::NeedDst => match rs.next() {
+                        Some(b) => m.push_dst(b.iter().map(Entry)),
+                        None => m.end_dst(),
+                    },
+                    Step::Pair(l, r) => {
+                        if !matches!(
+                            decide(l.map(|e| e.0 .1), r.map(|e| e.0 .1), opts),
+                            ferry::sync::plan::Decision::Skip(_)
+                        ) {
+                            n += 1;
+                        }
+                    }
+                    Step::Unkeyed(_) => {}
+                    Step::Done => break,
                 }
             }
             black_box(n)

@@ -18,10 +18,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::time::Instant;
 
-use crate::store::ObjectStore;
-use crate::sync::execute::sync_paths;
-use crate::sync::{sync_up, Observer, Summary, SyncOptions};
-use crate::transfer::Cancel;
+use crate::sync::{sync_paths, sync_up, Observer, Summary, SyncOptions, SyncTarget};
 
 /// More changed paths than this at once: one full pass is cheaper than
 /// that many HEADs.
@@ -68,21 +65,22 @@ fn rel_of(root: &Path, p: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn watch(
-    store: Arc<dyn ObjectStore>,
-    cancel: Cancel,
-    root: &Path,
-    bucket: &str,
-    prefix: &str,
+    target: &SyncTarget,
     opts: &SyncOptions,
     wopts: &WatchOptions,
     observer: &dyn WatchObserver,
 ) -> Result<(), WatchError> {
-    let root = std::fs::canonicalize(root).map_err(|e| WatchError::Watcher {
-        path: root.to_path_buf(),
+    // Events name canonical paths; the passes use the same root.
+    let root = std::fs::canonicalize(&target.root).map_err(|e| WatchError::Watcher {
+        path: target.root.clone(),
         message: e.to_string(),
     })?;
+    let target = &SyncTarget {
+        root: root.clone(),
+        ..target.clone()
+    };
+    let cancel = &target.cancel;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(move |ev| {
         let _ = tx.send(ev);
@@ -159,17 +157,7 @@ pub async fn watch(
             let started = Instant::now();
             inbox.rescan.store(false, Ordering::Relaxed);
             inbox.dirty.retain(|_, t| *t > started);
-            match sync_up(
-                store.clone(),
-                cancel.clone(),
-                &root,
-                bucket,
-                prefix,
-                opts,
-                observer,
-            )
-            .await
-            {
+            match sync_up(target, opts, observer).await {
                 Ok(s) => {
                     observer.pass_done(true, &s);
                     next_rescan = Instant::now() + wopts.rescan_interval;
@@ -186,17 +174,7 @@ pub async fn watch(
             }
             let mut sorted = ready;
             sorted.sort();
-            let out = sync_paths(
-                store.clone(),
-                cancel.clone(),
-                &root,
-                bucket,
-                prefix,
-                &sorted,
-                opts,
-                observer,
-            )
-            .await;
+            let out = sync_paths(target, &sorted, opts, observer).await;
             let retry = Instant::now();
             for rel in out.still_changing {
                 inbox.dirty.insert(rel, retry);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::SignatureVersion;
-use crate::store::http::Addressing;
+use crate::store::dialect::Addressing;
 use crate::units::parse_size;
 
 #[derive(Debug, Parser)]

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use super::args::CheckpointCmd;
 use super::setup::Setup;
 use super::{CliError, Outcome};
+use crate::mtime::{file_mtime, format_mtime};
 use crate::transfer::checkpoint::{
     decode, CheckpointFile, DownloadCheckpoint, LockError, UploadCheckpoint,
 };
-use crate::transfer::mtime::{file_mtime, format_mtime};
 use crate::transfer::parts::layout;
 use crate::units::human;
 

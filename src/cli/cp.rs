@@ -3,14 +3,12 @@
 use std::time::Instant;
 
 use super::args::CpArgs;
-use super::setup::{Setup, StoreHandle};
+use super::setup::Setup;
 use super::tree::{run_tree, Tree, TreeSpec};
 use super::{CliError, Outcome};
 use crate::location::Location;
-use crate::sync::execute::stored_side;
-use crate::sync::plan::{decide, Decision, PlanOptions, Side, Time};
+use crate::sync::one::{download_skip, upload_skip};
 use crate::transfer::download::download_object;
-use crate::transfer::mtime::file_mtime;
 use crate::transfer::paths::key_basename;
 use crate::transfer::upload_file;
 use crate::units::human;
@@ -56,13 +54,8 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 };
                 let started = Instant::now();
                 if a.update {
-                    let remote = head_if_exists(&h, &r.bucket, &key).await?;
-                    let local = Side {
-                        size: meta.len(),
-                        time: Time::local(file_mtime(&meta)),
-                    };
-                    if let Decision::Skip(reason) =
-                        decide(Some(local), remote.as_ref().map(stored_side), update_only())
+                    if let Some(reason) =
+                        upload_skip(h.store.as_ref(), &r.bucket, &key, &meta).await?
                     {
                         setup.reporter.say(&format!(
                             "skipped {} ({})",
@@ -112,19 +105,11 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             let started = Instant::now();
             let meta = h.store.head_object(&r.bucket, &r.key).await?;
             if a.update {
-                if let Ok(local) = std::fs::metadata(&dest) {
-                    let local = Side {
-                        size: local.len(),
-                        time: Time::local(file_mtime(&local)),
-                    };
-                    if let Decision::Skip(reason) =
-                        decide(Some(stored_side(&meta)), Some(local), update_only())
-                    {
-                        setup
-                            .reporter
-                            .say(&format!("skipped {r} ({})", reason.describe()));
-                        return Ok(Outcome::Success);
-                    }
+                if let Some(reason) = download_skip(&meta, &dest) {
+                    setup
+                        .reporter
+                        .say(&format!("skipped {r} ({})", reason.describe()));
+                    return Ok(Outcome::Success);
                 }
             }
             let ctx = setup.context(&h, setup.reporter.transfer(true));
@@ -185,25 +170,6 @@ fn done_line(setup: &Setup, what: &str, moved: u64, resumed: u64, already: &str,
         human(moved),
         started.elapsed().as_secs_f64()
     ));
-}
-
-fn update_only() -> PlanOptions {
-    PlanOptions {
-        update: true,
-        delete: false,
-    }
-}
-
-async fn head_if_exists(
-    h: &StoreHandle,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<crate::store::ObjectMeta>, CliError> {
-    match h.store.head_object(bucket, key).await {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {

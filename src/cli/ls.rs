@@ -6,7 +6,9 @@ use super::args::LsArgs;
 use super::setup::Setup;
 use super::{CliError, Outcome};
 use crate::location::Location;
-use crate::store::{ListEntry, ListRequest};
+use futures::TryStreamExt;
+
+use crate::store::{list_pages, ListEntry, ListRequest};
 use crate::units::human;
 
 pub fn parse_remote(url: &str) -> Result<crate::location::RemoteUrl, CliError> {
@@ -29,7 +31,6 @@ pub async fn run(setup: &Setup, a: LsArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;
     let h = setup.store_for(&r)?;
     let delimiter = (!a.recursive).then_some("/");
-    let mut token: Option<String> = None;
     let (mut count, mut total) = (0u64, 0u64);
     let print = |e: &ListEntry| {
         if a.json {
@@ -51,19 +52,17 @@ pub async fn run(setup: &Setup, a: LsArgs) -> Result<Outcome, CliError> {
             println!("{}  {:>10}  {}", format_time(e.last_modified), size, e.key);
         }
     };
-    loop {
-        let page = h
-            .store
-            .list_objects(
-                &r.bucket,
-                &ListRequest {
-                    prefix: &r.key,
-                    delimiter,
-                    continuation: token.as_deref(),
-                    ..Default::default()
-                },
-            )
-            .await?;
+    let pages = list_pages(
+        h.store.as_ref(),
+        &r.bucket,
+        ListRequest {
+            prefix: &r.key,
+            delimiter,
+            ..Default::default()
+        },
+    );
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.try_next().await? {
         for p in &page.prefixes {
             if a.json {
                 println!("{}", serde_json::json!({ "prefix": p }));
@@ -75,10 +74,6 @@ pub async fn run(setup: &Setup, a: LsArgs) -> Result<Outcome, CliError> {
             print(e);
             count += 1;
             total += e.size;
-        }
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => break,
         }
     }
     if !a.json {

@@ -62,6 +62,12 @@ impl From<crate::store::StoreError> for CliError {
     }
 }
 
+impl From<crate::sync::SyncError> for CliError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
 impl From<crate::transfer::TransferError> for CliError {
     fn from(e: crate::transfer::TransferError) -> Self {
         match e {

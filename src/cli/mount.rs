@@ -23,24 +23,13 @@ use crate::store::ListRequest;
 use crate::transfer::parts::{MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::transfer::{MemoryBudget, TransferOptions, MIB};
 
-/// `$XDG_CACHE_HOME/ferry` or `~/.cache/ferry`.
-fn cache_root() -> PathBuf {
-    let from = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    from("XDG_CACHE_HOME")
-        .or_else(|| from("HOME").map(|h| h.join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("ferry")
-}
-
 /// One cache dir per mounted location by default, so two mounts never
 /// share (and finish) each other's journal.
 fn default_cache_dir(endpoint: &str, bucket: &str, prefix: &str) -> PathBuf {
     let id = hex::encode(&Sha256::digest(format!("{endpoint}\n{bucket}\n{prefix}"))[..6]);
-    cache_root().join("mounts").join(format!("{bucket}-{id}"))
+    crate::config::dirs::cache_dir(&crate::config::ProcessEnv)
+        .join("mounts")
+        .join(format!("{bucket}-{id}"))
 }
 
 pub async fn mount(setup: &Setup, a: MountArgs) -> Result<Outcome, CliError> {
@@ -116,6 +105,7 @@ pub async fn mount(setup: &Setup, a: MountArgs) -> Result<Outcome, CliError> {
         read_only: a.read_only,
         flush_timeout: a.flush_timeout,
         threads: 2,
+        runtime_dir: crate::config::dirs::runtime_dir(&crate::config::ProcessEnv),
     };
     let report = crate::mount::serve(fs, opts, pending_dir, notify)
         .await
@@ -206,7 +196,10 @@ fn detach(
 
 pub async fn unmount(setup: &Setup, a: UnmountArgs) -> Result<Outcome, CliError> {
     let mp = control::absolute(&a.mountpoint);
-    let files = control::state_files(&mp);
+    let files = control::state_files(
+        &crate::config::dirs::runtime_dir(&crate::config::ProcessEnv),
+        &mp,
+    );
     let pid = control::read_pid(&files.pid);
     if control::mounted_type(&mp).is_none() {
         return Err(CliError::Failed(format!("{} is not mounted", mp.display())));

@@ -9,7 +9,9 @@ use super::args::{ConfigCmd, JobOverrides, RunArgs, TransferArgs, WatchArgs};
 use super::setup::Setup;
 use super::tree::{outcome, run_tree_summary, Tree, TreeSpec};
 use super::{CliError, Outcome};
-use crate::config::jobs::{state_dir, Job, JobTable, Size};
+use crate::config::dirs::state_dir;
+use crate::config::file::{JobTable, Size};
+use crate::config::jobs::Job;
 use crate::config::ProcessEnv;
 use crate::location::Location;
 use crate::units::human;
@@ -49,7 +51,7 @@ fn save_state(name: &str, state: &JobState) {
         let _ = std::fs::create_dir_all(dir);
     }
     if let Ok(bytes) = serde_json::to_vec_pretty(state) {
-        let _ = crate::transfer::checkpoint::write_atomic(&path, &bytes);
+        let _ = crate::atomic_file::write_atomic(&path, &bytes);
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(g: &GlobalArgs, cancel: Cancel) -> Result<Self, CliError> {
-        let file = ConfigFile::load(g.config.as_deref(), &ProcessEnv)?;
+        let file = crate::config::load(g.config.as_deref(), &ProcessEnv)?;
         if g.retries == 0 {
             return Err(CliError::Usage("--retries must be at least 1".into()));
         }

@@ -4,8 +4,8 @@ use super::args::StatArgs;
 use super::ls::{format_time, parse_remote};
 use super::setup::Setup;
 use super::{CliError, Outcome};
+use crate::mtime::format_mtime;
 use crate::transfer::download::stored_mtime;
-use crate::transfer::mtime::format_mtime;
 
 pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;

@@ -147,9 +147,9 @@ impl Observer for SyncReport {
             Event::Warning { path, message } => self
                 .reporter
                 .say(&format!("ferry: skipping {path}: {message}")),
-            Event::Failed { key, op, message } => {
-                self.reporter.error(&format!("{op} {key}: {message}"))
-            }
+            Event::Failed {
+                key, op, message, ..
+            } => self.reporter.error(&format!("{op} {key}: {message}")),
         }
     }
 

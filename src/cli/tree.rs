@@ -12,7 +12,7 @@ use crate::location::RemoteUrl;
 use crate::sync::filter::Filter;
 use crate::sync::plan::PlanOptions;
 use crate::sync::walk::WalkOptions;
-use crate::sync::{sync_down, sync_up, Summary, SyncOptions};
+use crate::sync::{sync_down, sync_up, Summary, SyncOptions, SyncTarget};
 use crate::transfer::{MemoryBudget, TransferOptions, MIB};
 use crate::watch::{watch, WatchOptions};
 
@@ -78,18 +78,23 @@ impl TreeSpec {
 /// `$XDG_CACHE_HOME/ferry/known` (`~/.cache/ferry/known`): mtimes learned
 /// from HEAD requests, so unchanged trees compare from listings alone.
 fn known_mtimes_path(h: &StoreHandle, bucket: &str, prefix: &str) -> Option<std::path::PathBuf> {
-    use crate::config::Env;
-    let env = crate::config::ProcessEnv;
-    let base = env
-        .var("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| env.home().map(|h| h.join(".cache")))?;
+    let base = crate::config::dirs::cache_dir(&crate::config::ProcessEnv);
     Some(crate::sync::known::cache_path(
-        &base.join("ferry/known"),
+        &base.join("known"),
         &h.endpoint_id,
         bucket,
         prefix,
     ))
+}
+
+fn target(setup: &Setup, h: &StoreHandle, bucket: &str, prefix: &str, root: &Path) -> SyncTarget {
+    SyncTarget {
+        store: h.store.clone(),
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+        root: root.to_path_buf(),
+        cancel: setup.cancel.clone(),
+    }
 }
 
 pub enum Tree<'a> {
@@ -137,11 +142,7 @@ pub async fn run_tree_summary(
                     root.display()
                 ));
                 watch(
-                    h.store.clone(),
-                    setup.cancel.clone(),
-                    root,
-                    &dst.bucket,
-                    &prefix,
+                    &target(setup, h, &dst.bucket, &prefix, root),
                     &sync,
                     w,
                     &report,
@@ -156,11 +157,7 @@ pub async fn run_tree_summary(
                 });
             }
             let s = sync_up(
-                h.store.clone(),
-                setup.cancel.clone(),
-                root,
-                &dst.bucket,
-                &prefix,
+                &target(setup, h, &dst.bucket, &prefix, root),
                 &sync,
                 &report,
             )
@@ -188,11 +185,7 @@ pub async fn run_tree_summary(
             let prefix = as_prefix(&src.key);
             sync.known_mtimes = known_mtimes_path(h, &src.bucket, &prefix);
             let s = sync_down(
-                h.store.clone(),
-                setup.cancel.clone(),
-                &src.bucket,
-                &prefix,
-                root,
+                &target(setup, h, &src.bucket, &prefix, root),
                 &sync,
                 &report,
             )

@@ -7,8 +7,8 @@ use super::credentials::resolve_credentials;
 use super::file::{ConfigFile, Profile};
 use super::{ConfigError, Env};
 use crate::store::credentials::Credentials;
+use crate::store::dialect::Addressing;
 use crate::store::dialect::Dialect;
-use crate::store::http::Addressing;
 use crate::store::sign::Scheme;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
 
 use super::{ConfigError, Env};
+use crate::store::dialect::Addressing;
 use crate::store::dialect::Dialect;
-use crate::store::http::Addressing;
+use crate::units::parse_size;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,9 +19,9 @@ pub struct ConfigFile {
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
     /// Settings every job shares unless it says otherwise.
-    pub defaults: Option<super::jobs::JobTable>,
+    pub defaults: Option<JobTable>,
     #[serde(default)]
-    pub jobs: BTreeMap<String, toml::Spanned<super::jobs::JobTable>>,
+    pub jobs: BTreeMap<String, toml::Spanned<JobTable>>,
     #[serde(skip)]
     pub path: Option<PathBuf>,
     /// The file's text, kept to turn spans into line:column in messages.
@@ -48,24 +51,87 @@ pub struct Profile {
     pub secret_access_key: Option<String>,
 }
 
+/// A byte size written as `"10M"` or a plain integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as `"1s"`, `"500ms"`, `"5m"`, `"1h"` or seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::units::parse_duration(s, "s")
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0.0 => Ok(Dur(Duration::from_secs_f64(n))),
+            Raw::N(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
+            Raw::S(s) => parse_duration(&s)
+                .map(Dur)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One `[jobs.NAME]` table, or `[defaults]` (which has no source or
+/// destination). Every key is optional here; resolution fills the gaps.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobTable {
+    pub source: Option<Spanned<String>>,
+    pub destination: Option<Spanned<String>>,
+    pub profile: Option<String>,
+    pub update: Option<bool>,
+    pub delete: Option<bool>,
+    pub include: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+    pub follow_symlinks: Option<bool>,
+    pub checkpoint_dir: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub parallel: Option<usize>,
+    pub part_size: Option<Size>,
+    pub bigfile_threshold: Option<Size>,
+    pub bwlimit: Option<Size>,
+    pub debounce: Option<Dur>,
+    pub rescan_interval: Option<Dur>,
+}
+
 impl ConfigFile {
     /// `--config`, else `FERRY_CONFIG`, else `$XDG_CONFIG_HOME/ferry/config.toml`
     /// (`~/.config/ferry/config.toml`). Only an explicitly named file must exist.
-    pub fn load(explicit: Option<&Path>, env: &dyn Env) -> Result<ConfigFile, ConfigError> {
+    /// Checks the shape only; [`super::load`] also validates the jobs.
+    pub fn read(explicit: Option<&Path>, env: &dyn Env) -> Result<ConfigFile, ConfigError> {
         let (path, required) = match explicit {
             Some(p) => (p.to_path_buf(), true),
             None => match env.var("FERRY_CONFIG") {
                 Some(p) => (PathBuf::from(p), true),
-                None => {
-                    let base = env
-                        .var("XDG_CONFIG_HOME")
-                        .map(PathBuf::from)
-                        .or_else(|| env.home().map(|h| h.join(".config")));
-                    match base {
-                        Some(b) => (b.join("ferry").join("config.toml"), false),
-                        None => return Ok(ConfigFile::default()),
-                    }
-                }
+                None => match super::dirs::config_dir(env) {
+                    Some(d) => (d.join("config.toml"), false),
+                    None => return Ok(ConfigFile::default()),
+                },
             },
         };
         let text = match std::fs::read_to_string(&path) {
@@ -83,7 +149,6 @@ impl ConfigFile {
         let mut cfg = Self::parse(&text, &path)?;
         cfg.check_inline_secrets(&path)?;
         cfg.path = Some(path);
-        cfg.validate_jobs()?;
         Ok(cfg)
     }
 

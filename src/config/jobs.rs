@@ -4,81 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
-use toml::Spanned;
-
-use super::file::{line_col, ConfigFile};
+use super::file::{line_col, ConfigFile, JobTable};
+pub use super::file::{parse_duration, Dur};
 use super::{ConfigError, Env};
 use crate::location::Location;
-use crate::units::parse_size;
-
-/// A byte size written as `"10M"` or a plain integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Size(n)),
-            Raw::S(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// A duration written as `"1s"`, `"500ms"`, `"5m"`, `"1h"` or seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::units::parse_duration(s, "s")
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(f64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0.0 => Ok(Dur(Duration::from_secs_f64(n))),
-            Raw::N(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
-            Raw::S(s) => parse_duration(&s)
-                .map(Dur)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// One `[jobs.NAME]` table, or `[defaults]` (which has no source or
-/// destination). Every key is optional here; resolution fills the gaps.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobTable {
-    pub source: Option<Spanned<String>>,
-    pub destination: Option<Spanned<String>>,
-    pub profile: Option<String>,
-    pub update: Option<bool>,
-    pub delete: Option<bool>,
-    pub include: Option<Vec<String>>,
-    pub exclude: Option<Vec<String>>,
-    pub follow_symlinks: Option<bool>,
-    pub checkpoint_dir: Option<PathBuf>,
-    pub jobs: Option<usize>,
-    pub parallel: Option<usize>,
-    pub part_size: Option<Size>,
-    pub bigfile_threshold: Option<Size>,
-    pub bwlimit: Option<Size>,
-    pub debounce: Option<Dur>,
-    pub rescan_interval: Option<Dur>,
-}
 
 /// Where an effective value came from, for `ferry config show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,15 +80,6 @@ fn pick<T: Clone>(flag: Option<T>, job: Option<T>, defaults: Option<T>, builtin:
 
 fn pick_opt<T: Clone>(flag: Option<T>, job: Option<T>, defaults: Option<T>) -> Valued<Option<T>> {
     pick(flag.map(Some), job.map(Some), defaults.map(Some), None)
-}
-
-/// `$XDG_STATE_HOME/ferry` (`~/.local/state/ferry`): checkpoints and job results.
-pub fn state_dir(env: &dyn Env) -> PathBuf {
-    env.var("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env.home().map(|h| h.join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from(".ferry-state"))
-        .join("ferry")
 }
 
 impl ConfigFile {
@@ -307,7 +227,7 @@ impl ConfigFile {
                 f.checkpoint_dir.clone(),
                 j.checkpoint_dir.clone(),
                 d.checkpoint_dir.clone().map(|p| p.join(name)),
-                state_dir(env).join("checkpoints").join(name),
+                super::dirs::state_dir(env).join("checkpoints").join(name),
             ),
             jobs: pick(f.jobs, j.jobs, d.jobs, 8),
             parallel: pick(f.parallel, j.parallel, d.parallel, 4),

@@ -3,6 +3,7 @@
 //! Precedence is always flags > environment > file > built-in defaults.
 
 pub mod credentials;
+pub mod dirs;
 pub mod endpoint;
 pub mod file;
 pub mod jobs;
@@ -10,7 +11,7 @@ pub mod jobs;
 pub use endpoint::{resolve_endpoint, EndpointFlags, EndpointSettings, SignatureVersion};
 pub use file::{ConfigFile, Profile};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -45,4 +46,11 @@ impl Env for std::collections::HashMap<&str, &str> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).map(|s| s.to_string())
     }
+}
+
+/// The config file with its jobs validated: what every command starts from.
+pub fn load(explicit: Option<&Path>, env: &dyn Env) -> Result<ConfigFile, ConfigError> {
+    let cfg = ConfigFile::read(explicit, env)?;
+    cfg.validate_jobs()?;
+    Ok(cfg)
 }

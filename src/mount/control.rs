@@ -9,16 +9,6 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-/// Where pid and status files live: `$XDG_RUNTIME_DIR/ferry`, else
-/// `/tmp/ferry-<uid>`.
-pub fn runtime_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("ferry"),
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        None => std::env::temp_dir().join(format!("ferry-{}", unsafe { libc::geteuid() })),
-    }
-}
-
 /// The absolute form of a mountpoint, without touching it (a dead mount
 /// cannot be canonicalized).
 pub fn absolute(p: &Path) -> PathBuf {
@@ -34,10 +24,11 @@ pub struct StateFiles {
     pub status: PathBuf,
 }
 
-pub fn state_files(mountpoint: &Path) -> StateFiles {
+/// The pid and status files of the mount at `mountpoint`, in `dir` (the
+/// runtime directory: they must not outlive a reboot).
+pub fn state_files(dir: &Path, mountpoint: &Path) -> StateFiles {
     let abs = absolute(mountpoint);
     let id = hex::encode(&Sha256::digest(abs.to_string_lossy().as_bytes())[..8]);
-    let dir = runtime_dir();
     StateFiles {
         pid: dir.join(format!("mount-{id}.pid")),
         status: dir.join(format!("mount-{id}.status")),
@@ -194,8 +185,8 @@ mod tests {
     fn absolute_trims_slashes() {
         assert_eq!(absolute(Path::new("/mnt/x/")), PathBuf::from("/mnt/x"));
         assert_eq!(absolute(Path::new("/")), PathBuf::from("/"));
-        let a = state_files(Path::new("/mnt/x/"));
-        let b = state_files(Path::new("/mnt/x"));
+        let a = state_files(Path::new("/run/f"), Path::new("/mnt/x/"));
+        let b = state_files(Path::new("/run/f"), Path::new("/mnt/x"));
         assert_eq!(a.pid, b.pid);
     }
 

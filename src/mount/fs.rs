@@ -24,9 +24,9 @@ use super::names::{
 use super::reader::{ReadAhead, RemoteReader};
 use super::staging::{CommitPlan, EntryState, Journal, Staged};
 use super::tree::{Cached, Ino, Kind, Listed, RemoteFile, Tree, ROOT};
+use crate::mtime::{format_mtime, Nanos, MTIME_KEY};
 use crate::store::{Body, ListRequest, ObjectMeta, ObjectStore, PutOptions};
 use crate::transfer::download::{download_object, stored_mtime};
-use crate::transfer::mtime::{format_mtime, Nanos, MTIME_KEY};
 use crate::transfer::{
     upload_file, Cancel, Context, Progress, TransferOptions, UploadOutcome, MIB,
 };

@@ -23,7 +23,7 @@ use fuser::{
 use super::error::FsError;
 use super::fs::{Attr, MountFs, SetAttr};
 use super::tree::Kind;
-use crate::transfer::mtime::Nanos;
+use crate::mtime::Nanos;
 
 /// How long the kernel may cache names and attributes. Short, because the
 /// bucket can change behind the mount; our own cache (`--list-ttl`) spares

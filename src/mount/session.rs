@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub flush_timeout: Duration,
     /// Threads reading kernel requests (the work itself runs on tokio).
     pub threads: usize,
+    /// Where the pid and status files go (see [`control::state_files`]).
+    pub runtime_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +193,7 @@ pub async fn serve(
                 source,
             })?;
     let mut unmounter = session.unmount_callable();
-    let files = control::state_files(&mp);
+    let files = control::state_files(&opts.runtime_dir, &mp);
     let _ = std::fs::remove_file(&files.status);
     let _pid = PidFile::write(&files.pid, std::process::id(), &mp).ok();
     notify(&format!("mounted {} at {shown}", opts.fsname));

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::transfer::checkpoint::write_atomic;
-use crate::transfer::mtime::{file_mtime, format_mtime, parse_mtime, to_filetime, Nanos};
+use crate::atomic_file::write_atomic;
+use crate::mtime::{file_mtime, format_mtime, parse_mtime, to_filetime, Nanos};
 
 pub const FORMAT: &str = "ferry-mount-journal";
 pub const VERSION: u32 = 1;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::staging::Staged;
-use crate::transfer::mtime::Nanos;
+use crate::mtime::Nanos;
 
 pub type Ino = u64;
 pub const ROOT: Ino = 1;

@@ -62,3 +62,16 @@ impl Dialect {
         }
     }
 }
+
+/// How a bucket is named in a request URL; chosen per endpoint, the same
+/// for both dialects.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    /// `http://endpoint/bucket/key`: what local servers and IP endpoints need.
+    Path,
+    /// `https://bucket.endpoint/key`: what AWS and OSS prefer.
+    Virtual,
+}

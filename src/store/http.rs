@@ -18,7 +18,7 @@ use url::Url;
 
 use super::bandwidth::{paced, Bandwidth};
 use super::credentials::Credentials;
-use super::dialect::Dialect;
+use super::dialect::{Addressing, Dialect};
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
@@ -28,7 +28,7 @@ use super::{
     ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
     StoreError, StoreErrorKind,
 };
-use crate::transfer::integrity::{content_md5_base64, normalize_etag};
+use crate::checksum::{content_md5_base64, normalize_etag};
 
 /// Keys and query values go on the wire in the exact encoding the signers
 /// canonicalise to, so what is signed is what the server sees.
@@ -38,17 +38,6 @@ pub fn encode_path(s: &str) -> String {
 
 pub fn encode_query(s: &str) -> String {
     uri_encode(s, false)
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Addressing {
-    /// `http://endpoint/bucket/key`: what local servers and IP endpoints need.
-    Path,
-    /// `https://bucket.endpoint/key`: what AWS and OSS prefer.
-    Virtual,
 }
 
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;

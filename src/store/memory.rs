@@ -18,7 +18,7 @@ use super::{
     ListRequest, ListUploadsPage, Metadata, MultipartUpload, ObjectMeta, ObjectStore, PartInfo,
     PutOptions, PutResult, StoreError, StoreErrorKind,
 };
-use crate::transfer::integrity::{crc64, multipart_etag};
+use crate::checksum::{crc64, multipart_etag};
 
 #[derive(Clone)]
 struct Object {

@@ -303,6 +303,40 @@ pub async fn list_all_objects(
     list_objects_beyond(store, bucket, prefix, usize::MAX).await
 }
 
+/// The pages of a listing, following continuation tokens to the end: the
+/// one pagination loop every lister (sync, `ls`, `rm -r`, the mount) uses.
+/// A server that repeats its token would loop forever; that ends the
+/// listing instead.
+pub fn list_pages<'a>(
+    store: &'a dyn ObjectStore,
+    bucket: &'a str,
+    req: ListRequest<'a>,
+) -> impl Stream<Item = Result<ListPage, StoreError>> + Send + 'a {
+    // (token for the next request, whether another request is due)
+    futures::stream::try_unfold((None::<String>, true), move |(token, more)| {
+        let req = req.clone();
+        async move {
+            if !more {
+                return Ok(None);
+            }
+            let page = store
+                .list_objects(
+                    bucket,
+                    &ListRequest {
+                        continuation: token.as_deref(),
+                        ..req
+                    },
+                )
+                .await?;
+            let next = match &page.next_token {
+                Some(t) if Some(t) != token.as_ref() => (Some(t.clone()), true),
+                _ => (None, false),
+            };
+            Ok(Some((page, next)))
+        }
+    })
+}
+
 /// As [`list_all_objects`], but stops paging once more than `limit`
 /// objects are in hand: a caller that refuses prefixes over a size learns
 /// so without listing all of a large one.
@@ -312,27 +346,36 @@ pub async fn list_objects_beyond(
     prefix: &str,
     limit: usize,
 ) -> Result<Vec<ListEntry>, StoreError> {
+    use futures::TryStreamExt;
     let mut all = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = store
-            .list_objects(
-                bucket,
-                &ListRequest {
-                    prefix,
-                    continuation: token.as_deref(),
-                    ..Default::default()
-                },
-            )
-            .await?;
+    let pages = list_pages(
+        store,
+        bucket,
+        ListRequest {
+            prefix,
+            ..Default::default()
+        },
+    );
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.try_next().await? {
         all.extend(page.objects);
         if all.len() > limit {
             break;
         }
-        match page.next_token {
-            Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-            _ => break,
-        }
     }
     Ok(all)
+}
+
+/// HEAD, with "no such object" as `None` rather than an error (a missing
+/// bucket stays an error).
+pub async fn head_if_exists(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectMeta>, StoreError> {
+    match store.head_object(bucket, key).await {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -11,7 +11,7 @@ use super::{
     DeleteFailure, ListEntry, ListPage, ListPartsPage, ListUploadsPage, MultipartUpload, PartInfo,
     StoreError, StoreErrorKind,
 };
-use crate::transfer::integrity::normalize_etag;
+use crate::checksum::normalize_etag;
 
 fn protocol(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::new(

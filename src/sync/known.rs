@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::transfer::mtime::{format_mtime, parse_mtime, Nanos};
+use crate::mtime::{format_mtime, parse_mtime, Nanos};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
@@ -139,7 +139,7 @@ impl KnownMtimes {
             format: FORMAT.into(),
             entries,
         }) {
-            let _ = crate::transfer::checkpoint::write_atomic(path, &bytes);
+            let _ = crate::atomic_file::write_atomic(path, &bytes);
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The `-u` decision table and the merge-join that applies it, as pure
-//! functions of (source entries, destination entries, options). Nothing
+//! The `-u` decision table, as a pure function of (source side,
+//! destination side, options): the only place a sync decides to transfer,
+//! skip or delete. The merge that feeds it is in `merge`. Nothing
 //! here touches the disk or the network, so every row is unit-tested and
 //! the property "a plan applied to its inputs leaves nothing to do" is
 //! checked by proptest.
@@ -20,7 +21,7 @@
 
 use std::cmp::Ordering;
 
-use crate::transfer::mtime::Nanos;
+use crate::mtime::Nanos;
 
 const SEC: Nanos = 1_000_000_000;
 
@@ -162,48 +163,6 @@ pub fn decide(src: Option<Side>, dst: Option<Side>, opts: PlanOptions) -> Decisi
     }
 }
 
-/// Merge-joins two key-sorted sequences, yielding each key once with what
-/// each side has. Both inputs must be sorted by key (byte order) and free
-/// of duplicates, as S3 listings and ferry's walker are.
-pub fn merge_join<'a, S, D>(
-    src: &'a [S],
-    dst: &'a [D],
-    src_key: impl Fn(&S) -> &str + 'a,
-    dst_key: impl Fn(&D) -> &str + 'a,
-) -> impl Iterator<Item = (Option<&'a S>, Option<&'a D>)> + 'a {
-    let (mut i, mut j) = (0, 0);
-    std::iter::from_fn(move || {
-        let s = src.get(i);
-        let d = dst.get(j);
-        match (s, d) {
-            (None, None) => None,
-            (Some(s), None) => {
-                i += 1;
-                Some((Some(s), None))
-            }
-            (None, Some(d)) => {
-                j += 1;
-                Some((None, Some(d)))
-            }
-            (Some(s), Some(d)) => match src_key(s).cmp(dst_key(d)) {
-                Ordering::Less => {
-                    i += 1;
-                    Some((Some(s), None))
-                }
-                Ordering::Greater => {
-                    j += 1;
-                    Some((None, Some(d)))
-                }
-                Ordering::Equal => {
-                    i += 1;
-                    j += 1;
-                    Some((Some(s), Some(d)))
-                }
-            },
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,25 +294,6 @@ mod tests {
         assert_eq!(
             decide(local(1, T / SEC * SEC), local(1, T), U),
             Decision::Skip(Reason::UpToDate)
-        );
-    }
-
-    #[test]
-    fn merge_join_pairs_keys() {
-        let a = ["a", "b", "d"];
-        let b = ["b", "c", "d", "e"];
-        let got: Vec<_> = merge_join(&a, &b, |s| s, |s| s)
-            .map(|(x, y)| (x.copied(), y.copied()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (Some("a"), None),
-                (Some("b"), Some("b")),
-                (None, Some("c")),
-                (Some("d"), Some("d")),
-                (None, Some("e"))
-            ]
         );
     }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::filter::Filter;
-use crate::transfer::mtime::{file_mtime, Nanos};
+use crate::mtime::{file_mtime, Nanos};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalEntry {

@@ -10,7 +10,6 @@
 //! because they name paths and upload IDs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::resume::RecordedPart;
+use crate::atomic_file::write_atomic;
 
 pub const FORMAT: &str = "ferry-checkpoint";
 pub const VERSION: u32 = 1;
@@ -141,40 +141,6 @@ pub fn decode<K: CheckpointKind>(bytes: &[u8]) -> Result<K, CheckpointProblem> {
         return Err(CheckpointProblem::Checksum);
     }
     serde_json::from_str(body).map_err(|e| CheckpointProblem::Malformed(e.to_string()))
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old or the
-/// new file, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("checkpoint"),
-        std::process::id()
-    ));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// A checkpoint file in a checkpoint directory, held under an exclusive

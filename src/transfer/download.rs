@@ -12,12 +12,12 @@ use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::checkpoint::{CheckpointFile, DonePart, DownloadCheckpoint, LockError};
-use super::integrity::{crc64_combine, Crc64};
-use super::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
 use super::parts::{choose_part_size, layout, PartSpec};
 use super::paths::temp_path_for;
 use super::resume::plan_download_resume;
 use super::{io, Context, TransferError, TransferOptions};
+use crate::checksum::{crc64_combine, Crc64};
+use crate::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
 use crate::store::{ByteStream, ObjectMeta, StoreError, StoreErrorKind};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

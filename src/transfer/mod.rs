@@ -5,8 +5,6 @@
 
 pub mod checkpoint;
 pub mod download;
-pub mod integrity;
-pub mod mtime;
 pub mod parts;
 pub mod paths;
 pub mod resume;

@@ -41,7 +41,7 @@ pub struct UploadResume {
 }
 
 fn same_etag(a: &str, b: &str) -> bool {
-    super::integrity::normalize_etag(a).eq_ignore_ascii_case(super::integrity::normalize_etag(b))
+    crate::checksum::normalize_etag(a).eq_ignore_ascii_case(crate::checksum::normalize_etag(b))
 }
 
 pub fn plan_upload_resume(

@@ -12,11 +12,11 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use super::checkpoint::{CheckpointFile, LockError, UploadCheckpoint};
-use super::integrity::{crc64_combine, multipart_etag, Crc64};
-use super::mtime::{file_mtime, format_mtime, Nanos, MTIME_KEY};
 use super::parts::{choose_part_size, layout, PartSpec};
 use super::resume::{plan_upload_resume, RecordedPart};
 use super::{io, Context, TransferError, TransferOptions};
+use crate::checksum::{crc64_combine, multipart_etag, Crc64};
+use crate::mtime::{file_mtime, format_mtime, Nanos, MTIME_KEY};
 use crate::store::{list_all_parts, Body, CompletedPart, Metadata, PutOptions, StoreErrorKind};
 
 /// Attempts per part. The HTTP layer already retried each request; this
@@ -561,7 +561,7 @@ impl Multipart<'_> {
         .map_err(io(self.path, "cannot read"))?;
         let md5_hex = hex::encode(md5);
         if let Some(e) = server_etag {
-            if super::integrity::normalize_etag(&e).eq_ignore_ascii_case(&md5_hex) {
+            if crate::checksum::normalize_etag(&e).eq_ignore_ascii_case(&md5_hex) {
                 self.ctx.progress.advance(spec.len);
                 return Ok(PartDone {
                     record: RecordedPart {

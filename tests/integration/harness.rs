@@ -12,8 +12,9 @@ use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 use ferry::store::credentials::Credentials;
+use ferry::store::dialect::Addressing;
 use ferry::store::dialect::Dialect;
-use ferry::store::http::{Addressing, HttpStore, HttpStoreConfig};
+use ferry::store::http::{HttpStore, HttpStoreConfig};
 use ferry::store::sign::Scheme;
 use ferry::store::ObjectStore;
 

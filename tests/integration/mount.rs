@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry::mount::control::mounted_type;
+use ferry::mtime::{file_mtime, format_mtime};
 use ferry::store::{Body, PutOptions};
-use ferry::transfer::mtime::{file_mtime, format_mtime};
 use ferry::transfer::{upload_file, Cancel, Context, NoProgress, TransferOptions, MIB};
 use futures::StreamExt;
 

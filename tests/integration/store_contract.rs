@@ -218,11 +218,8 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         )
         .await
         .unwrap();
-    let md5s: Vec<[u8; 16]> = [&p1, &p2]
-        .iter()
-        .map(|p| ferry::transfer::integrity::md5(p))
-        .collect();
-    assert_eq!(done.etag, ferry::transfer::integrity::multipart_etag(&md5s));
+    let md5s: Vec<[u8; 16]> = [&p1, &p2].iter().map(|p| ferry::checksum::md5(p)).collect();
+    assert_eq!(done.etag, ferry::checksum::multipart_etag(&md5s));
     let head = s.head_object(bucket, &mkey).await.unwrap();
     assert_eq!(head.size, p1.len() as u64 + 1000);
     assert_eq!(
@@ -297,7 +294,7 @@ fn wrong_secret_is_reported_as_bad_credentials() {
         ferry::store::sign::Scheme::S3V4 {
             region: srv.region.clone(),
         },
-        ferry::store::http::Addressing::Path,
+        ferry::store::dialect::Addressing::Path,
     );
     let mut creds = srv.credentials();
     creds.secret_access_key = "0".repeat(64);

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::TryStreamExt;
+
+use crate::store::list_pages;
 
 use super::*;
 
@@ -26,24 +29,25 @@ impl MountFs {
 
     async fn fetch_listing(&self, dir: &str) -> Result<BTreeMap<String, Listed>, FsError> {
         let mut entries = BTreeMap::new();
-        let mut token: Option<String> = None;
+        let pages = list_pages(
+            self.store.as_ref(),
+            self.bucket(),
+            ListRequest {
+                prefix: dir,
+                delimiter: Some("/"),
+                ..Default::default()
+            },
+        );
+        let mut pages = std::pin::pin!(pages);
         loop {
-            let page = self
-                .store
-                .list_objects(
-                    self.bucket(),
-                    &ListRequest {
-                        prefix: dir,
-                        delimiter: Some("/"),
-                        continuation: token.as_deref(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| {
+            let page = match pages.try_next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
                     let shown = if dir.is_empty() { "/" } else { dir };
-                    self.fail("list", shown, FsError::from_store(&e))
-                })?;
+                    return Err(self.fail("list", shown, FsError::from_store(&e)));
+                }
+            };
             for o in &page.objects {
                 if let Some(name) = object_name(dir, &o.key) {
                     entries.entry(name.to_string()).or_insert(Listed::File {
@@ -58,10 +62,6 @@ impl MountFs {
                     // A directory shadows a file of the same name.
                     entries.insert(name.to_string(), Listed::Dir);
                 }
-            }
-            match page.next_token {
-                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-                _ => break,
             }
         }
         Ok(entries)

@@ -1,0 +1,137 @@
+//! Downloading a prefix: the listing is the source, the walk of the local
+//! root the destination. Like uploads, it streams: transfers start with
+//! the first listing page, and memory holds batches, not the listing.
+
+use std::path::Path;
+
+use super::events::{Event, FailKind, Observer, Summary};
+use super::known::KnownMtimes;
+use super::listing::{feed, list_into, spawn_walk, ListScope, RemoteEntry};
+use super::one::local_side;
+use super::pipeline::{merge_and_run, Planned, Side};
+use super::plan::{decide, Decision, PlanOptions};
+use super::runner::{Job, Runner};
+use super::walk::{LocalEntry, WalkItem};
+use super::{SyncError, SyncOptions, SyncTarget};
+use crate::transfer::paths::safe_relative_path;
+
+/// Downloads everything under `target.prefix` into `target.root`.
+pub async fn sync_down(
+    target: &SyncTarget,
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+) -> Result<Summary, SyncError> {
+    let (list_tx, list_rx) = feed();
+    let lister = {
+        let t = target.clone();
+        let filter = opts.walk.filter.clone();
+        tokio::spawn(async move {
+            let scope = ListScope {
+                prefix: &t.prefix,
+                under: "",
+                filter: &filter,
+                mark_prefixes: true,
+            };
+            list_into(t.store.as_ref(), &t.bucket, scope, list_tx).await
+        })
+    };
+    let (walk_tx, walk_rx) = feed::<WalkItem>();
+    let walker = spawn_walk(target.root.clone(), opts.walk.clone(), true, walk_tx);
+    let known = KnownMtimes::load(opts.known_mtimes.clone());
+    let runner = Runner {
+        target,
+        opts,
+        observer,
+        known: &known,
+    };
+    let mut summary = Summary::default();
+    let deletes = merge_and_run(
+        &runner,
+        Side {
+            feed: list_rx,
+            name: "listing",
+        },
+        Side {
+            feed: walk_rx,
+            name: "walk",
+        },
+        |remote, local| plan_down(&target.root, remote, local, opts.plan, &known),
+        &mut summary,
+    )
+    .await;
+    known.save();
+    let _ = lister.await;
+    let _ = walker.await;
+    let deletes = deletes?;
+    if !target.cancel.is_cancelled() {
+        runner.delete_local(deletes, &mut summary);
+    }
+    summary.interrupted = target.cancel.is_cancelled();
+    Ok(summary)
+}
+
+/// One key of a download: what the listing shows, what the walk found.
+/// Only regular files count on the local side: what else the walk saw
+/// there is neither compared nor deleted.
+fn plan_down(
+    root: &Path,
+    remote: Option<RemoteEntry>,
+    local: Option<WalkItem>,
+    plan: PlanOptions,
+    known: &KnownMtimes,
+) -> Planned<LocalEntry> {
+    let local = match local {
+        Some(WalkItem::File(e)) => Some(e),
+        _ => None,
+    };
+    let Some(r) = remote else {
+        return match local {
+            Some(l) if decide(None, Some(local_side(&l)), plan) == Decision::Delete => {
+                Planned::Delete(l)
+            }
+            _ => Planned::Nothing,
+        };
+    };
+    if r.prefix_of_others {
+        return Planned::Job(Job::Report(Event::failed(
+            &r.rel,
+            "download",
+            FailKind::UnsafeKey,
+            format!(
+                "{}: '{}' is both an object and a prefix of other objects; a file and a directory cannot share the name",
+                r.key, r.rel
+            ),
+        )));
+    }
+    let dest = match safe_relative_path(&r.rel) {
+        Ok(p) => root.join(p),
+        Err(why) => {
+            return Planned::Job(Job::Report(Event::failed(
+                &r.rel,
+                "download",
+                FailKind::UnsafeKey,
+                format!(
+                    "{}: refused: the key would be written outside {} ({why})",
+                    r.key,
+                    root.display()
+                ),
+            )))
+        }
+    };
+    let local_side = local.as_ref().map(local_side);
+    let job = match decide(Some(r.side()), local_side, plan) {
+        Decision::Transfer(reason) => Job::Download(r, dest, reason),
+        Decision::NeedMetadata => match r
+            .known_side(known)
+            .map(|side| decide(Some(side), local_side, plan))
+        {
+            Some(Decision::Transfer(reason)) => Job::Download(r, dest, reason),
+            Some(Decision::Skip(reason)) => Job::Skip(r.rel, reason),
+            _ => Job::ResolveDownload(r, dest, local),
+        },
+        Decision::Skip(reason) => Job::Skip(r.rel, reason),
+        // The table deletes only what the source lacks.
+        Decision::Delete => return Planned::Nothing,
+    };
+    Planned::Job(job)
+}

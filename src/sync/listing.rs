@@ -1,0 +1,242 @@
+//! The remote side of a sync: the objects under a prefix as a key-ordered
+//! stream of filtered batches, keyed relative to the prefix, and the feed
+//! that carries either side's batches to the merge.
+
+use std::path::PathBuf;
+
+use futures::TryStreamExt;
+use tokio::sync::mpsc;
+
+use super::filter::Filter;
+use super::known::{Known, KnownMtimes};
+use super::merge::{Keyed, PrefixConflicts};
+use super::plan::{Side, Time};
+use super::walk::{LocalEntry, WalkItem};
+use super::SyncError;
+use crate::mtime::{from_datetime, Nanos};
+use crate::store::{list_pages, ListEntry, ListRequest, ObjectMeta, ObjectStore};
+
+const SEC: Nanos = 1_000_000_000;
+
+/// What travels from a producer (the walk, the listing) to the merge. A
+/// feed that closes without [`Feed::End`] means its producer died: the
+/// merge then stops rather than take a partial side for the whole one
+/// (which would re-send or delete the wrong things).
+pub(crate) enum Feed<T> {
+    Batch(Vec<T>),
+    End,
+    Failed(SyncError),
+}
+
+pub(crate) type FeedTx<T> = mpsc::Sender<Feed<T>>;
+pub(crate) type FeedRx<T> = mpsc::Receiver<Feed<T>>;
+
+pub(crate) fn feed<T>() -> (FeedTx<T>, FeedRx<T>) {
+    mpsc::channel(16)
+}
+
+/// An object under the prefix, keyed relative to it.
+#[derive(Debug, Clone)]
+pub struct RemoteEntry {
+    /// The key relative to the prefix: also its path under the local root.
+    pub rel: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Nanos,
+    /// Other listed objects lie under `rel/` (downloads cannot write both).
+    pub prefix_of_others: bool,
+}
+
+impl Keyed for RemoteEntry {
+    fn key(&self) -> Option<&str> {
+        Some(&self.rel)
+    }
+}
+
+impl Keyed for WalkItem {
+    fn key(&self) -> Option<&str> {
+        WalkItem::key(self)
+    }
+}
+
+impl Keyed for LocalEntry {
+    fn key(&self) -> Option<&str> {
+        Some(&self.key)
+    }
+}
+
+impl RemoteEntry {
+    fn from_listing(prefix: &str, o: ListEntry) -> Option<RemoteEntry> {
+        let rel = o.key.strip_prefix(prefix)?.to_string();
+        Some(RemoteEntry {
+            rel,
+            key: o.key,
+            size: o.size,
+            etag: o.etag,
+            last_modified: from_datetime(o.last_modified),
+            prefix_of_others: false,
+        })
+    }
+
+    fn lm_secs(&self) -> i64 {
+        self.last_modified.div_euclid(SEC) as i64
+    }
+
+    /// The object's side as far as the cache of known mtimes can tell.
+    pub fn known_side(&self, known: &KnownMtimes) -> Option<Side> {
+        let time = match known.lookup(&self.key, &self.etag, self.size, self.lm_secs())? {
+            Known::Mtime(ns) => Time::stored(ns),
+            Known::NoMetadata => Time::server(self.lm_secs() as Nanos * SEC),
+        };
+        Some(Side {
+            size: self.size,
+            time,
+        })
+    }
+
+    /// The object's side from the listing alone: its stored mtime is not
+    /// later than the second of its Last-Modified.
+    pub fn side(&self) -> Side {
+        let secs = self.last_modified.div_euclid(SEC) * SEC;
+        Side {
+            size: self.size,
+            time: Time::Below { upper: secs + SEC },
+        }
+    }
+
+    /// What a HEAD would say, built from the listing: enough for a single
+    /// GET, whose own headers then carry the metadata.
+    pub fn listed_meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            key: self.key.clone(),
+            size: self.size,
+            etag: self.etag.clone(),
+            last_modified: time::OffsetDateTime::from_unix_timestamp_nanos(self.last_modified)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            metadata: Default::default(),
+            crc64: None,
+        }
+    }
+}
+
+/// Which listed keys a sync considers.
+pub(crate) struct ListScope<'a> {
+    /// The sync's prefix: keys are made relative to it, and the filter
+    /// sees them so.
+    pub prefix: &'a str,
+    /// Lists only under `prefix` + `under` (empty: all of the prefix).
+    pub under: &'a str,
+    pub filter: &'a Filter,
+    /// Mark objects that are also prefixes of others (downloads).
+    pub mark_prefixes: bool,
+}
+
+impl ListScope<'_> {
+    fn admits(&self, e: &RemoteEntry) -> bool {
+        // Directory markers carry no data.
+        !e.rel.is_empty() && !e.rel.ends_with('/') && self.filter.file(&e.rel)
+    }
+}
+
+/// Lists every object in scope, in key order, into `out`; ends the feed
+/// with [`Feed::End`], or [`Feed::Failed`] if a page could not be listed.
+pub(crate) async fn list_into(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    scope: ListScope<'_>,
+    out: FeedTx<RemoteEntry>,
+) {
+    let list_prefix = format!("{}{}", scope.prefix, scope.under);
+    let pages = list_pages(
+        store,
+        bucket,
+        ListRequest {
+            prefix: &list_prefix,
+            ..Default::default()
+        },
+    );
+    let mut pages = std::pin::pin!(pages);
+    let mut marks = PrefixConflicts::new();
+    loop {
+        let page = match pages.try_next().await {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = out.send(Feed::Failed(SyncError::Listing(e))).await;
+                return;
+            }
+        };
+        let entries = page
+            .objects
+            .into_iter()
+            .filter_map(|o| RemoteEntry::from_listing(scope.prefix, o))
+            .filter(|e| scope.admits(e));
+        let batch: Vec<RemoteEntry> = if scope.mark_prefixes {
+            entries.flat_map(|e| marks.push(e)).map(marked).collect()
+        } else {
+            entries.collect()
+        };
+        if out.send(Feed::Batch(batch)).await.is_err() {
+            // The consumer stopped (interrupted); no point listing further.
+            return;
+        }
+    }
+    let rest: Vec<RemoteEntry> = marks.finish().into_iter().map(marked).collect();
+    if !rest.is_empty() && out.send(Feed::Batch(rest)).await.is_err() {
+        return;
+    }
+    let _ = out.send(Feed::End).await;
+}
+
+fn marked((mut e, conflict): (RemoteEntry, bool)) -> RemoteEntry {
+    e.prefix_of_others = conflict;
+    e
+}
+
+/// Every object in scope, collected: for the few callers that need a
+/// small listing whole (a vanished directory in watch mode).
+pub(crate) async fn list_scope(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    scope: ListScope<'_>,
+) -> Result<Vec<RemoteEntry>, SyncError> {
+    let (tx, mut rx) = feed();
+    let ((), all) = tokio::join!(list_into(store, bucket, scope, tx), async move {
+        let mut all = Vec::new();
+        while let Some(f) = rx.recv().await {
+            match f {
+                Feed::Batch(b) => all.extend(b),
+                Feed::End => return Ok(all),
+                Feed::Failed(e) => return Err(e),
+            }
+        }
+        Err(SyncError::Ended("listing"))
+    });
+    all
+}
+
+/// The walk of `root` as a feed, on a blocking thread (stats fan out on
+/// rayon). With `missing_is_empty` (a download's destination) a missing
+/// root is an empty tree; otherwise the walk reports it. The walk stops
+/// early when the merge has gone.
+pub(crate) fn spawn_walk(
+    root: PathBuf,
+    opts: super::walk::WalkOptions,
+    missing_is_empty: bool,
+    out: FeedTx<WalkItem>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        if !missing_is_empty || root.exists() {
+            let mut open = true;
+            super::walk::walk(&root, &opts, |batch| {
+                open = out.blocking_send(Feed::Batch(batch)).is_ok();
+                open
+            });
+            if !open {
+                return;
+            }
+        }
+        let _ = out.blocking_send(Feed::End);
+    })
+}

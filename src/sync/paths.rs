@@ -1,0 +1,162 @@
+//! Watch mode's changed paths: each is stat'ed now (the source side) and
+//! compared with what the store has for it (the destination side), through
+//! the same table as a full pass. A changed file gets one HEAD; a vanished
+//! path may have been a file or a directory, so the key itself and
+//! everything listed under it are candidates, each filtered and decided
+//! like any other key.
+
+use std::path::Path;
+
+use futures::StreamExt;
+
+use super::events::{emit, Event, FailKind, Observer, Summary};
+use super::known::KnownMtimes;
+use super::listing::{list_scope, ListScope, RemoteEntry};
+use super::plan::{decide, Decision, Reason, Side, Time};
+use super::runner::{Job, Runner};
+use super::walk::LocalEntry;
+use super::{SyncOptions, SyncTarget};
+
+/// What [`sync_paths`] could not settle by itself.
+#[derive(Debug, Default)]
+pub struct PathsOutcome {
+    pub summary: Summary,
+    /// Directories among the paths: their subtrees need a full pass.
+    pub needs_full_pass: bool,
+    /// Files that changed while being read: try again after the debounce.
+    pub still_changing: Vec<String>,
+}
+
+/// Brings the given relative paths of `target.root` up to date under
+/// `target.prefix`: files by the -u rule, vanished paths deleted when the
+/// plan allows it (with what was under them, since they may have been
+/// directories).
+pub async fn sync_paths(
+    target: &SyncTarget,
+    rels: &[String],
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+) -> PathsOutcome {
+    // Changed paths are few; each gets its HEAD rather than the cache.
+    let known = KnownMtimes::default();
+    let runner = Runner {
+        target,
+        opts,
+        observer,
+        known: &known,
+    };
+    let mut out = PathsOutcome::default();
+    let mut jobs = Vec::new();
+    let mut gone = Vec::new();
+    for rel in rels {
+        let path = target.root.join(rel);
+        let meta = if opts.walk.follow_symlinks {
+            std::fs::metadata(&path)
+        } else {
+            std::fs::symlink_metadata(&path)
+        };
+        match meta {
+            Ok(m) if m.is_dir() => out.needs_full_pass = true,
+            Ok(m) if m.is_file() => {
+                if !opts.walk.filter.file(rel) {
+                    continue;
+                }
+                let entry = LocalEntry {
+                    key: rel.clone(),
+                    path,
+                    size: m.len(),
+                    mtime: crate::mtime::file_mtime(&m),
+                };
+                jobs.push(if opts.plan.update {
+                    Job::ResolveUpload(entry)
+                } else {
+                    Job::Upload(entry, Reason::NoUpdateCheck)
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(rel.clone()),
+            Err(e) => emit(
+                &mut out.summary,
+                observer,
+                Event::failed(
+                    rel,
+                    "read",
+                    FailKind::Unreadable,
+                    format!("{}: {e}", path.display()),
+                ),
+            ),
+        }
+    }
+    let results: Vec<Option<Event>> = futures::stream::iter(jobs)
+        .map(|j| runner.run(j))
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    for ev in results.into_iter().flatten() {
+        // A file rewritten mid-read is not a failure: it gets another turn.
+        if let Event::Failed {
+            key,
+            kind: FailKind::SourceChanged,
+            ..
+        } = &ev
+        {
+            out.still_changing.push(key.clone());
+            continue;
+        }
+        emit(&mut out.summary, observer, ev);
+    }
+    if opts.plan.delete && !gone.is_empty() && !target.cancel.is_cancelled() {
+        let mut deletes = Vec::new();
+        for rel in &gone {
+            match vanished(&runner, rel).await {
+                Ok(rels) => deletes.extend(rels),
+                Err(ev) => emit(&mut out.summary, observer, ev),
+            }
+        }
+        runner.delete_remote(deletes, &mut out.summary).await;
+    }
+    out
+}
+
+/// The objects a vanished path leaves to delete: the key itself if it was
+/// a file, the keys under it if it was a directory; each through the
+/// filter and the plan, and none whose local file exists again.
+async fn vanished(runner: &Runner<'_>, rel: &str) -> Result<Vec<String>, Event> {
+    let target = runner.target;
+    let opts = runner.opts;
+    let mut candidates = Vec::new();
+    if opts.walk.filter.file(rel) {
+        let key = target.key(rel);
+        match runner.head(&key).await {
+            Ok(Some(m)) => candidates.push((rel.to_string(), m.size)),
+            Ok(None) => {}
+            Err(e) => return Err(Event::store_failed(rel, "stat", &e)),
+        }
+    }
+    let sub = format!("{rel}/");
+    let scope = ListScope {
+        prefix: &target.prefix,
+        under: &sub,
+        filter: &opts.walk.filter,
+        mark_prefixes: false,
+    };
+    let under = list_scope(target.store.as_ref(), &target.bucket, scope)
+        .await
+        .map_err(|e| Event::failed(&sub, "list", FailKind::Store, e))?;
+    candidates.extend(under.into_iter().map(|e: RemoteEntry| (e.rel, e.size)));
+    Ok(candidates
+        .into_iter()
+        .filter(|(r, size)| {
+            let side = Side {
+                size: *size,
+                time: Time::server(0),
+            };
+            decide(None, Some(side), opts.plan) == Decision::Delete && !exists(&target.root.join(r))
+        })
+        .map(|(r, _)| r)
+        .collect())
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}

@@ -1,0 +1,134 @@
+//! Uploading a tree: the walk of the local root is the source, the listing
+//! of the prefix the destination. Transfers start while both still run.
+
+use std::time::Instant;
+
+use super::events::{Event, FailKind, Observer, Summary};
+use super::known::KnownMtimes;
+use super::listing::{feed, list_into, spawn_walk, ListScope, RemoteEntry};
+use super::one::local_side;
+use super::pipeline::{merge_and_run, Planned, Side};
+use super::plan::{decide, Decision, PlanOptions, Reason};
+use super::runner::{Job, Runner};
+use super::walk::{LocalEntry, WalkItem};
+use super::{SyncError, SyncOptions, SyncTarget};
+
+/// Uploads the tree at `target.root` under `target.prefix`.
+pub async fn sync_up(
+    target: &SyncTarget,
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let (walk_tx, walk_rx) = feed();
+    let walker = spawn_walk(target.root.clone(), opts.walk.clone(), false, walk_tx);
+    let (list_tx, list_rx) = feed();
+    let lister = {
+        let t = target.clone();
+        let filter = opts.walk.filter.clone();
+        tokio::spawn(async move {
+            let scope = ListScope {
+                prefix: &t.prefix,
+                under: "",
+                filter: &filter,
+                mark_prefixes: false,
+            };
+            list_into(t.store.as_ref(), &t.bucket, scope, list_tx).await
+        })
+    };
+    let known = KnownMtimes::load(opts.known_mtimes.clone());
+    let runner = Runner {
+        target,
+        opts,
+        observer,
+        known: &known,
+    };
+    let mut summary = Summary::default();
+    let deletes = merge_and_run(
+        &runner,
+        Side {
+            feed: walk_rx,
+            name: "walk",
+        },
+        Side {
+            feed: list_rx,
+            name: "listing",
+        },
+        |local, remote| plan_up(local, remote, opts.plan, &known),
+        &mut summary,
+    )
+    .await;
+    known.save();
+    let _ = lister.await;
+    let _ = walker.await;
+    let deletes = deletes?;
+    if !target.cancel.is_cancelled() {
+        runner.delete_remote(deletes, &mut summary).await;
+    }
+    summary.interrupted = target.cancel.is_cancelled();
+    tracing::debug!(secs = started.elapsed().as_secs_f64(), "sync up done");
+    Ok(summary)
+}
+
+/// One key of an upload: what the walk found, what the listing shows.
+fn plan_up(
+    local: Option<WalkItem>,
+    remote: Option<RemoteEntry>,
+    plan: PlanOptions,
+    known: &KnownMtimes,
+) -> Planned<String> {
+    // A skipped or unreadable source item is reported, and its
+    // destination copy is left alone (never deleted).
+    let local = match local {
+        Some(WalkItem::File(e)) => Some(e),
+        Some(other) => return walk_report(other).map_or(Planned::Nothing, Planned::Job),
+        None => None,
+    };
+    match decide(
+        local.as_ref().map(local_side),
+        remote.as_ref().map(RemoteEntry::side),
+        plan,
+    ) {
+        Decision::Transfer(r) => Planned::Job(Job::Upload(source(local), r)),
+        Decision::NeedMetadata => {
+            let local = source(local);
+            let remote = remote.expect("NeedMetadata has a destination");
+            // A remembered mtime decides without a HEAD.
+            match remote
+                .known_side(known)
+                .map(|side| decide(Some(local_side(&local)), Some(side), plan))
+            {
+                Some(Decision::Transfer(r)) => Planned::Job(Job::Upload(local, r)),
+                Some(Decision::Skip(r)) => Planned::Job(Job::Skip(local.key, r)),
+                _ => Planned::Job(Job::ResolveUpload(local)),
+            }
+        }
+        Decision::Skip(Reason::NotInSource) => Planned::Nothing,
+        Decision::Skip(r) => Planned::Job(Job::Skip(source(local).key, r)),
+        Decision::Delete => Planned::Delete(remote.expect("Delete has a destination").rel),
+    }
+}
+
+fn source(local: Option<LocalEntry>) -> LocalEntry {
+    local.expect("the table transfers or skips only what the source has")
+}
+
+/// Walk items that are not files become events (files become jobs).
+pub(super) fn walk_report(item: WalkItem) -> Option<Job> {
+    let rel_or_path = |key: Option<String>, path: &std::path::Path| {
+        key.unwrap_or_else(|| path.display().to_string())
+    };
+    match item {
+        WalkItem::File(_) => None,
+        WalkItem::Skipped { path, why, .. } => Some(Job::Report(Event::Warning {
+            path: path.display().to_string(),
+            message: why,
+        })),
+        WalkItem::Error { path, key, why } => Some(Job::Report(Event::failed(
+            &rel_or_path(key, &path),
+            "read",
+            FailKind::Unreadable,
+            format!("{}: {why}", path.display()),
+        ))),
+    }
+}
