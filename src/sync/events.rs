@@ -15,7 +15,7 @@ use crate::store::StoreError;
 use crate::transfer::{Progress, TransferError};
 
 /// Why one item failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailKind {
     /// The local file changed while it was being read; a later pass may

@@ -21,6 +21,9 @@ mod pipeline;
 mod runner;
 mod up;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,0 +1,333 @@
+//! The drivers and the runner against the in-memory store, plain and
+//! behind the fault injector, counting requests at the store: what the
+//! integration suite proves against Garage, here without a network and
+//! with failures a real server cannot be made to produce on cue.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::filter::Filter;
+use super::plan::PlanOptions;
+use super::walk::WalkOptions;
+use super::*;
+use crate::store::faulty::{Fault, FaultyStore, Op, When};
+use crate::store::memory::MemoryStore;
+use crate::store::{list_all_objects, Body, ObjectStore, PutOptions, StoreErrorKind};
+use crate::transfer::{NoProgress, Progress};
+
+#[derive(Default)]
+struct Record(Mutex<Vec<Event>>);
+
+impl Observer for Record {
+    fn event(&self, e: &Event) {
+        self.0.lock().unwrap().push(e.clone());
+    }
+    fn progress(&self, _size: u64) -> Arc<dyn Progress> {
+        Arc::new(NoProgress)
+    }
+}
+
+impl Record {
+    fn failures(&self) -> Vec<(String, FailKind)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Failed { key, kind, .. } => Some((key.clone(), *kind)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A memory store with two-key pages (so every listing has several pages)
+/// behind a fault injector that counts calls.
+fn stores() -> (Arc<MemoryStore>, Arc<FaultyStore>) {
+    let mut m = MemoryStore::new();
+    m.max_keys = 2;
+    let m = Arc::new(m);
+    let inner: Arc<dyn ObjectStore> = m.clone();
+    (m, Arc::new(FaultyStore::new(inner)))
+}
+
+async fn put(store: &dyn ObjectStore, key: &str, data: &[u8]) {
+    store
+        .put_object("b", key, Body::new(data.to_vec()), &PutOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn keys(store: &dyn ObjectStore) -> Vec<String> {
+    list_all_objects(store, "b", "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
+fn write(root: &Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+fn options(update: bool, delete: bool) -> SyncOptions {
+    SyncOptions {
+        plan: PlanOptions { update, delete },
+        dry_run: false,
+        jobs: 3,
+        walk: WalkOptions::default(),
+        transfer: Default::default(),
+        known_mtimes: None,
+    }
+}
+
+fn target(store: Arc<FaultyStore>, root: &Path) -> SyncTarget {
+    SyncTarget {
+        store,
+        bucket: "b".into(),
+        prefix: "p/".into(),
+        root: root.to_path_buf(),
+        cancel: crate::transfer::Cancel::never(),
+    }
+}
+
+async fn bucket() -> (Arc<MemoryStore>, Arc<FaultyStore>) {
+    let (m, f) = stores();
+    m.create_bucket("b").await.unwrap();
+    (m, f)
+}
+
+#[tokio::test]
+async fn upload_then_rerun_sends_nothing() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    for rel in ["a-b", "a/x", "a/y/z", "a0", "b.txt"] {
+        write(dir.path(), rel, rel.as_bytes());
+    }
+    let t = target(f.clone(), dir.path());
+    let rec = Record::default();
+    let s = sync_up(&t, &options(true, false), &rec).await.unwrap();
+    assert_eq!((s.transferred, s.failed), (5, 0));
+    assert_eq!(
+        keys(f.as_ref()).await,
+        ["p/a-b", "p/a/x", "p/a/y/z", "p/a0", "p/b.txt"]
+    );
+    let puts = f.calls(Op::Put);
+    let s = sync_up(&t, &options(true, false), &rec).await.unwrap();
+    assert_eq!((s.transferred, s.skipped, s.failed), (0, 5, 0));
+    assert_eq!(f.calls(Op::Put), puts, "an unchanged tree sends no PUT");
+}
+
+#[tokio::test]
+async fn upload_delete_removes_extras_but_never_what_the_walk_skipped() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "keep", b"k");
+    std::os::unix::fs::symlink("keep", dir.path().join("link")).unwrap();
+    for k in ["p/extra", "p/link", "p/zz/old", "other/x"] {
+        put(f.as_ref(), k, b"old").await;
+    }
+    let rec = Record::default();
+    let s = sync_up(&target(f.clone(), dir.path()), &options(true, true), &rec)
+        .await
+        .unwrap();
+    assert_eq!((s.transferred, s.deleted, s.warnings), (1, 2, 1));
+    // The skipped symlink's object stays; outside the prefix is untouched.
+    assert_eq!(keys(f.as_ref()).await, ["other/x", "p/keep", "p/link"]);
+}
+
+#[tokio::test]
+async fn a_listing_that_fails_midway_stops_the_sync_and_deletes_nothing() {
+    let (_m, f) = bucket().await;
+    for k in ["p/1", "p/2", "p/3", "p/4", "p/5"] {
+        put(f.as_ref(), k, b"x").await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "1", b"x");
+    f.inject(
+        Op::List,
+        When::Nth(2),
+        Fault::Fail(StoreErrorKind::AccessDenied),
+    );
+    let err = sync_up(
+        &target(f.clone(), dir.path()),
+        &options(true, true),
+        &Record::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SyncError::Listing(_)), "{err}");
+    assert_eq!(f.calls(Op::DeleteBatch), 0);
+    assert_eq!(keys(f.as_ref()).await.len(), 5);
+
+    // Downloads likewise: the local extra survives a failed listing.
+    write(dir.path(), "extra", b"e");
+    f.clear();
+    f.inject(
+        Op::List,
+        When::Always,
+        Fault::Fail(StoreErrorKind::AccessDenied),
+    );
+    let err = sync_down(
+        &target(f.clone(), dir.path()),
+        &options(true, true),
+        &Record::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SyncError::Listing(_)), "{err}");
+    assert!(dir.path().join("extra").exists());
+}
+
+#[tokio::test]
+async fn download_streams_pages_and_reports_keys_a_tree_cannot_hold() {
+    let (_m, f) = bucket().await;
+    for k in [
+        "p/a",
+        "p/a.txt",
+        "p/a/b",
+        "p/c",
+        "p/d/e",
+        "p/d/../../up",
+        "p/f//g",
+    ] {
+        put(f.as_ref(), k, k.as_bytes()).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stale", b"s");
+    let rec = Record::default();
+    let s = sync_down(&target(f.clone(), dir.path()), &options(true, true), &rec)
+        .await
+        .unwrap();
+    let mut fails = rec.failures();
+    fails.sort();
+    assert_eq!(
+        fails,
+        [
+            ("a".to_string(), FailKind::UnsafeKey),
+            ("d/../../up".to_string(), FailKind::UnsafeKey),
+            ("f//g".to_string(), FailKind::UnsafeKey),
+        ]
+    );
+    assert_eq!((s.transferred, s.deleted), (4, 1));
+    for rel in ["a.txt", "a/b", "c", "d/e"] {
+        let got = std::fs::read(dir.path().join(rel)).unwrap();
+        assert_eq!(got, format!("p/{rel}").as_bytes());
+    }
+    assert!(!dir.path().join("stale").exists());
+    assert!(f.calls(Op::List) >= 4, "seven keys in two-key pages");
+    // Small objects take one GET each and no HEAD.
+    assert_eq!(f.calls(Op::Head), 0);
+}
+
+#[tokio::test]
+async fn download_rerun_with_the_known_cache_needs_no_head() {
+    let (_m, f) = bucket().await;
+    for k in ["p/1", "p/2", "p/3"] {
+        put(f.as_ref(), k, b"data").await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut o = options(true, false);
+    o.known_mtimes = Some(cache.path().join("known"));
+    let t = target(f.clone(), dir.path());
+    let s = sync_down(&t, &o, &Record::default()).await.unwrap();
+    assert_eq!(s.transferred, 3);
+    let (gets, heads) = (f.calls(Op::Get), f.calls(Op::Head));
+    let s = sync_down(&t, &o, &Record::default()).await.unwrap();
+    assert_eq!((s.transferred, s.skipped), (0, 3));
+    assert_eq!(f.calls(Op::Get), gets);
+    assert_eq!(f.calls(Op::Head), heads, "the cache decides without HEADs");
+}
+
+#[tokio::test]
+async fn per_file_failures_are_typed_and_the_rest_carry_on() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    for rel in ["1", "2", "3"] {
+        write(dir.path(), rel, b"x");
+    }
+    f.inject(
+        Op::Put,
+        When::Nth(2),
+        Fault::Fail(StoreErrorKind::AccessDenied),
+    );
+    let rec = Record::default();
+    let s = sync_up(&target(f.clone(), dir.path()), &options(false, false), &rec)
+        .await
+        .unwrap();
+    assert_eq!((s.transferred, s.failed), (2, 1));
+    let fails = rec.failures();
+    assert_eq!(fails.len(), 1);
+    assert_eq!(fails[0].1, FailKind::Store);
+    assert!(["1", "2", "3"].contains(&fails[0].0.as_str()), "{fails:?}");
+}
+
+#[tokio::test]
+async fn watch_paths_delete_a_vanished_directory_except_what_the_filter_protects() {
+    let (_m, f) = bucket().await;
+    for k in [
+        "p/photos/a.jpg",
+        "p/photos/b.raw",
+        "p/photos/sub/c.jpg",
+        "p/photosx",
+        "p/gone",
+    ] {
+        put(f.as_ref(), k, b"x").await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "new.txt", b"n");
+    let mut o = options(true, true);
+    o.walk.filter = Filter::new(&[], &["*.raw".to_string()]).unwrap();
+    let rec = Record::default();
+    let out = sync_paths(
+        &target(f.clone(), dir.path()),
+        &["gone".into(), "new.txt".into(), "photos".into()],
+        &o,
+        &rec,
+    )
+    .await;
+    assert_eq!(out.summary.failed, 0, "{:?}", rec.failures());
+    assert_eq!((out.summary.transferred, out.summary.deleted), (1, 3));
+    assert_eq!(
+        keys(f.as_ref()).await,
+        ["p/new.txt", "p/photos/b.raw", "p/photosx"]
+    );
+}
+
+#[tokio::test]
+async fn dry_run_plans_without_touching_either_side() {
+    let (_m, f) = bucket().await;
+    put(f.as_ref(), "p/extra", b"e").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "new", b"n");
+    let mut o = options(true, true);
+    o.dry_run = true;
+    let rec = Record::default();
+    let before = f.calls(Op::Put) + f.calls(Op::DeleteBatch);
+    sync_up(&target(f.clone(), dir.path()), &o, &rec)
+        .await
+        .unwrap();
+    let planned: Vec<(String, &str)> = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Planned { action, key, .. } => Some((key.clone(), *action)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("new".to_string(), "upload"),
+            ("extra".to_string(), "delete")
+        ]
+    );
+    assert_eq!(f.calls(Op::Put) + f.calls(Op::DeleteBatch), before);
+    assert_eq!(keys(f.as_ref()).await, ["p/extra"]);
+}
