@@ -4,15 +4,15 @@
 //! The binary in `main.rs` is a thin shell over these modules; see
 //! `docs/DESIGN.md` for the map.
 
-pub mod atomic_file;
+pub(crate) mod atomic_file;
 pub mod checksum;
 pub mod cli;
-pub mod config;
-pub mod location;
+pub(crate) mod config;
+pub(crate) mod location;
 pub mod mount;
 pub mod mtime;
 pub mod store;
 pub mod sync;
 pub mod transfer;
-pub mod units;
-pub mod watch;
+pub(crate) mod units;
+pub(crate) mod watch;

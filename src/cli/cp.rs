@@ -10,15 +10,13 @@ use crate::location::Location;
 use crate::sync::one::{download_skip, upload_skip};
 use crate::transfer::download::download_object;
 use crate::transfer::paths::key_basename;
-use crate::transfer::upload_file;
+use crate::transfer::{check_jobs, upload_file};
 use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
     let src = Location::parse(&a.source)?;
     let dst = Location::parse(&a.destination)?;
-    if a.jobs == 0 {
-        return Err(CliError::Usage("--jobs must be at least 1".into()));
-    }
+    check_jobs(a.jobs)?;
     match (&src, &dst) {
         (Location::Local(p), Location::Remote(r)) => {
             let h = setup.store_for(r)?;

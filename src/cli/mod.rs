@@ -62,6 +62,12 @@ impl From<crate::store::StoreError> for CliError {
     }
 }
 
+impl From<crate::transfer::InvalidSetting> for CliError {
+    fn from(e: crate::transfer::InvalidSetting) -> Self {
+        CliError::Usage(e.to_string())
+    }
+}
+
 impl From<crate::sync::SyncError> for CliError {
     fn from(e: crate::sync::SyncError) -> Self {
         CliError::Failed(e.to_string())

@@ -20,8 +20,7 @@ use crate::mount::staging::Journal;
 use crate::mount::{MountConfig, MountFs, ServeOptions};
 use crate::store::dialect::Dialect;
 use crate::store::ListRequest;
-use crate::transfer::parts::{MAX_PART_SIZE, MIN_PART_SIZE};
-use crate::transfer::{MemoryBudget, TransferOptions, MIB};
+use crate::transfer::{MemoryBudget, Requested, TransferOptions, MIB};
 
 /// One cache dir per mounted location by default, so two mounts never
 /// share (and finish) each other's journal.
@@ -34,15 +33,14 @@ fn default_cache_dir(endpoint: &str, bucket: &str, prefix: &str) -> PathBuf {
 
 pub async fn mount(setup: &Setup, a: MountArgs) -> Result<Outcome, CliError> {
     let url = parse_remote(&a.url)?;
-    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&a.part_size) {
-        return Err(CliError::Usage(format!(
-            "--part-size must be between 5M and 5G; got {} bytes",
-            a.part_size
-        )));
-    }
-    if a.parallel == 0 {
-        return Err(CliError::Usage("--parallel must be at least 1".into()));
-    }
+    let requested = Requested {
+        bigfile_threshold: a.multipart_threshold,
+        part_size: Some(a.part_size),
+        parallel: a.parallel,
+        checkpoint_dir: None,
+    };
+    // Checked before anything touches the network or the cache dir.
+    TransferOptions::checked(requested.clone(), "", false)?;
     let h = setup.store_for(&url)?;
     let prefix = crate::mount::names::normalize_prefix(&url.key);
     let cache_dir = a
@@ -84,15 +82,17 @@ pub async fn mount(setup: &Setup, a: MountArgs) -> Result<Outcome, CliError> {
     cfg.list_ttl = a.list_ttl;
     cfg.rename_limit = a.rename_limit;
     cfg.transfer = TransferOptions {
-        bigfile_threshold: a.multipart_threshold,
-        part_size: Some(a.part_size),
-        parallel: a.parallel,
-        checkpoint_dir: Some(checkpoint_dir),
-        endpoint_id: h.endpoint_id.clone(),
-        crc64: h.dialect == Dialect::Oss,
         memory: Some(MemoryBudget::new(
             (a.part_size * a.parallel as u64 * 4).max(64 * MIB),
         )),
+        ..TransferOptions::checked(
+            Requested {
+                checkpoint_dir: Some(checkpoint_dir),
+                ..requested
+            },
+            &h.endpoint_id,
+            h.dialect == Dialect::Oss,
+        )?
     };
     let reporter = setup.reporter.clone();
     let notify: crate::mount::fs::Notify =

@@ -15,8 +15,7 @@ use crate::store::dialect::Dialect;
 use crate::store::http::{HttpStore, HttpStoreConfig};
 use crate::store::retry::RetryPolicy;
 use crate::store::ObjectStore;
-use crate::transfer::parts::{MAX_PART_SIZE, MIN_PART_SIZE};
-use crate::transfer::{Cancel, Context, Progress, TransferOptions};
+use crate::transfer::{Cancel, Context, Progress, Requested, TransferOptions};
 
 #[derive(Clone)]
 pub struct StoreHandle {
@@ -112,25 +111,16 @@ impl Setup {
         a: &TransferArgs,
         h: &StoreHandle,
     ) -> Result<TransferOptions, CliError> {
-        if let Some(ps) = a.part_size {
-            if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&ps) {
-                return Err(CliError::Usage(format!(
-                    "--part-size must be between 5M and 5G (S3 and OSS reject other sizes); got {ps} bytes"
-                )));
-            }
-        }
-        if a.parallel == 0 {
-            return Err(CliError::Usage("--parallel must be at least 1".into()));
-        }
-        Ok(TransferOptions {
-            bigfile_threshold: a.bigfile_threshold,
-            part_size: a.part_size,
-            parallel: a.parallel,
-            checkpoint_dir: a.checkpoint_dir.clone(),
-            endpoint_id: h.endpoint_id.clone(),
-            crc64: h.dialect == Dialect::Oss,
-            memory: None,
-        })
+        Ok(TransferOptions::checked(
+            Requested {
+                bigfile_threshold: a.bigfile_threshold,
+                part_size: a.part_size,
+                parallel: a.parallel,
+                checkpoint_dir: a.checkpoint_dir.clone(),
+            },
+            &h.endpoint_id,
+            h.dialect == Dialect::Oss,
+        )?)
     }
 
     pub fn context(&self, h: &StoreHandle, progress: Arc<dyn Progress>) -> Context {

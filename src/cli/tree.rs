@@ -13,7 +13,7 @@ use crate::sync::filter::Filter;
 use crate::sync::plan::PlanOptions;
 use crate::sync::walk::WalkOptions;
 use crate::sync::{sync_down, sync_up, Summary, SyncOptions, SyncTarget};
-use crate::transfer::{MemoryBudget, TransferOptions, MIB};
+use crate::transfer::{check_jobs, MemoryBudget, TransferOptions, MIB};
 use crate::watch::{watch, WatchOptions};
 
 #[derive(Debug, Clone, Default)]
@@ -51,9 +51,7 @@ impl TreeSpec {
     }
 
     fn sync_options(&self, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
-        if self.jobs == 0 {
-            return Err(CliError::Usage("--jobs must be at least 1".into()));
-        }
+        let jobs = check_jobs(self.jobs)?;
         let filter = Filter::new(&self.include, &self.exclude).map_err(CliError::Usage)?;
         let mut transfer = transfer;
         let budget = self.memory_budget.unwrap_or(256 * MIB).max(MIB);
@@ -64,7 +62,7 @@ impl TreeSpec {
                 delete: self.delete,
             },
             dry_run: self.dry_run,
-            jobs: self.jobs,
+            jobs,
             walk: WalkOptions {
                 follow_symlinks: self.follow_symlinks,
                 filter,

@@ -1,11 +1,10 @@
 //! Backup jobs in the config file: `[defaults]` shared by every job and
 //! `[jobs.NAME]` tables, resolved as flags > job > defaults > built-in.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::{line_col, ConfigFile, JobTable};
-pub use super::file::{parse_duration, Dur};
 use super::{ConfigError, Env};
 use crate::location::Location;
 
@@ -342,15 +341,12 @@ impl Job {
     }
 }
 
-/// True when `path` lies inside `root` (both made absolute lexically).
-pub fn is_inside(path: &Path, root: &Path) -> bool {
-    path.starts_with(root)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::file::parse_duration;
     use super::*;
     use std::collections::HashMap;
+    use std::path::Path;
 
     fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
         let mut c = ConfigFile::parse(text, Path::new("c.toml"))?;

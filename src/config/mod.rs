@@ -8,8 +8,8 @@ pub mod endpoint;
 pub mod file;
 pub mod jobs;
 
-pub use endpoint::{resolve_endpoint, EndpointFlags, EndpointSettings, SignatureVersion};
-pub use file::{ConfigFile, Profile};
+pub use endpoint::{resolve_endpoint, EndpointFlags, SignatureVersion};
+pub use file::ConfigFile;
 
 use std::path::{Path, PathBuf};
 

@@ -17,14 +17,14 @@
 //! follow that document.
 
 pub mod control;
-pub mod error;
-pub mod fs;
-pub mod fuse;
-pub mod names;
-pub mod reader;
-pub mod session;
-pub mod staging;
-pub mod tree;
+pub(crate) mod error;
+pub(crate) mod fs;
+pub(crate) mod fuse;
+pub(crate) mod names;
+pub(crate) mod reader;
+pub(crate) mod session;
+pub(crate) mod staging;
+pub(crate) mod tree;
 
 pub use error::FsError;
 pub use fs::{Attr, MountConfig, MountFs};

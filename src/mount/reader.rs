@@ -65,6 +65,7 @@ impl ReadAhead {
             .is_ok()
     }
 
+    #[cfg(test)]
     pub fn in_use(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }

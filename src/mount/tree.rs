@@ -121,16 +121,9 @@ impl Tree {
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.nodes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
     }
 
     pub fn get(&self, ino: Ino) -> Option<&Node> {

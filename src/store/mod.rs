@@ -5,16 +5,18 @@
 //! [`ObjectStore`], so the same code path is exercised by unit tests against
 //! [`memory::MemoryStore`] and by integration tests against a real server.
 
-pub mod bandwidth;
+pub(crate) mod bandwidth;
 pub mod credentials;
 pub mod dialect;
 pub mod error;
+#[cfg(any(test, feature = "test-doubles"))]
 pub mod faulty;
 pub mod http;
+#[cfg(any(test, feature = "test-doubles"))]
 pub mod memory;
-pub mod retry;
+pub(crate) mod retry;
 pub mod sign;
-pub mod xml;
+pub(crate) mod xml;
 
 use std::collections::BTreeMap;
 use std::ops::Range;

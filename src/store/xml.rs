@@ -39,6 +39,7 @@ pub fn parse_http_date(s: &str) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| protocol("date header", e))
 }
 
+#[cfg(test)]
 pub fn format_http_date(t: OffsetDateTime) -> String {
     let fmt = format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::events::{Event, FailKind, Observer, Summary};
 use super::known::KnownMtimes;
-use super::listing::{feed, list_into, spawn_walk, ListScope, RemoteEntry};
+use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
 use super::one::local_side;
 use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions};
@@ -21,22 +21,8 @@ pub async fn sync_down(
     opts: &SyncOptions,
     observer: &dyn Observer,
 ) -> Result<Summary, SyncError> {
-    let (list_tx, list_rx) = feed();
-    let lister = {
-        let t = target.clone();
-        let filter = opts.walk.filter.clone();
-        tokio::spawn(async move {
-            let scope = ListScope {
-                prefix: &t.prefix,
-                under: "",
-                filter: &filter,
-                mark_prefixes: true,
-            };
-            list_into(t.store.as_ref(), &t.bucket, scope, list_tx).await
-        })
-    };
-    let (walk_tx, walk_rx) = feed::<WalkItem>();
-    let walker = spawn_walk(target.root.clone(), opts.walk.clone(), true, walk_tx);
+    let (lister, list_rx) = spawn_listing(target, &opts.walk.filter, true);
+    let (walker, walk_rx) = spawn_walk(target.root.clone(), opts.walk.clone(), true);
     let known = KnownMtimes::load(opts.known_mtimes.clone());
     let runner = Runner {
         target,

@@ -194,6 +194,27 @@ fn marked((mut e, conflict): (RemoteEntry, bool)) -> RemoteEntry {
     e
 }
 
+/// The listing of the whole prefix of `target` as a feed, on its own task.
+pub(crate) fn spawn_listing(
+    target: &super::SyncTarget,
+    filter: &Filter,
+    mark_prefixes: bool,
+) -> (tokio::task::JoinHandle<()>, FeedRx<RemoteEntry>) {
+    let (tx, rx) = feed();
+    let t = target.clone();
+    let filter = filter.clone();
+    let task = tokio::spawn(async move {
+        let scope = ListScope {
+            prefix: &t.prefix,
+            under: "",
+            filter: &filter,
+            mark_prefixes,
+        };
+        list_into(t.store.as_ref(), &t.bucket, scope, tx).await
+    });
+    (task, rx)
+}
+
 /// Every object in scope, collected: for the few callers that need a
 /// small listing whole (a vanished directory in watch mode).
 pub(crate) async fn list_scope(
@@ -224,9 +245,9 @@ pub(crate) fn spawn_walk(
     root: PathBuf,
     opts: super::walk::WalkOptions,
     missing_is_empty: bool,
-    out: FeedTx<WalkItem>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
+) -> (tokio::task::JoinHandle<()>, FeedRx<WalkItem>) {
+    let (out, rx) = feed();
+    let task = tokio::task::spawn_blocking(move || {
         if !missing_is_empty || root.exists() {
             let mut open = true;
             super::walk::walk(&root, &opts, |batch| {
@@ -238,5 +259,6 @@ pub(crate) fn spawn_walk(
             }
         }
         let _ = out.blocking_send(Feed::End);
-    })
+    });
+    (task, rx)
 }

@@ -6,14 +6,14 @@
 //! mode's changed paths) are small drivers over these parts, and `one`
 //! applies the same table to a single file.
 
-pub mod events;
-pub mod filter;
-pub mod known;
-pub mod listing;
+pub(crate) mod events;
+pub(crate) mod filter;
+pub(crate) mod known;
+pub(crate) mod listing;
 pub mod merge;
-pub mod one;
+pub(crate) mod one;
 pub mod plan;
-pub mod walk;
+pub(crate) mod walk;
 
 mod down;
 mod paths;

@@ -220,6 +220,7 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
 
 /// The whole walk at once (for downloads, where the local side is the
 /// destination and is needed complete before planning).
+#[cfg(test)]
 pub fn walk_all(root: &Path, opts: &WalkOptions) -> Vec<WalkItem> {
     let mut all = Vec::new();
     if root.exists() {

@@ -4,11 +4,11 @@
 //! `parts` and `resume`; the rest does I/O.
 
 pub mod checkpoint;
-pub mod download;
+pub(crate) mod download;
 pub mod parts;
-pub mod paths;
+pub(crate) mod paths;
 pub mod resume;
-pub mod upload;
+pub(crate) mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,12 +110,89 @@ impl MemoryBudget {
     }
 }
 
+/// Transfer settings as a user gave them (flags, a job, mount options),
+/// before [`TransferOptions::checked`] turns them into options.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub bigfile_threshold: u64,
+    pub part_size: Option<u64>,
+    pub parallel: usize,
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+/// A setting no transfer can run with; the message names the flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
+
+/// `-j`: files in flight at once.
+pub fn check_jobs(jobs: usize) -> Result<usize, InvalidSetting> {
+    if jobs == 0 {
+        return Err(InvalidSetting("--jobs must be at least 1".into()));
+    }
+    Ok(jobs)
+}
+
 impl TransferOptions {
+    /// The one place transfer settings are checked, for every command and
+    /// the mount. `endpoint_id` names the server in checkpoints; `crc64`
+    /// asks for CRC-64 while reading (OSS).
+    pub fn checked(
+        req: Requested,
+        endpoint_id: &str,
+        crc64: bool,
+    ) -> Result<TransferOptions, InvalidSetting> {
+        if let Some(ps) = req.part_size {
+            if !(parts::MIN_PART_SIZE..=parts::MAX_PART_SIZE).contains(&ps) {
+                return Err(InvalidSetting(format!(
+                    "--part-size must be between 5M and 5G (S3 and OSS reject other sizes); got {ps} bytes"
+                )));
+            }
+        }
+        if req.parallel == 0 {
+            return Err(InvalidSetting("--parallel must be at least 1".into()));
+        }
+        Ok(TransferOptions {
+            bigfile_threshold: req.bigfile_threshold,
+            part_size: req.part_size,
+            parallel: req.parallel,
+            checkpoint_dir: req.checkpoint_dir,
+            endpoint_id: endpoint_id.to_string(),
+            crc64,
+            memory: None,
+        })
+    }
+
     pub(crate) async fn reserve(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
         match &self.memory {
             Some(m) => Some(m.reserve(bytes).await),
             None => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(part_size: Option<u64>, parallel: usize) -> Requested {
+        Requested {
+            bigfile_threshold: 100 * MIB,
+            part_size,
+            parallel,
+            checkpoint_dir: None,
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_in_one_place() {
+        assert!(TransferOptions::checked(req(Some(8 * MIB), 4), "e", false).is_ok());
+        let small = TransferOptions::checked(req(Some(MIB), 4), "e", false).unwrap_err();
+        assert!(small.0.contains("--part-size"), "{small}");
+        let none = TransferOptions::checked(req(None, 0), "e", false).unwrap_err();
+        assert!(none.0.contains("--parallel"), "{none}");
+        assert!(check_jobs(0).unwrap_err().0.contains("--jobs"));
+        assert_eq!(check_jobs(3).unwrap(), 3);
     }
 }
 
