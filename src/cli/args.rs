@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::SignatureVersion;
 use crate::store::dialect::Addressing;
+use crate::sync::plan::MaxDelete;
 use crate::units::parse_size;
 
 #[derive(Debug, Parser)]
@@ -120,6 +121,13 @@ pub struct JobOverrides {
     /// One JSON object per event, and a summary per job
     #[arg(long)]
     pub json: bool,
+    /// Delete nothing if a pass would delete more than N files or N% of the
+    /// destination [default: the job's, else 50%]
+    #[arg(long, value_parser = MaxDelete::parse, value_name = "N|N%")]
+    pub max_delete: Option<MaxDelete>,
+    /// Let an empty source delete everything at the destination
+    #[arg(long)]
+    pub allow_empty_source: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +196,13 @@ pub struct CpArgs {
     /// Also delete destination files that are not in the source (with -r)
     #[arg(long)]
     pub delete: bool,
+    /// With --delete: delete nothing if more than N files or N% of the
+    /// destination would go (with --watch default 50%)
+    #[arg(long, value_parser = MaxDelete::parse, value_name = "N|N%")]
+    pub max_delete: Option<MaxDelete>,
+    /// With --delete: let an empty source delete everything at the destination
+    #[arg(long)]
+    pub allow_empty_source: bool,
     /// Show what would be transferred, skipped and deleted, and why; change nothing
     #[arg(long)]
     pub dry_run: bool,

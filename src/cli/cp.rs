@@ -21,8 +21,16 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
         (Location::Local(p), Location::Remote(r)) => {
             let h = setup.store_for(r)?;
             let opts = setup.transfer_options(&a.transfer, &h)?;
-            let meta = std::fs::metadata(p)
-                .map_err(|e| CliError::Failed(format!("{}: {}", p.display(), io_reason(&e))))?;
+            let meta = std::fs::metadata(p).map_err(|e| {
+                let line = format!("{}: {}", p.display(), io_reason(&e));
+                // A tree copy from a missing root is a usage error (an
+                // unplugged drive, a typo), never an empty tree.
+                if a.recursive {
+                    CliError::Usage(line)
+                } else {
+                    CliError::Failed(line)
+                }
+            })?;
             if meta.is_dir() {
                 if !a.recursive {
                     return Err(CliError::Usage(format!(

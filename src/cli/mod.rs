@@ -70,7 +70,11 @@ impl From<crate::transfer::InvalidSetting> for CliError {
 
 impl From<crate::sync::SyncError> for CliError {
     fn from(e: crate::sync::SyncError) -> Self {
-        CliError::Failed(e.to_string())
+        if e.is_usage() {
+            CliError::Usage(e.to_string())
+        } else {
+            CliError::Failed(e.to_string())
+        }
     }
 }
 

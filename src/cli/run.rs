@@ -10,7 +10,7 @@ use super::setup::Setup;
 use super::tree::{outcome, run_tree_summary, Tree, TreeSpec};
 use super::{CliError, Outcome};
 use crate::config::dirs::state_dir;
-use crate::config::file::{JobTable, Size};
+use crate::config::file::{DeleteLimit, JobTable, Size};
 use crate::config::jobs::Job;
 use crate::config::ProcessEnv;
 use crate::location::Location;
@@ -61,6 +61,8 @@ fn overrides_table(o: &JobOverrides) -> JobTable {
         parallel: o.parallel,
         part_size: o.part_size.map(Size),
         checkpoint_dir: o.checkpoint_dir.clone(),
+        max_delete: o.max_delete.map(DeleteLimit),
+        allow_empty_source: o.allow_empty_source.then_some(true),
         ..Default::default()
     }
 }
@@ -98,6 +100,8 @@ async fn run_job(
         include: job.include.value.clone(),
         exclude: job.exclude.value.clone(),
         follow_symlinks: job.follow_symlinks.value,
+        max_delete: Some(job.max_delete.value),
+        allow_empty_source: job.allow_empty_source.value,
         memory_budget: None,
         json: o.json,
         watch: watch.then_some(WatchOptions {

@@ -147,6 +147,7 @@ impl Observer for SyncReport {
             Event::Warning { path, message } => self
                 .reporter
                 .say(&format!("ferry: skipping {path}: {message}")),
+            Event::DeletesWithheld { reason, .. } => self.reporter.error(reason),
             Event::Failed {
                 key, op, message, ..
             } => self.reporter.error(&format!("{op} {key}: {message}")),

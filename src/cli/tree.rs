@@ -8,9 +8,10 @@ use super::args::CpArgs;
 use super::setup::{Setup, StoreHandle};
 use super::sync_report::SyncReport;
 use super::{CliError, Outcome};
+use crate::config::jobs::DEFAULT_JOB_MAX_DELETE;
 use crate::location::RemoteUrl;
 use crate::sync::filter::Filter;
-use crate::sync::plan::PlanOptions;
+use crate::sync::plan::{DeleteRules, MaxDelete, PlanOptions};
 use crate::sync::walk::WalkOptions;
 use crate::sync::{sync_down, sync_up, Summary, SyncOptions, SyncTarget};
 use crate::transfer::{check_jobs, MemoryBudget, TransferOptions, MIB};
@@ -25,6 +26,8 @@ pub struct TreeSpec {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub follow_symlinks: bool,
+    pub max_delete: Option<MaxDelete>,
+    pub allow_empty_source: bool,
     pub memory_budget: Option<u64>,
     pub json: bool,
     /// Keep following the source after the first pass.
@@ -41,6 +44,9 @@ impl TreeSpec {
             include: a.include.clone(),
             exclude: a.exclude.clone(),
             follow_symlinks: a.follow_symlinks,
+            // Watch mode repeats passes unattended: it gets the jobs' limit.
+            max_delete: a.max_delete.or(a.watch.then_some(DEFAULT_JOB_MAX_DELETE)),
+            allow_empty_source: a.allow_empty_source,
             memory_budget: a.memory_budget,
             json: a.json,
             watch: a.watch.then(|| WatchOptions {
@@ -60,6 +66,10 @@ impl TreeSpec {
             plan: PlanOptions {
                 update: self.update,
                 delete: self.delete,
+            },
+            deletes: DeleteRules {
+                max: self.max_delete,
+                allow_empty_source: self.allow_empty_source,
             },
             dry_run: self.dry_run,
             jobs,
@@ -112,7 +122,7 @@ pub fn as_prefix(key: &str) -> String {
 pub fn outcome(s: &Summary) -> Outcome {
     if s.interrupted {
         Outcome::Interrupted
-    } else if s.failed > 0 {
+    } else if s.failed > 0 || s.withheld > 0 {
         Outcome::SomeFailed
     } else {
         Outcome::Success
@@ -132,6 +142,8 @@ pub async fn run_tree_summary(
     let report = SyncReport::new(setup.reporter.clone(), spec.json);
     let (verb, summary) = match tree {
         Tree::Up { root, dst } => {
+            // A missing source is not an empty tree, whatever the mode.
+            crate::sync::check_source_root(root)?;
             let prefix = as_prefix(&dst.key);
             sync.known_mtimes = known_mtimes_path(h, &dst.bucket, &prefix);
             if let Some(w) = &spec.watch {

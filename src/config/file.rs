@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::{ConfigError, Env};
 use crate::store::dialect::Addressing;
 use crate::store::dialect::Dialect;
+use crate::sync::plan::MaxDelete;
 use crate::units::parse_size;
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +118,30 @@ pub struct JobTable {
     pub bwlimit: Option<Size>,
     pub debounce: Option<Dur>,
     pub rescan_interval: Option<Dur>,
+    /// `--max-delete`: a count (`100`) or a share (`"50%"`).
+    pub max_delete: Option<DeleteLimit>,
+    pub allow_empty_source: Option<bool>,
+}
+
+/// A delete limit written as `100` or `"50%"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteLimit(pub MaxDelete);
+
+impl<'de> Deserialize<'de> for DeleteLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(DeleteLimit(MaxDelete::Count(n))),
+            Raw::S(s) => MaxDelete::parse(&s)
+                .map(DeleteLimit)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl ConfigFile {

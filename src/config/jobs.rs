@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::file::{line_col, ConfigFile, JobTable};
 use super::{ConfigError, Env};
 use crate::location::Location;
+use crate::sync::plan::MaxDelete;
 
 /// Where an effective value came from, for `ferry config show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,13 @@ pub struct Job {
     pub bwlimit: Valued<Option<u64>>,
     pub debounce: Valued<Duration>,
     pub rescan_interval: Valued<Duration>,
+    pub max_delete: Valued<MaxDelete>,
+    pub allow_empty_source: Valued<bool>,
 }
+
+/// A job's delete limit unless it sets one: a pass deletes at most half of
+/// a destination of 10 entries or more (see `sync::plan::MaxDelete`).
+pub const DEFAULT_JOB_MAX_DELETE: MaxDelete = MaxDelete::Percent(50);
 
 fn pick<T: Clone>(flag: Option<T>, job: Option<T>, defaults: Option<T>, builtin: T) -> Valued<T> {
     match (flag, job, defaults) {
@@ -258,6 +265,18 @@ impl ConfigFile {
                 d.rescan_interval.map(|x| x.0),
                 Duration::from_secs(300),
             ),
+            max_delete: pick(
+                f.max_delete.map(|x| x.0),
+                j.max_delete.map(|x| x.0),
+                d.max_delete.map(|x| x.0),
+                DEFAULT_JOB_MAX_DELETE,
+            ),
+            allow_empty_source: pick(
+                f.allow_empty_source,
+                j.allow_empty_source,
+                d.allow_empty_source,
+                false,
+            ),
             source,
             destination,
         })
@@ -297,6 +316,16 @@ impl Job {
                 "follow_symlinks",
                 self.follow_symlinks.value.to_string(),
                 self.follow_symlinks.origin,
+            ),
+            (
+                "max_delete",
+                self.max_delete.value.to_string(),
+                self.max_delete.origin,
+            ),
+            (
+                "allow_empty_source",
+                self.allow_empty_source.value.to_string(),
+                self.allow_empty_source.origin,
             ),
             (
                 "checkpoint_dir",

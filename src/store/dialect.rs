@@ -18,6 +18,14 @@ impl Dialect {
         }
     }
 
+    /// How listings under `encoding-type=url` are to be decoded.
+    pub fn list_encoding(self) -> super::xml::ListEncoding {
+        match self {
+            Dialect::S3 => super::xml::ListEncoding::S3,
+            Dialect::Oss => super::xml::ListEncoding::OSS,
+        }
+    }
+
     /// Prefix of the vendor headers: `x-amz-` or `x-oss-`.
     pub fn header_prefix(self) -> &'static str {
         match self {

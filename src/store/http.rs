@@ -529,7 +529,7 @@ impl ObjectStore for HttpStore {
         }
         let resp = self.send(req).await?;
         let body = self.text(resp, "ListObjectsV2").await?;
-        xml::parse_list_objects(&body)
+        xml::parse_list_objects(&body, self.cfg.dialect.list_encoding())
             .map_err(|e| e.with_context(format!("LIST {}", self.name(Some(bucket), None))))
     }
 

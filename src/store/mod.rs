@@ -307,36 +307,103 @@ pub async fn list_all_objects(
 
 /// The pages of a listing, following continuation tokens to the end: the
 /// one pagination loop every lister (sync, `ls`, `rm -r`, the mount) uses.
-/// A server that repeats its token would loop forever; that ends the
-/// listing instead.
+/// A listing that breaks the protocol is an error, never a short or
+/// shuffled listing taken for the whole: a repeated continuation token,
+/// keys or prefixes out of order (across pages too), or outside the
+/// requested prefix. (A truncated page without a token is refused where
+/// the page is parsed.)
 pub fn list_pages<'a>(
     store: &'a dyn ObjectStore,
     bucket: &'a str,
     req: ListRequest<'a>,
 ) -> impl Stream<Item = Result<ListPage, StoreError>> + Send + 'a {
-    // (token for the next request, whether another request is due)
-    futures::stream::try_unfold((None::<String>, true), move |(token, more)| {
+    futures::stream::try_unfold(Paging::default(), move |mut st| {
         let req = req.clone();
         async move {
-            if !more {
+            if st.done {
                 return Ok(None);
             }
             let page = store
                 .list_objects(
                     bucket,
                     &ListRequest {
-                        continuation: token.as_deref(),
-                        ..req
+                        continuation: st.token.as_deref(),
+                        ..req.clone()
                     },
                 )
                 .await?;
-            let next = match &page.next_token {
-                Some(t) if Some(t) != token.as_ref() => (Some(t.clone()), true),
-                _ => (None, false),
-            };
-            Ok(Some((page, next)))
+            st.check(&req, &page).map_err(|why| {
+                StoreError::new(
+                    StoreErrorKind::Protocol,
+                    format!("listing of {bucket}/{}: {why}", req.prefix),
+                )
+            })?;
+            match &page.next_token {
+                Some(t) if st.seen_tokens.contains(t) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Protocol,
+                        format!(
+                            "listing of {bucket}/{}: the server repeated continuation token {t:?}",
+                            req.prefix
+                        ),
+                    ))
+                }
+                Some(t) => {
+                    st.seen_tokens.insert(t.clone());
+                    st.token = Some(t.clone());
+                }
+                None => st.done = true,
+            }
+            Ok(Some((page, st)))
         }
     })
+}
+
+/// Where a listing stands between pages.
+#[derive(Default)]
+struct Paging {
+    token: Option<String>,
+    seen_tokens: std::collections::HashSet<String>,
+    done: bool,
+    last_key: Option<String>,
+    last_prefix: Option<String>,
+}
+
+impl Paging {
+    fn check(&mut self, req: &ListRequest<'_>, page: &ListPage) -> Result<(), String> {
+        fn ordered<'k>(
+            last: &mut Option<String>,
+            names: impl Iterator<Item = &'k str>,
+            prefix: &str,
+            what: &str,
+        ) -> Result<(), String> {
+            for n in names {
+                if !n.starts_with(prefix) {
+                    return Err(format!("{what} {n:?} lies outside the requested prefix"));
+                }
+                if last.as_deref().is_some_and(|l| n <= l) {
+                    return Err(format!(
+                        "{what} {n:?} arrived after {:?}: the listing is not in key order",
+                        last.as_deref().unwrap_or_default()
+                    ));
+                }
+                *last = Some(n.to_string());
+            }
+            Ok(())
+        }
+        ordered(
+            &mut self.last_key,
+            page.objects.iter().map(|o| o.key.as_str()),
+            req.prefix,
+            "key",
+        )?;
+        ordered(
+            &mut self.last_prefix,
+            page.prefixes.iter().map(String::as_str),
+            req.prefix,
+            "prefix",
+        )
+    }
 }
 
 /// As [`list_all_objects`], but stops paging once more than `limit`

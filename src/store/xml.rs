@@ -54,14 +54,42 @@ pub fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-fn decode_if(url_encoded: bool, s: String) -> Result<String, StoreError> {
-    if !url_encoded {
-        return Ok(s);
+/// How a store encodes a listing under `encoding-type=url`, as its own
+/// SDKs decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListEncoding {
+    /// AWS form-encodes names: a space arrives as `+`, a `+` as `%2B`
+    /// (botocore decodes with `unquote_plus`). OSS's Python SDKs decode
+    /// with plain `unquote`; Garage writes `%20` and `%2B`, which both
+    /// rules read the same.
+    pub plus_is_space: bool,
+    /// OSS also encodes `NextContinuationToken` (oss2, alibabacloud-oss-v2
+    /// and both Go SDKs decode it); S3 tokens are opaque and sent back as
+    /// they came (Garage's contain raw `+`, `/` and `=`).
+    pub token_encoded: bool,
+}
+
+impl ListEncoding {
+    pub const S3: ListEncoding = ListEncoding {
+        plus_is_space: true,
+        token_encoded: false,
+    };
+    pub const OSS: ListEncoding = ListEncoding {
+        plus_is_space: false,
+        token_encoded: true,
+    };
+
+    fn decode(self, what: &str, s: String) -> Result<String, StoreError> {
+        let plus = if self.plus_is_space && s.contains('+') {
+            s.replace('+', " ")
+        } else {
+            s
+        };
+        percent_decode_str(&plus)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|e| protocol(what, e))
     }
-    percent_decode_str(&s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|e| protocol("listing key", e))
 }
 
 #[derive(Deserialize)]
@@ -137,15 +165,22 @@ struct CommonPrefix {
     prefix: String,
 }
 
-pub fn parse_list_objects(body: &str) -> Result<ListPage, StoreError> {
+pub fn parse_list_objects(body: &str, enc: ListEncoding) -> Result<ListPage, StoreError> {
     let r: ListBucketResult = parse("ListObjectsV2", body)?;
-    // Keys are only percent-decoded when the server says it encoded them;
-    // a server that ignored `encoding-type=url` sends keys verbatim.
+    // Names are only decoded when the server says it encoded them; a
+    // server that ignored `encoding-type=url` sends them verbatim.
     let encoded = r.encoding_type.as_deref() == Some("url");
+    let decode_if = |what: &str, s: String| {
+        if encoded {
+            enc.decode(what, s)
+        } else {
+            Ok(s)
+        }
+    };
     let mut objects = Vec::with_capacity(r.contents.len());
     for c in r.contents {
         objects.push(ListEntry {
-            key: decode_if(encoded, c.key)?,
+            key: decode_if("listing key", c.key)?,
             size: c.size,
             etag: normalize_etag(&c.etag).to_string(),
             last_modified: parse_iso8601(&c.last_modified)?,
@@ -154,15 +189,21 @@ pub fn parse_list_objects(body: &str) -> Result<ListPage, StoreError> {
     let prefixes = r
         .common_prefixes
         .into_iter()
-        .map(|p| decode_if(encoded, p.prefix))
+        .map(|p| decode_if("listing prefix", p.prefix))
         .collect::<Result<_, _>>()?;
     let next_token = if r.is_truncated {
-        Some(r.next_continuation_token.ok_or_else(|| {
+        let token = r.next_continuation_token.ok_or_else(|| {
             protocol(
                 "ListObjectsV2",
                 "truncated listing without a continuation token",
             )
-        })?)
+        })?;
+        Some(if encoded && enc.token_encoded {
+            // Percent-decoding only: a token is not a form value.
+            ListEncoding::OSS.decode("continuation token", token)?
+        } else {
+            token
+        })
     } else {
         None
     };
@@ -345,7 +386,7 @@ mod tests {
 <Contents><Key>a/z</Key><LastModified>2024-01-02T03:04:05Z</LastModified><ETag>&quot;def&quot;</ETag><Size>0</Size></Contents>
 <NextContinuationToken>tok</NextContinuationToken>
 </ListBucketResult>"#;
-        let page = parse_list_objects(body).unwrap();
+        let page = parse_list_objects(body, ListEncoding::S3).unwrap();
         assert_eq!(page.objects.len(), 2);
         assert_eq!(page.objects[0].key, "a/x y");
         assert_eq!(page.objects[0].etag, "abc");
@@ -355,10 +396,33 @@ mod tests {
     }
 
     #[test]
+    fn each_store_decodes_as_its_sdk_does() {
+        let body = |key: &str, token: &str| {
+            format!(
+                "<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>\
+<Contents><Key>{key}</Key><LastModified>2024-01-02T03:04:05Z</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents>\
+<CommonPrefixes><Prefix>My+Docs%2F</Prefix></CommonPrefixes>\
+<NextContinuationToken>{token}</NextContinuationToken></ListBucketResult>"
+            )
+        };
+        // AWS: `+` is a space, `%2B` a plus; the token is opaque.
+        let aws = parse_list_objects(&body("a+b%2Bc%C3%A9", "1+/x="), ListEncoding::S3).unwrap();
+        assert_eq!(aws.objects[0].key, "a b+cé");
+        assert_eq!(aws.prefixes, ["My Docs/"]);
+        assert_eq!(aws.next_token.as_deref(), Some("1+/x="));
+        // OSS: plain percent-decoding, token decoded too.
+        let oss =
+            parse_list_objects(&body("a%20b%2Bc", "CgJi%2BYw%2F%3D"), ListEncoding::OSS).unwrap();
+        assert_eq!(oss.objects[0].key, "a b+c");
+        assert_eq!(oss.prefixes, ["My+Docs/"]);
+        assert_eq!(oss.next_token.as_deref(), Some("CgJi+Yw/="));
+    }
+
+    #[test]
     fn verbatim_keys_when_server_did_not_encode() {
         let body = "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>100%25</Key>\
 <LastModified>2024-01-02T03:04:05.000Z</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents></ListBucketResult>";
-        let page = parse_list_objects(body).unwrap();
+        let page = parse_list_objects(body, ListEncoding::S3).unwrap();
         assert_eq!(page.objects[0].key, "100%25");
         assert!(page.next_token.is_none());
     }

@@ -11,8 +11,9 @@ use super::one::local_side;
 use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions};
 use super::runner::{Job, Runner};
+use super::up::walk_report;
 use super::walk::{LocalEntry, WalkItem};
-use super::{SyncError, SyncOptions, SyncTarget};
+use super::{Seen, SyncError, SyncOptions, SyncTarget};
 use crate::transfer::paths::safe_relative_path;
 
 /// Downloads everything under `target.prefix` into `target.root`.
@@ -31,6 +32,7 @@ pub async fn sync_down(
         known: &known,
     };
     let mut summary = Summary::default();
+    let mut seen = Seen::default();
     let deletes = merge_and_run(
         &runner,
         Side {
@@ -41,7 +43,7 @@ pub async fn sync_down(
             feed: walk_rx,
             name: "walk",
         },
-        |remote, local| plan_down(&target.root, remote, local, opts.plan, &known),
+        |remote, local| plan_down(&target.root, remote, local, opts.plan, &known, &mut seen),
         &mut summary,
     )
     .await;
@@ -49,7 +51,12 @@ pub async fn sync_down(
     let _ = lister.await;
     let _ = walker.await;
     let deletes = deletes?;
+    if opts.plan.delete && seen.view.source_files == 0 && !opts.deletes.allow_empty_source {
+        let url = format!("{}/{}", target.bucket, target.prefix);
+        return Err(SyncError::SourceEmpty(url));
+    }
     if !target.cancel.is_cancelled() {
+        let deletes = seen.gate(deletes, &mut summary, opts.deletes, observer);
         runner.delete_local(deletes, &mut summary);
     }
     summary.interrupted = target.cancel.is_cancelled();
@@ -58,26 +65,53 @@ pub async fn sync_down(
 
 /// One key of a download: what the listing shows, what the walk found.
 /// Only regular files count on the local side: what else the walk saw
-/// there is neither compared nor deleted.
+/// there is neither compared nor deleted, and an unreadable directory
+/// protects everything below it.
 fn plan_down(
     root: &Path,
     remote: Option<RemoteEntry>,
     local: Option<WalkItem>,
     plan: PlanOptions,
     known: &KnownMtimes,
+    seen: &mut Seen,
 ) -> Planned<LocalEntry> {
+    if remote.is_some() {
+        seen.view.source_files += 1;
+    }
+    let mut report = None;
     let local = match local {
-        Some(WalkItem::File(e)) => Some(e),
-        _ => None,
+        Some(WalkItem::File(e)) => {
+            seen.view.dest_entries += 1;
+            Some(e)
+        }
+        Some(other) => {
+            seen.not_a_file(&other);
+            // Unreadable parts of the destination are failures (a download
+            // cannot be sure what it overwrites); skipped ones are not.
+            if matches!(other, WalkItem::Error { .. }) {
+                report = walk_report(other);
+            }
+            None
+        }
+        None => None,
     };
     let Some(r) = remote else {
-        return match local {
-            Some(l) if decide(None, Some(local_side(&l)), plan) == Decision::Delete => {
+        return match (local, report) {
+            (_, Some(job)) => Planned::Job(job),
+            (Some(l), None)
+                if decide(None, Some(local_side(&l)), plan) == Decision::Delete
+                    && !seen.unseen.covers(&l.key) =>
+            {
                 Planned::Delete(l)
             }
             _ => Planned::Nothing,
         };
     };
+    if let Some(job) = report {
+        // The local item of this key could not be read: leave both alone.
+        let _ = r;
+        return Planned::Job(job);
+    }
     if r.prefix_of_others {
         return Planned::Job(Job::Report(Event::failed(
             &r.rel,

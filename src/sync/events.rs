@@ -87,6 +87,11 @@ pub enum Event {
         kind: FailKind,
         message: String,
     },
+    /// `--delete` named `count` files, and the run deleted none of them.
+    DeletesWithheld {
+        count: u64,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -123,6 +128,8 @@ pub struct Summary {
     pub deleted: u64,
     pub failed: u64,
     pub warnings: u64,
+    /// Deletes the run refused to make (see `plan::gate_deletes`).
+    pub withheld: u64,
     pub interrupted: bool,
 }
 
@@ -139,6 +146,7 @@ impl Summary {
             Event::Planned { .. } => {}
             Event::Warning { .. } => self.warnings += 1,
             Event::Failed { .. } => self.failed += 1,
+            Event::DeletesWithheld { count, .. } => self.withheld += count,
         }
     }
 }

@@ -38,6 +38,8 @@ use crate::transfer::{Cancel, TransferOptions};
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub plan: plan::PlanOptions,
+    /// The guards every `--delete` passes.
+    pub deletes: plan::DeleteRules,
     pub dry_run: bool,
     /// Files in flight at once.
     pub jobs: usize,
@@ -80,4 +82,98 @@ pub enum SyncError {
     /// A producer stopped without finishing its side.
     #[error("the {0} stopped before its end")]
     Ended(&'static str),
+    /// The local source root is missing or not a directory.
+    #[error("{path}: {why}; nothing was sent or deleted", path = .0.display(), why = .1)]
+    SourceMissing(PathBuf, &'static str),
+    /// `--delete` from a prefix that holds nothing: almost always a typo,
+    /// and following it would empty the local tree.
+    #[error("{0}: no objects under this prefix; with --delete that would empty the destination, so nothing was done")]
+    SourceEmpty(String),
+}
+
+impl SyncError {
+    /// Whether the user's input is at fault (exit 2) rather than the run.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            SyncError::SourceMissing(..) | SyncError::SourceEmpty(_)
+        )
+    }
+}
+
+/// The local source root must be a directory before anything is compared:
+/// a missing root would look like an empty tree.
+pub(crate) fn check_source_root(root: &std::path::Path) -> Result<(), SyncError> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(SyncError::SourceMissing(
+            root.to_path_buf(),
+            "not a directory",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SyncError::SourceMissing(
+            root.to_path_buf(),
+            "the source directory does not exist",
+        )),
+        Err(_) => Err(SyncError::SourceMissing(
+            root.to_path_buf(),
+            "the source directory cannot be read",
+        )),
+    }
+}
+
+/// What a driver tracks for the delete gate while the merge runs.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub view: plan::RunView,
+    pub unseen: plan::Unseen,
+}
+
+impl Seen {
+    /// A walk item that is not a file: an error is a read error, and
+    /// either way nothing under its key may be deleted.
+    pub fn not_a_file(&mut self, item: &walk::WalkItem) {
+        match item {
+            walk::WalkItem::File(_) => {}
+            walk::WalkItem::Skipped { key, .. } => {
+                if let Some(k) = key {
+                    self.unseen.mark(k);
+                }
+            }
+            walk::WalkItem::Error { key, .. } => {
+                self.view.read_errors += 1;
+                // Without a key (a name that is not UTF-8) no object can
+                // carry it; the error alone withholds every delete.
+                if let Some(k) = key {
+                    self.unseen.mark(k);
+                }
+            }
+        }
+    }
+
+    /// The gate, after the merge: `candidates` go, or none do and the
+    /// reason is reported.
+    pub fn gate<X>(
+        &mut self,
+        candidates: Vec<X>,
+        summary: &mut Summary,
+        rules: plan::DeleteRules,
+        observer: &dyn Observer,
+    ) -> Vec<X> {
+        // Every read error was also reported as a failed item.
+        self.view.failures = summary.failed.saturating_sub(self.view.read_errors);
+        match plan::gate_deletes(candidates.len() as u64, self.view, rules) {
+            Ok(()) => candidates,
+            Err(w) => {
+                events::emit(
+                    summary,
+                    observer,
+                    Event::DeletesWithheld {
+                        count: w.candidates(),
+                        reason: w.to_string(),
+                    },
+                );
+                Vec::new()
+            }
+        }
+    }
 }

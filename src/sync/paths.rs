@@ -15,7 +15,7 @@ use super::listing::{list_scope, ListScope, RemoteEntry};
 use super::plan::{decide, Decision, Reason, Side, Time};
 use super::runner::{Job, Runner};
 use super::walk::LocalEntry;
-use super::{SyncOptions, SyncTarget};
+use super::{Seen, SyncOptions, SyncTarget};
 
 /// What [`sync_paths`] could not settle by itself.
 #[derive(Debug, Default)]
@@ -46,6 +46,17 @@ pub async fn sync_paths(
         known: &known,
     };
     let mut out = PathsOutcome::default();
+    if let Err(e) = super::check_source_root(&target.root) {
+        // Every path would look vanished: report, send and delete nothing,
+        // and let the full pass that follows retry until the root is back.
+        emit(
+            &mut out.summary,
+            observer,
+            Event::failed("", "read", FailKind::Unreadable, e),
+        );
+        out.needs_full_pass = true;
+        return out;
+    }
     let mut jobs = Vec::new();
     let mut gone = Vec::new();
     for rel in rels {
@@ -113,9 +124,19 @@ pub async fn sync_paths(
                 Err(ev) => emit(&mut out.summary, observer, ev),
             }
         }
+        // This pass saw only its paths: a share limit needs the whole
+        // destination, so only a count limit applies here (full passes
+        // apply both). An emptied root counts as an empty source.
+        let mut seen = Seen::default();
+        seen.view.source_files = u64::from(!root_is_empty(&target.root));
+        let deletes = seen.gate(deletes, &mut out.summary, opts.deletes, observer);
         runner.delete_remote(deletes, &mut out.summary).await;
     }
     out
+}
+
+fn root_is_empty(root: &Path) -> bool {
+    std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// The objects a vanished path leaves to delete: the key itself if it was

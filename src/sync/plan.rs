@@ -163,6 +163,160 @@ pub fn decide(src: Option<Side>, dst: Option<Side>, opts: PlanOptions) -> Decisi
     }
 }
 
+// ---------------------------------------------------------------------
+// The delete gate. `decide` names each key a sync may delete; whether a
+// run deletes any of them is decided once, at the end, from what the run
+// saw: nothing unless both sides were seen whole and without error, no
+// transfer failed, the source was not empty, and the count is within the
+// limit. All or nothing, so a partial view never thins the destination.
+
+/// `--max-delete`: a count, or a share of the destination's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxDelete {
+    Count(u64),
+    Percent(u8),
+}
+
+impl MaxDelete {
+    /// `10` or `50%`.
+    pub fn parse(s: &str) -> Result<MaxDelete, String> {
+        let s = s.trim();
+        let bad = || {
+            format!("'{s}' is not a delete limit; expected a count like 100 or a share like 50%")
+        };
+        match s.strip_suffix('%') {
+            Some(p) => {
+                let n: u8 = p.trim().parse().map_err(|_| bad())?;
+                if n > 100 {
+                    return Err(format!("'{s}': a share cannot exceed 100%"));
+                }
+                Ok(MaxDelete::Percent(n))
+            }
+            None => s.parse().map(MaxDelete::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// The most deletes allowed against `dest_entries` destination entries.
+    /// A share applies only from [`MIN_ENTRIES_FOR_SHARE`] entries on, so a
+    /// small destination can still be pruned.
+    pub fn allows(self, dest_entries: u64) -> u64 {
+        match self {
+            MaxDelete::Count(n) => n,
+            MaxDelete::Percent(_) if dest_entries < MIN_ENTRIES_FOR_SHARE => u64::MAX,
+            MaxDelete::Percent(p) => dest_entries * p as u64 / 100,
+        }
+    }
+}
+
+impl std::fmt::Display for MaxDelete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxDelete::Count(n) => write!(f, "{n}"),
+            MaxDelete::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Below this many destination entries a share limit does not apply.
+pub const MIN_ENTRIES_FOR_SHARE: u64 = 10;
+
+/// The guards a run's deletes pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeleteRules {
+    pub max: Option<MaxDelete>,
+    /// Let an empty source empty the destination.
+    pub allow_empty_source: bool,
+}
+
+/// What a run saw, as far as its deletes care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunView {
+    /// Files the source side showed (after filters).
+    pub source_files: u64,
+    /// Entries the destination side showed (after filters).
+    pub dest_entries: u64,
+    /// Entries either walk or listing could not read.
+    pub read_errors: u64,
+    /// Transfers, HEADs or other per-file steps that failed.
+    pub failures: u64,
+}
+
+/// Why a run deleted nothing although `--delete` named candidates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Withheld {
+    #[error("not deleting {candidates} files because of {errors} errors during the run (a delete must see both sides whole)")]
+    Errors { candidates: u64, errors: u64 },
+    #[error("not deleting {candidates} files: the source is empty (an unmounted drive or a wrong path?); pass --allow-empty-source to empty the destination")]
+    EmptySource { candidates: u64 },
+    #[error(
+        "not deleting {candidates} of {dest_entries} files: more than --max-delete {limit} allows"
+    )]
+    OverLimit {
+        candidates: u64,
+        dest_entries: u64,
+        limit: MaxDelete,
+    },
+}
+
+impl Withheld {
+    pub fn candidates(&self) -> u64 {
+        match self {
+            Withheld::Errors { candidates, .. }
+            | Withheld::EmptySource { candidates }
+            | Withheld::OverLimit { candidates, .. } => *candidates,
+        }
+    }
+}
+
+/// The last word on a run's `candidates` deletes: all of them, or none.
+pub fn gate_deletes(candidates: u64, view: RunView, rules: DeleteRules) -> Result<(), Withheld> {
+    if candidates == 0 {
+        return Ok(());
+    }
+    let errors = view.read_errors + view.failures;
+    if errors > 0 {
+        return Err(Withheld::Errors { candidates, errors });
+    }
+    if view.source_files == 0 && !rules.allow_empty_source {
+        return Err(Withheld::EmptySource { candidates });
+    }
+    if let Some(limit) = rules.max {
+        if candidates > limit.allows(view.dest_entries) {
+            return Err(Withheld::OverLimit {
+                candidates,
+                dest_entries: view.dest_entries,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Subtrees of the source that could not be read: nothing under them may
+/// be deleted, whatever else the run decides. Fed in key order.
+#[derive(Debug, Default)]
+pub struct Unseen {
+    prefixes: Vec<String>,
+}
+
+impl Unseen {
+    /// `key` could not be read (a file, or a directory and all below it).
+    pub fn mark(&mut self, key: &str) {
+        self.prefixes.push(key.to_string());
+    }
+
+    /// Whether `rel` is, or lies under, something that could not be read.
+    pub fn covers(&self, rel: &str) -> bool {
+        self.prefixes.iter().any(|p| {
+            p.is_empty()
+                || rel == p
+                || (rel.len() > p.len()
+                    && rel.starts_with(p.as_str())
+                    && rel.as_bytes()[p.len()] == b'/')
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +449,108 @@ mod tests {
             decide(local(1, T / SEC * SEC), local(1, T), U),
             Decision::Skip(Reason::UpToDate)
         );
+    }
+
+    #[test]
+    fn delete_limits_parse_and_apply() {
+        assert_eq!(MaxDelete::parse("10"), Ok(MaxDelete::Count(10)));
+        assert_eq!(MaxDelete::parse("50%"), Ok(MaxDelete::Percent(50)));
+        assert!(MaxDelete::parse("101%").is_err());
+        assert!(MaxDelete::parse("ten").is_err());
+        assert_eq!(MaxDelete::Percent(50).allows(100), 50);
+        assert_eq!(MaxDelete::Percent(50).allows(9), u64::MAX, "small trees");
+        assert_eq!(MaxDelete::Count(10).allows(5), 10);
+    }
+
+    #[test]
+    fn the_gate_refuses_after_errors_on_empty_sources_and_over_the_limit() {
+        let seen = RunView {
+            source_files: 5,
+            dest_entries: 20,
+            ..Default::default()
+        };
+        let rules = DeleteRules::default();
+        assert_eq!(gate_deletes(3, seen, rules), Ok(()));
+        assert_eq!(
+            gate_deletes(
+                0,
+                RunView {
+                    failures: 1,
+                    ..seen
+                },
+                rules
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            gate_deletes(
+                3,
+                RunView {
+                    read_errors: 1,
+                    ..seen
+                },
+                rules
+            ),
+            Err(Withheld::Errors {
+                candidates: 3,
+                errors: 1
+            })
+        );
+        assert_eq!(
+            gate_deletes(
+                3,
+                RunView {
+                    failures: 2,
+                    ..seen
+                },
+                rules
+            ),
+            Err(Withheld::Errors {
+                candidates: 3,
+                errors: 2
+            })
+        );
+        let empty = RunView {
+            source_files: 0,
+            ..seen
+        };
+        assert_eq!(
+            gate_deletes(20, empty, rules),
+            Err(Withheld::EmptySource { candidates: 20 })
+        );
+        let opt_in = DeleteRules {
+            allow_empty_source: true,
+            ..rules
+        };
+        assert_eq!(gate_deletes(20, empty, opt_in), Ok(()));
+        let ten = DeleteRules {
+            max: Some(MaxDelete::Count(10)),
+            ..rules
+        };
+        assert_eq!(gate_deletes(10, seen, ten), Ok(()));
+        assert!(matches!(
+            gate_deletes(11, seen, ten),
+            Err(Withheld::OverLimit { .. })
+        ));
+        let half = DeleteRules {
+            max: Some(MaxDelete::Percent(50)),
+            ..rules
+        };
+        assert_eq!(gate_deletes(10, seen, half), Ok(()));
+        assert!(matches!(
+            gate_deletes(11, seen, half),
+            Err(Withheld::OverLimit { .. })
+        ));
+    }
+
+    #[test]
+    fn unseen_subtrees_cover_their_descendants_only() {
+        let mut u = Unseen::default();
+        u.mark("private");
+        assert!(u.covers("private") && u.covers("private/a/b"));
+        assert!(!u.covers("private-x") && !u.covers("privat") && !u.covers("a"));
+        u.mark("");
+        assert!(u.covers("anything"), "an unreadable root covers all");
     }
 
     fn side() -> impl Strategy<Value = Side> {

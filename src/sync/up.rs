@@ -11,7 +11,7 @@ use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions, Reason};
 use super::runner::{Job, Runner};
 use super::walk::{LocalEntry, WalkItem};
-use super::{SyncError, SyncOptions, SyncTarget};
+use super::{Seen, SyncError, SyncOptions, SyncTarget};
 
 /// Uploads the tree at `target.root` under `target.prefix`.
 pub async fn sync_up(
@@ -20,6 +20,7 @@ pub async fn sync_up(
     observer: &dyn Observer,
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
+    super::check_source_root(&target.root)?;
     let (walker, walk_rx) = spawn_walk(target.root.clone(), opts.walk.clone(), false);
     let (lister, list_rx) = spawn_listing(target, &opts.walk.filter, false);
     let known = KnownMtimes::load(opts.known_mtimes.clone());
@@ -30,6 +31,7 @@ pub async fn sync_up(
         known: &known,
     };
     let mut summary = Summary::default();
+    let mut seen = Seen::default();
     let deletes = merge_and_run(
         &runner,
         Side {
@@ -40,7 +42,7 @@ pub async fn sync_up(
             feed: list_rx,
             name: "listing",
         },
-        |local, remote| plan_up(local, remote, opts.plan, &known),
+        |local, remote| plan_up(local, remote, opts.plan, &known, &mut seen),
         &mut summary,
     )
     .await;
@@ -49,6 +51,7 @@ pub async fn sync_up(
     let _ = walker.await;
     let deletes = deletes?;
     if !target.cancel.is_cancelled() {
+        let deletes = seen.gate(deletes, &mut summary, opts.deletes, observer);
         runner.delete_remote(deletes, &mut summary).await;
     }
     summary.interrupted = target.cancel.is_cancelled();
@@ -62,12 +65,22 @@ fn plan_up(
     remote: Option<RemoteEntry>,
     plan: PlanOptions,
     known: &KnownMtimes,
+    seen: &mut Seen,
 ) -> Planned<String> {
+    if remote.is_some() {
+        seen.view.dest_entries += 1;
+    }
     // A skipped or unreadable source item is reported, and its
-    // destination copy is left alone (never deleted).
+    // destination copy (with all below it) is left alone.
     let local = match local {
-        Some(WalkItem::File(e)) => Some(e),
-        Some(other) => return walk_report(other).map_or(Planned::Nothing, Planned::Job),
+        Some(WalkItem::File(e)) => {
+            seen.view.source_files += 1;
+            Some(e)
+        }
+        Some(other) => {
+            seen.not_a_file(&other);
+            return walk_report(other).map_or(Planned::Nothing, Planned::Job);
+        }
         None => None,
     };
     match decide(
@@ -91,7 +104,14 @@ fn plan_up(
         }
         Decision::Skip(Reason::NotInSource) => Planned::Nothing,
         Decision::Skip(r) => Planned::Job(Job::Skip(source(local).key, r)),
-        Decision::Delete => Planned::Delete(remote.expect("Delete has a destination").rel),
+        Decision::Delete => {
+            let rel = remote.expect("Delete has a destination").rel;
+            if seen.unseen.covers(&rel) {
+                Planned::Nothing
+            } else {
+                Planned::Delete(rel)
+            }
+        }
     }
 }
 
