@@ -28,6 +28,9 @@ use clap::Parser;
 pub enum Outcome {
     Success,
     SomeFailed,
+    /// Bad input already reported (a job whose source is missing, say):
+    /// exit 2, after the other jobs ran.
+    BadInput,
     Interrupted,
 }
 
@@ -165,6 +168,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::SomeFailed) => ExitCode::from(1),
+        Ok(Outcome::BadInput) => ExitCode::from(2),
         Ok(Outcome::Interrupted) | Err(CliError::Interrupted) => ExitCode::from(130),
         Err(CliError::Usage(msg)) => {
             eprintln!("ferry: error: {msg}");

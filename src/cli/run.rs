@@ -126,6 +126,7 @@ fn worst(a: Outcome, b: Outcome) -> Outcome {
     use Outcome::*;
     match (a, b) {
         (Interrupted, _) | (_, Interrupted) => Interrupted,
+        (BadInput, _) | (_, BadInput) => BadInput,
         (SomeFailed, _) | (_, SomeFailed) => SomeFailed,
         _ => Success,
     }
@@ -170,6 +171,7 @@ pub async fn run(setup: &Setup, a: RunArgs) -> Result<Outcome, CliError> {
                         Outcome::Success => "success",
                         Outcome::SomeFailed => "some files failed",
                         Outcome::Interrupted => "interrupted",
+                        Outcome::BadInput => "error",
                     }
                     .into(),
                     transferred: s.transferred,
@@ -184,6 +186,13 @@ pub async fn run(setup: &Setup, a: RunArgs) -> Result<Outcome, CliError> {
             Err(CliError::Interrupted) => break,
             Err(e) => {
                 setup.reporter.error(&format!("job {}: {e}", job.name));
+                // The other jobs still run; the exit code says which kind
+                // of trouble this was.
+                let o = if matches!(e, CliError::Usage(_)) {
+                    Outcome::BadInput
+                } else {
+                    Outcome::SomeFailed
+                };
                 let st = JobState {
                     started,
                     ended: now(),
@@ -195,7 +204,7 @@ pub async fn run(setup: &Setup, a: RunArgs) -> Result<Outcome, CliError> {
                     bytes: 0,
                     message: Some(e.to_string()),
                 };
-                (Outcome::SomeFailed, st)
+                (o, st)
             }
         };
         if !a.overrides.dry_run {

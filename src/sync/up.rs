@@ -138,3 +138,141 @@ pub(super) fn walk_report(item: WalkItem) -> Option<Job> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::events::Summary;
+    use crate::sync::merge::{MergeJoin, Step};
+    use crate::sync::plan::DeleteRules;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Local {
+        File,
+        /// Unreadable (a directory: everything below it is unseen).
+        Error,
+        /// Skipped (a symlink, a FIFO).
+        Skipped,
+    }
+
+    fn item(key: &str, kind: Local) -> WalkItem {
+        let path = std::path::PathBuf::from(key);
+        match kind {
+            Local::File => WalkItem::File(LocalEntry {
+                key: key.into(),
+                path,
+                size: 1,
+                mtime: 0,
+            }),
+            Local::Error => WalkItem::Error {
+                path,
+                key: Some(key.into()),
+                why: "permission denied".into(),
+            },
+            Local::Skipped => WalkItem::Skipped {
+                path,
+                key: Some(key.into()),
+                why: "symbolic link".into(),
+            },
+        }
+    }
+
+    fn remote(rel: &str) -> RemoteEntry {
+        RemoteEntry {
+            rel: rel.into(),
+            key: rel.into(),
+            size: 1,
+            etag: String::new(),
+            last_modified: 0,
+            prefix_of_others: false,
+        }
+    }
+
+    proptest! {
+        /// The upload's delete decision, end to end without I/O: whatever
+        /// the tree, walk errors, skipped entries and transfer failures,
+        /// only keys the walk saw to be absent are deleted, nothing under
+        /// an unseen subtree is, and after any error nothing is.
+        #[test]
+        fn deletes_only_what_was_seen_to_be_gone(
+            local in proptest::collection::btree_map(
+                "[ab]{1,2}(/[ab]{1,2}){0,2}",
+                prop_oneof![6 => Just(Local::File), 1 => Just(Local::Error), 1 => Just(Local::Skipped)],
+                0..12,
+            ),
+            remote_keys in proptest::collection::btree_set("[ab]{1,2}(/[ab]{1,2}){0,2}", 0..16),
+            failures in prop_oneof![4 => Just(0u64), 1 => 1u64..3],
+        ) {
+            // A walk yields no file under a key that is itself a file.
+            let mut walked: BTreeMap<String, Local> = BTreeMap::new();
+            for (k, v) in &local {
+                let shadowed = walked.keys().any(|p| k.starts_with(&format!("{p}/")));
+                if !shadowed {
+                    walked.insert(k.clone(), *v);
+                }
+            }
+            let known = KnownMtimes::default();
+            let plan = PlanOptions { update: true, delete: true };
+            let mut seen = Seen::default();
+            let mut m = MergeJoin::new();
+            m.push_src(walked.iter().map(|(k, v)| item(k, *v)));
+            m.end_src();
+            m.push_dst(remote_keys.iter().map(|k| remote(k)));
+            m.end_dst();
+            let mut candidates = Vec::new();
+            loop {
+                let (l, r) = match m.step() {
+                    Step::Pair(l, r) => (l, r),
+                    Step::Unkeyed(l) => (Some(l), None),
+                    Step::Done => break,
+                    Step::NeedSrc | Step::NeedDst => unreachable!("both sides ended"),
+                };
+                if let Planned::Delete(rel) = plan_up(l, r, plan, &known, &mut seen) {
+                    candidates.push(rel);
+                }
+            }
+            let read_errors = walked.values().filter(|v| matches!(v, Local::Error)).count() as u64;
+            let mut summary = Summary {
+                failed: read_errors + failures,
+                ..Default::default()
+            };
+            let observer = NoEvents;
+            let deleted = seen.gate(candidates, &mut summary, DeleteRules::default(), &observer);
+            let unseen = |rel: &str| {
+                walked.iter().any(|(k, v)| {
+                    !matches!(v, Local::File) && (rel == k || rel.starts_with(&format!("{k}/")))
+                })
+            };
+            for rel in &deleted {
+                prop_assert!(remote_keys.contains(rel));
+                prop_assert!(!walked.contains_key(rel), "{} is in the source", rel);
+                prop_assert!(!unseen(rel), "{} lies under an unseen entry", rel);
+            }
+            if read_errors + failures > 0 {
+                prop_assert!(deleted.is_empty(), "deleted {:?} after errors", deleted);
+            }
+            let files = walked.values().filter(|v| matches!(v, Local::File)).count();
+            if files == 0 {
+                prop_assert!(deleted.is_empty(), "an empty source deleted {:?}", deleted);
+            }
+            // And with a clean, non-empty walk everything absent does go.
+            if read_errors + failures == 0 && files > 0 {
+                let want: Vec<&String> = remote_keys
+                    .iter()
+                    .filter(|k| !walked.contains_key(*k) && !unseen(k))
+                    .collect();
+                prop_assert_eq!(deleted.iter().collect::<Vec<_>>(), want);
+            }
+        }
+    }
+
+    struct NoEvents;
+    impl Observer for NoEvents {
+        fn event(&self, _e: &Event) {}
+        fn progress(&self, _size: u64) -> std::sync::Arc<dyn crate::transfer::Progress> {
+            std::sync::Arc::new(crate::transfer::NoProgress)
+        }
+    }
+}

@@ -3,11 +3,14 @@
 //! a network, also against the in-memory store with the same test body.
 
 mod harness;
+mod listing_proxy;
 mod proxy;
 
 mod bad_input;
 mod commands;
+mod delete_safety;
 mod jobs;
+mod listing_encoding;
 mod mount;
 mod resume;
 mod roundtrip;
