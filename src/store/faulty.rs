@@ -47,6 +47,9 @@ pub enum Fault {
     TruncateBody(u64),
     /// ListParts reports every part one byte larger than it is.
     WrongPartSize,
+    /// Listings always say more follows, with the same token: a server
+    /// stuck in a loop.
+    RepeatToken,
     /// GET bodies arrive whole but with the first byte of every chunk
     /// flipped: damage no length check can see.
     CorruptBody,
@@ -230,8 +233,19 @@ impl ObjectStore for FaultyStore {
         bucket: &str,
         req: &ListRequest<'_>,
     ) -> Result<ListPage, StoreError> {
-        self.run(Op::List, self.inner.list_objects(bucket, req))
-            .await
+        match self.enter(Op::List) {
+            Some(Fault::Fail(kind)) => Err(injected(kind, Op::List)),
+            Some(Fault::FailAfter(kind)) => {
+                self.inner.list_objects(bucket, req).await?;
+                Err(injected(kind, Op::List))
+            }
+            Some(Fault::RepeatToken) => {
+                let mut page = self.inner.list_objects(bucket, req).await?;
+                page.next_token = Some("same-token".into());
+                Ok(page)
+            }
+            _ => self.inner.list_objects(bucket, req).await,
+        }
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {

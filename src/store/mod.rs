@@ -448,3 +448,78 @@ pub async fn head_if_exists(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(keys: &[&str], prefixes: &[&str]) -> ListPage {
+        ListPage {
+            objects: keys
+                .iter()
+                .map(|k| ListEntry {
+                    key: k.to_string(),
+                    size: 0,
+                    etag: String::new(),
+                    last_modified: OffsetDateTime::UNIX_EPOCH,
+                })
+                .collect(),
+            prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            next_token: None,
+        }
+    }
+
+    #[test]
+    fn listings_that_break_the_protocol_are_refused() {
+        let req = ListRequest {
+            prefix: "p/",
+            ..Default::default()
+        };
+        let mut st = Paging::default();
+        assert!(st.check(&req, &page(&["p/a", "p/b"], &["p/d/"])).is_ok());
+        // Order holds across pages.
+        assert!(st.check(&req, &page(&["p/c"], &["p/e/"])).is_ok());
+        let err = st.check(&req, &page(&["p/b2"], &[])).unwrap_err();
+        assert!(err.contains("not in key order"), "{err}");
+        let mut st = Paging::default();
+        let err = st.check(&req, &page(&["q/x"], &[])).unwrap_err();
+        assert!(err.contains("outside the requested prefix"), "{err}");
+        let mut st = Paging::default();
+        let err = st.check(&req, &page(&[], &["p/b/", "p/a/"])).unwrap_err();
+        assert!(err.contains("not in key order"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_continuation_token_is_an_error() {
+        use futures::TryStreamExt;
+        let mut m = memory::MemoryStore::new();
+        m.max_keys = 1;
+        m.create_bucket("b").await.unwrap();
+        for k in ["a", "b", "c"] {
+            m.put_object("b", k, Body::new(&b"x"[..]), &PutOptions::default())
+                .await
+                .unwrap();
+        }
+        // A well-behaved store pages to the end.
+        let all: Vec<ListPage> = list_pages(&m, "b", ListRequest::default())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        // One that sends the same token twice is caught, not followed.
+        let f = faulty::FaultyStore::new(std::sync::Arc::new(m));
+        f.inject(
+            faulty::Op::List,
+            faulty::When::Always,
+            faulty::Fault::RepeatToken,
+        );
+        let err = list_pages(&f, "b", ListRequest::default())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("repeated continuation token"),
+            "{err}"
+        );
+    }
+}
