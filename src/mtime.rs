@@ -40,6 +40,10 @@ pub fn parse_mtime(s: &str) -> Option<Nanos> {
         let padded = format!("{digits:0<9}");
         padded.parse().ok()?
     };
+    // Beyond what a file time can hold, the value is not an mtime.
+    if i64::try_from(secs).is_err() {
+        return None;
+    }
     let sign = if int.starts_with('-') { -1 } else { 1 };
     Some(secs * 1_000_000_000 + sign * frac_ns)
 }
@@ -65,6 +69,13 @@ pub fn from_datetime(t: time::OffsetDateTime) -> Nanos {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_overflowing_mtime_is_no_mtime() {
+        assert_eq!(super::parse_mtime("99999999999999999999999999999"), None);
+        assert_eq!(super::parse_mtime("-9999999999999999999999.5"), None);
+        assert!(super::parse_mtime("1700000000.5").is_some());
+    }
+
     use super::*;
 
     #[test]

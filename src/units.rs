@@ -32,7 +32,7 @@ pub fn parse_duration(s: &str, bare_unit: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is too long a duration"))
 }
 
 /// Units are binary (K = 1024), as in ossutil and rclone.
@@ -47,7 +47,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 1 << 40,
         _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
     };
-    Ok((n * mult as f64).round() as u64)
+    let bytes = (n * mult as f64).round();
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("'{s}' is too large a size"));
+    }
+    Ok(bytes as u64)
 }
 
 pub fn human(bytes: u64) -> String {
@@ -68,6 +72,13 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outsized_input_is_an_error_not_a_panic() {
+        assert!(parse_duration("99999999999999999999d", "s").is_err());
+        assert!(parse_duration("1e999", "s").is_err());
+        assert!(parse_size("99999999999999999999999T").is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -264,11 +264,13 @@ pub fn list(setup: &Setup) -> Result<Outcome, CliError> {
     Ok(Outcome::Success)
 }
 
+/// The first four characters, then stars: never slices inside a
+/// multi-byte character.
 fn mask(s: &str) -> String {
-    if s.len() <= 4 {
+    if s.chars().count() <= 4 {
         "****".into()
     } else {
-        format!("{}****", &s[..4])
+        format!("{}****", s.chars().take(4).collect::<String>())
     }
 }
 
@@ -327,4 +329,14 @@ pub fn config(setup: &Setup, cmd: ConfigCmd) -> Result<Outcome, CliError> {
         }
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mask_keeps_four_characters_of_any_script() {
+        assert_eq!(super::mask("AKIAXYZ"), "AKIA****");
+        assert_eq!(super::mask("ключ-доступа"), "ключ****");
+        assert_eq!(super::mask("ab"), "****");
+    }
 }

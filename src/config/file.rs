@@ -88,7 +88,9 @@ impl<'de> Deserialize<'de> for Dur {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0.0 => Ok(Dur(Duration::from_secs_f64(n))),
+            Raw::N(n) if n >= 0.0 => Duration::try_from_secs_f64(n)
+                .map(Dur)
+                .map_err(|_| serde::de::Error::custom("too long a duration")),
             Raw::N(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
             Raw::S(s) => parse_duration(&s)
                 .map(Dur)

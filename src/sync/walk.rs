@@ -98,8 +98,12 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
         .sort_by(|a, b| sort_name(a).cmp(&sort_name(b)))
         .into_iter()
         .filter_entry(|e| {
-            if e.depth() == 0 || !e.file_type().is_dir() {
+            if e.depth() == 0 {
                 return true;
+            }
+            if !e.file_type().is_dir() {
+                // A download's temporary is nobody's data.
+                return !crate::transfer::paths::is_temp_name(e.file_name());
             }
             match rel_key(root, e.path()) {
                 Ok(rel) => !opts.filter.prune_dir(&rel),
@@ -279,6 +283,19 @@ mod tests {
         sorted.sort();
         assert_eq!(got, sorted);
         assert_eq!(got.len(), 7);
+    }
+
+    #[test]
+    fn download_temporaries_are_not_walked() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("big.iso"), "1").unwrap();
+        let temp = crate::transfer::paths::temp_path_for(&d.path().join("big.iso"), "k1ll3d");
+        std::fs::write(&temp, "partial").unwrap();
+        std::fs::write(d.path().join(".notes.part"), "mine").unwrap();
+        assert_eq!(
+            keys(d.path(), &WalkOptions::default()),
+            [".notes.part", "big.iso"]
+        );
     }
 
     #[test]

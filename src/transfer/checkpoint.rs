@@ -61,16 +61,39 @@ pub struct DownloadCheckpoint {
 pub trait CheckpointKind: Serialize + DeserializeOwned {
     const KIND: &'static str;
     const EXT: &'static str;
+    /// What the checksum cannot vouch for: a file written by hand (or by
+    /// a bug) can be well-formed and still describe no possible layout.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// A part layout every later division and loop can rely on.
+fn check_layout(size: u64, part_size: u64) -> Result<(), String> {
+    if part_size == 0 {
+        return Err("part size 0".into());
+    }
+    if size.div_ceil(part_size) > super::parts::MAX_PARTS {
+        return Err(format!(
+            "{size} bytes in parts of {part_size} is more than {} parts",
+            super::parts::MAX_PARTS
+        ));
+    }
+    Ok(())
 }
 
 impl CheckpointKind for UploadCheckpoint {
     const KIND: &'static str = "upload";
     const EXT: &'static str = "ucp";
+    fn check(&self) -> Result<(), String> {
+        check_layout(self.size, self.part_size)
+    }
 }
 
 impl CheckpointKind for DownloadCheckpoint {
     const KIND: &'static str = "download";
     const EXT: &'static str = "dcp";
+    fn check(&self) -> Result<(), String> {
+        check_layout(self.size, self.part_size)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,7 +163,10 @@ pub fn decode<K: CheckpointKind>(bytes: &[u8]) -> Result<K, CheckpointProblem> {
     if hex::encode(Sha256::digest(body.as_bytes())) != header.sha256 {
         return Err(CheckpointProblem::Checksum);
     }
-    serde_json::from_str(body).map_err(|e| CheckpointProblem::Malformed(e.to_string()))
+    let body: K =
+        serde_json::from_str(body).map_err(|e| CheckpointProblem::Malformed(e.to_string()))?;
+    body.check().map_err(CheckpointProblem::Malformed)?;
+    Ok(body)
 }
 
 /// A checkpoint file in a checkpoint directory, held under an exclusive
@@ -235,6 +261,24 @@ impl CheckpointFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checksum_valid_checkpoint_with_an_impossible_layout_is_refused() {
+        for (size, part_size) in [(30, 0), (1 << 40, 1)] {
+            let c = UploadCheckpoint {
+                size,
+                part_size,
+                ..sample()
+            };
+            assert!(
+                matches!(
+                    decode::<UploadCheckpoint>(&encode(&c)),
+                    Err(CheckpointProblem::Malformed(_))
+                ),
+                "{size} / {part_size}"
+            );
+        }
+    }
 
     fn sample() -> UploadCheckpoint {
         UploadCheckpoint {

@@ -47,6 +47,19 @@ pub fn temp_path_for(dest: &Path, tag: &str) -> PathBuf {
     dir.join(format!(".{name}.ferry-{tag}.part"))
 }
 
+/// Whether a file name is one of ferry's own download temporaries
+/// (`.NAME.ferry-TAG.part`): the walker leaves them out, so they are never
+/// uploaded and never taken for extra files by `--delete`.
+pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
+    let Some(n) = name.to_str() else {
+        return false;
+    };
+    n.starts_with('.')
+        && n.ends_with(".part")
+        && n.len() > ".x.ferry-.part".len()
+        && n[1..n.len() - ".part".len()].contains(".ferry-")
+}
+
 /// The last segment of a key, for `cp s3://b/dir/file .`.
 pub fn key_basename(key: &str) -> &str {
     key.trim_end_matches('/').rsplit('/').next().unwrap_or(key)
@@ -79,6 +92,21 @@ mod tests {
             safe_relative_path("..a/b..").unwrap(),
             PathBuf::from("..a/b..")
         );
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let t = temp_path_for(Path::new("d/f.bin"), "abc123");
+        assert!(is_temp_name(t.file_name().unwrap()));
+        for plain in [
+            "f.part",
+            ".f.part",
+            "f.ferry-x.part",
+            ".hidden",
+            "x.ferry-y.partial",
+        ] {
+            assert!(!is_temp_name(std::ffi::OsStr::new(plain)), "{plain}");
+        }
     }
 
     #[test]
