@@ -370,6 +370,9 @@ struct Paging {
 }
 
 impl Paging {
+    /// Checks one page against the last one. Pairs within the page are
+    /// compared in place; only each page's last name is kept (a listing of
+    /// a million keys allocates per page, not per key).
     fn check(&mut self, req: &ListRequest<'_>, page: &ListPage) -> Result<(), String> {
         fn ordered<'k>(
             last: &mut Option<String>,
@@ -377,16 +380,23 @@ impl Paging {
             prefix: &str,
             what: &str,
         ) -> Result<(), String> {
+            let mut prev: Option<&str> = last.as_deref();
+            let mut newest: Option<&str> = None;
             for n in names {
                 if !n.starts_with(prefix) {
                     return Err(format!("{what} {n:?} lies outside the requested prefix"));
                 }
-                if last.as_deref().is_some_and(|l| n <= l) {
-                    return Err(format!(
-                        "{what} {n:?} arrived after {:?}: the listing is not in key order",
-                        last.as_deref().unwrap_or_default()
-                    ));
+                if let Some(p) = newest.or(prev) {
+                    if n <= p {
+                        return Err(format!(
+                            "{what} {n:?} arrived after {p:?}: the listing is not in key order"
+                        ));
+                    }
                 }
+                newest = Some(n);
+                prev = None;
+            }
+            if let Some(n) = newest {
                 *last = Some(n.to_string());
             }
             Ok(())
