@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use crate::harness::{aws, server, stderr, unique, wait_for, write_file, Ferry};
+use crate::harness::{aws, run_unprivileged, server, stderr, unique, wait_for, write_file, Ferry};
 use crate::proxy::Proxy;
 
 fn deletes(p: &Proxy) -> usize {
@@ -90,37 +90,20 @@ fn an_unreadable_directory_withholds_every_delete() {
     for p in [dir.path(), &src] {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
-    std::fs::set_permissions(
-        ferry.home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
     let proxy = Proxy::start(&server().endpoint, 0);
     let counted = Ferry::at(&proxy.endpoint);
-    // Root reads everything, so run ferry as an unprivileged user.
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        env!("CARGO_BIN_EXE_ferry"),
-        "cp",
-        "-r",
-        "-u",
-        "--delete",
-        src.to_str().unwrap(),
-        &server().url(&format!("{prefix}/")),
-    ]);
-    let base = counted.command(&[]);
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd.env("HOME", ferry.home.path());
-    let out = cmd
-        .output()
-        .expect("setpriv (util-linux) runs ferry unprivileged");
+    let out = run_unprivileged(
+        &counted,
+        ferry.home.path(),
+        &[
+            "cp",
+            "-r",
+            "-u",
+            "--delete",
+            src.to_str().unwrap(),
+            &server().url(&format!("{prefix}/")),
+        ],
+    );
     std::fs::set_permissions(
         &private,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),

@@ -175,6 +175,26 @@ impl Ferry {
     }
 }
 
+/// Runs ferry (with `ferry`'s environment, `home` as HOME) as the
+/// unprivileged user 65534: root reads everything, so unreadable files and
+/// directories can only be tested this way. `home` is made writable for it.
+pub fn run_unprivileged(ferry: &Ferry, home: &Path, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .args(args);
+    for (k, v) in ferry.command(&[]).get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("HOME", home);
+    cmd.output()
+        .expect("setpriv (util-linux) runs ferry as an unprivileged user")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -8,7 +8,8 @@ use std::process::Stdio;
 use filetime::FileTime;
 
 use crate::harness::{
-    aws, aws_sha256, server, sha256_file, stderr, unique, wait_for, write_file, Ferry,
+    aws, aws_sha256, run_unprivileged, server, sha256_file, stderr, unique, wait_for, write_file,
+    Ferry,
 };
 use crate::proxy::Proxy;
 
@@ -461,30 +462,12 @@ fn unreadable_file_is_reported_and_others_continue() {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let ferry = Ferry::new();
-    std::fs::set_permissions(
-        ferry.home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
     let url = server().url(&unique("unreadable"));
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        env!("CARGO_BIN_EXE_ferry"),
-        "cp",
-        "-r",
-        src.to_str().unwrap(),
-        &url,
-    ]);
-    let base = ferry.command(&[]);
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let out = cmd.output().unwrap();
+    let out = run_unprivileged(
+        &ferry,
+        ferry.home.path(),
+        &["cp", "-r", src.to_str().unwrap(), &url],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
