@@ -146,10 +146,7 @@ impl<T: Keyed> PrefixConflicts<T> {
         // nothing later can start with `front/`.
         while let Some((front, _)) = self.held.front() {
             let settled = match (front.key(), item.key()) {
-                (Some(f), Some(k)) => {
-                    let bound = format!("{f}/");
-                    k >= bound.as_str()
-                }
+                (Some(f), Some(k)) => at_or_after_children(k, f),
                 _ => true,
             };
             if !settled {
@@ -165,6 +162,15 @@ impl<T: Keyed> PrefixConflicts<T> {
     pub fn finish(&mut self) -> Vec<(T, bool)> {
         self.held.drain(..).collect()
     }
+}
+
+/// Whether `k`, which sorts after `f`, sorts at or after `f/`: then no
+/// later key can start with `f/`. Compared in place, without building
+/// `f/` for every key of a listing.
+fn at_or_after_children(k: &str, f: &str) -> bool {
+    // A key after `f` that does not start with it differs from `f` (and so
+    // from `f/`) within `f`'s length, and is after both.
+    !k.starts_with(f) || (k.len() > f.len() && k.as_bytes()[f.len()] >= b'/')
 }
 
 #[cfg(test)]

@@ -348,3 +348,15 @@ impl Notes {
         self.0.lock().unwrap().join("\n")
     }
 }
+
+/// Every regular file under `root`, relative, sorted.
+pub fn files(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(root).unwrap().to_path_buf())
+        .collect();
+    out.sort();
+    out
+}

@@ -22,13 +22,6 @@ fn job_toml(name: &str, src: &Path, dst: &str, extra: &str) -> String {
     )
 }
 
-fn writes(p: &Proxy) -> usize {
-    p.requests()
-        .iter()
-        .filter(|r| r.method == "PUT" || (r.method == "POST" && r.target.contains("uploads")))
-        .count()
-}
-
 /// Object content by key under `prefix` (relative keys), via ferry's own
 /// client (the data path under test is the watcher, not the client).
 fn remote_tree(prefix: &str) -> Vec<(String, String)> {
@@ -90,11 +83,15 @@ fn run_job_then_noop_and_flags_override_file() {
     );
     let c = cfg.to_str().unwrap();
     ferry.ok(&["--config", c, "run", "backup"]);
-    assert_eq!(writes(&proxy), 30);
+    assert_eq!(crate::proxy::writes(&proxy).len(), 30);
     assert_eq!(remote_tree(&prefix), local_tree(&src));
     proxy.reset(0);
     ferry.ok(&["--config", c, "run", "--all"]);
-    assert_eq!(writes(&proxy), 0, "second run transfers nothing");
+    assert_eq!(
+        crate::proxy::writes(&proxy).len(),
+        0,
+        "second run transfers nothing"
+    );
     let jobs = ferry.ok(&["--config", c, "jobs"]);
     assert!(
         jobs.contains("backup:") && jobs.contains("success") && jobs.contains("0 sent"),
@@ -112,7 +109,7 @@ fn run_job_then_noop_and_flags_override_file() {
     proxy.reset(0);
     let out = ferry.ok(&["--config", c, "run", "backup", "--dry-run", "-j", "5"]);
     assert!(out.contains("would upload d0/new (new)"), "{out}");
-    assert_eq!(writes(&proxy), 0);
+    assert_eq!(crate::proxy::writes(&proxy).len(), 0);
     // An unknown job is a usage error naming the defined ones.
     let bad = ferry.run(&["--config", c, "run", "nope"]);
     assert_eq!(bad.status.code(), Some(2));

@@ -7,12 +7,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::harness::{aws, server, sha256_file, stderr, unique, write_file, Ferry};
+use crate::harness::{aws, files, server, sha256_file, stderr, unique, write_file, Ferry};
 use crate::listing_proxy::{aws_style, ListingProxy};
-use crate::proxy::Proxy;
+use crate::proxy::{writes, Proxy};
 
 /// Local paths (relative to the tree's root) with spaces, `+`, `%`, `~`,
 /// `&`, `=` and non-ASCII letters in directory and file names. `a b.txt`
@@ -27,26 +26,6 @@ const NAMES: [&str; 8] = [
     "top level + space .txt",
     "plain.txt",
 ];
-
-/// Every regular file under `root`, relative, sorted.
-fn files(root: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().strip_prefix(root).unwrap().to_path_buf())
-        .collect();
-    out.sort();
-    out
-}
-
-fn writes(p: &Proxy) -> Vec<String> {
-    p.requests()
-        .into_iter()
-        .filter(|r| r.method == "PUT" || (r.method == "POST" && r.target.contains("uploads")))
-        .map(|r| r.target)
-        .collect()
-}
 
 /// Keys under `prefix` as the AWS CLI (an independent client) lists them.
 fn aws_keys(prefix: &str) -> Vec<String> {

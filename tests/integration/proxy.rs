@@ -16,6 +16,16 @@ pub struct Request {
     pub body_len: u64,
 }
 
+/// The targets of the writes the server received: PUTs (objects and
+/// parts) and CreateMultipartUpload POSTs.
+pub fn writes(p: &Proxy) -> Vec<String> {
+    p.requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" || (r.method == "POST" && r.target.contains("uploads")))
+        .map(|r| r.target)
+        .collect()
+}
+
 #[derive(Default)]
 pub struct Counters {
     pub requests: Mutex<Vec<Request>>,

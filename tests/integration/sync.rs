@@ -2,39 +2,19 @@
 //! at a proxy in front of the server (PUT, UploadPart, CreateMultipartUpload
 //! requests), never taken from ferry's report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use filetime::FileTime;
 
 use crate::harness::{
-    aws, aws_sha256, run_unprivileged, server, sha256_file, stderr, unique, wait_for, write_file,
-    Ferry,
+    aws, aws_sha256, files, run_unprivileged, server, sha256_file, stderr, unique, wait_for,
+    write_file, Ferry,
 };
 use crate::proxy::Proxy;
 
-fn writes(p: &Proxy) -> Vec<String> {
-    p.requests()
-        .into_iter()
-        .filter(|r| r.method == "PUT" || (r.method == "POST" && r.target.contains("uploads")))
-        .map(|r| r.target)
-        .collect()
-}
-
 fn mtime(p: &Path) -> FileTime {
     FileTime::from_last_modification_time(&std::fs::metadata(p).unwrap())
-}
-
-/// Every regular file under `root`, relative, sorted.
-fn files(root: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().strip_prefix(root).unwrap().to_path_buf())
-        .collect();
-    out.sort();
-    out
 }
 
 fn assert_same_tree(a: &Path, b: &Path) {
@@ -106,9 +86,9 @@ fn tree_round_trip_then_noop_then_exact_changes() {
     let out = ferry.run(&args(&["cp", "-r", "-u", s, &url, "--json"], &MULTIPART));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        writes(&proxy).is_empty(),
+        crate::proxy::writes(&proxy).is_empty(),
         "no-op wrote {:?}",
-        writes(&proxy)
+        crate::proxy::writes(&proxy)
     );
     let summary = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -128,7 +108,7 @@ fn tree_round_trip_then_noop_then_exact_changes() {
     filetime::set_file_mtime(&resized, t).unwrap();
     proxy.reset(0);
     ferry.ok(&args(&["cp", "-r", "-u", s, &url], &MULTIPART));
-    let mut w = writes(&proxy);
+    let mut w = crate::proxy::writes(&proxy);
     w.sort();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].ends_with("/d1/e1/f1.dat"), "{w:?}");
@@ -153,9 +133,9 @@ fn tree_round_trip_then_noop_then_exact_changes() {
         &MULTIPART,
     ));
     assert!(
-        writes(&proxy).is_empty(),
+        crate::proxy::writes(&proxy).is_empty(),
         "up→down→up wrote {:?}",
-        writes(&proxy)
+        crate::proxy::writes(&proxy)
     );
 }
 
@@ -291,7 +271,7 @@ fn filters_symlinks_special_files_and_dry_run() {
         !plan.contains("skip.tmp") && !plan.contains("node_modules"),
         "{plan}"
     );
-    assert!(writes(&proxy).is_empty());
+    assert!(crate::proxy::writes(&proxy).is_empty());
     let err = stderr(&out);
     assert!(
         err.contains("link.txt") && err.contains("symbolic link"),
