@@ -68,6 +68,8 @@ pub fn store_errno(kind: StoreErrorKind) -> i32 {
     match kind {
         StoreErrorKind::NotFound | StoreErrorKind::NoSuchBucket => libc::ENOENT,
         StoreErrorKind::AccessDenied | StoreErrorKind::BadCredentials => libc::EACCES,
+        // The object was replaced while an open handle was reading it.
+        StoreErrorKind::Changed => libc::ESTALE,
         StoreErrorKind::NoSuchUpload
         | StoreErrorKind::Throttled
         | StoreErrorKind::Server
@@ -84,6 +86,7 @@ pub fn errno_name(errno: i32) -> &'static str {
         libc::ENOENT => "ENOENT",
         libc::EACCES => "EACCES",
         libc::EIO => "EIO",
+        libc::ESTALE => "ESTALE",
         libc::EPERM => "EPERM",
         libc::EROFS => "EROFS",
         libc::ENOTSUP => "ENOTSUP",

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::store::{ObjectStore, StoreError, StoreErrorKind};
+use crate::store::{GetRequest, ObjectStore, StoreError, StoreErrorKind};
 use crate::transfer::MIB;
 
 pub const FIRST_WINDOW: u64 = MIB;
@@ -115,7 +115,10 @@ pub async fn fetch_range(
     let want = range.end - range.start;
     let mut attempt = 1;
     loop {
-        let got = match store.get_object(bucket, key, Some(range.clone())).await {
+        let got = match store
+            .get_object(bucket, key, &GetRequest::range(range.clone()))
+            .await
+        {
             Ok(out) => out.bytes().await,
             Err(e) => Err(e),
         };

@@ -23,7 +23,10 @@ pub enum StoreErrorKind {
     Truncated,
     /// Data arrived but does not match its checksum.
     Integrity,
-    /// Bucket not empty, precondition failed, invalid part...: not retryable.
+    /// The object is no longer the version a transfer started from (412 to
+    /// an If-Match): not retryable as is; the transfer starts over.
+    Changed,
+    /// Bucket not empty, invalid part...: not retryable.
     Rejected,
     /// A response we could not make sense of.
     Protocol,
@@ -89,6 +92,7 @@ impl StoreError {
             | Some("ExpiredToken")
             | Some("InvalidToken") => return StoreErrorKind::BadCredentials,
             Some("AccessDenied") => return StoreErrorKind::AccessDenied,
+            Some("PreconditionFailed") => return StoreErrorKind::Changed,
             Some("SlowDown") | Some("Throttling") | Some("TooManyRequests") => {
                 return StoreErrorKind::Throttled
             }
@@ -98,6 +102,7 @@ impl StoreError {
             404 => StoreErrorKind::NotFound,
             401 | 403 => StoreErrorKind::AccessDenied,
             408 => StoreErrorKind::Network,
+            412 => StoreErrorKind::Changed,
             429 | 503 => StoreErrorKind::Throttled,
             500..=599 => StoreErrorKind::Server,
             _ => StoreErrorKind::Rejected,

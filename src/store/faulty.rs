@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{
-    Body, CompletedPart, DeleteFailure, GetObjectOutput, ListPage, ListPartsPage, ListRequest,
-    ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
-    StoreError, StoreErrorKind,
+    Body, CompletedPart, DeleteFailure, GetObjectOutput, GetRequest, ListPage, ListPartsPage,
+    ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions,
+    PutResult, StoreError, StoreErrorKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,12 +172,12 @@ impl ObjectStore for FaultyStore {
         &self,
         bucket: &str,
         key: &str,
-        range: Option<Range<u64>>,
+        get: &GetRequest<'_>,
     ) -> Result<GetObjectOutput, StoreError> {
         match self.enter(Op::Get) {
             Some(Fault::Fail(kind)) => Err(injected(kind, Op::Get)),
             Some(Fault::TruncateBody(limit)) => {
-                let mut out = self.inner.get_object(bucket, key, range).await?;
+                let mut out = self.inner.get_object(bucket, key, get).await?;
                 let mut left = limit;
                 let body = out.body.map(move |chunk| {
                     let chunk = chunk?;
@@ -197,7 +197,7 @@ impl ObjectStore for FaultyStore {
                 Ok(out)
             }
             Some(Fault::CorruptBody) => {
-                let mut out = self.inner.get_object(bucket, key, range).await?;
+                let mut out = self.inner.get_object(bucket, key, get).await?;
                 out.body = Box::pin(out.body.map(|chunk| {
                     let mut bytes = chunk?.to_vec();
                     if let Some(b) = bytes.first_mut() {
@@ -207,7 +207,7 @@ impl ObjectStore for FaultyStore {
                 }));
                 Ok(out)
             }
-            _ => self.inner.get_object(bucket, key, range).await,
+            _ => self.inner.get_object(bucket, key, get).await,
         }
     }
 

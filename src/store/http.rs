@@ -3,7 +3,6 @@
 //! the signing scheme. Retries live here, around each request, so callers
 //! see either a result or an error that is worth showing to the user.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,9 +23,9 @@ use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
 use super::xml;
 use super::{
-    Body, CompletedPart, DeleteFailure, GetObjectOutput, ListPage, ListPartsPage, ListRequest,
-    ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
-    StoreError, StoreErrorKind,
+    Body, CompletedPart, DeleteFailure, GetObjectOutput, GetRequest, ListPage, ListPartsPage,
+    ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions,
+    PutResult, StoreError, StoreErrorKind,
 };
 use crate::checksum::{content_md5_base64, normalize_etag};
 
@@ -424,7 +423,7 @@ impl ObjectStore for HttpStore {
             // A HEAD answer has no body, so a 403 cannot say whether the
             // signature or the permission is wrong; a one-byte GET can.
             Err(e) if e.status == Some(403) && e.code.is_none() => {
-                match self.get_object(bucket, key, Some(0..1)).await {
+                match self.get_object(bucket, key, &GetRequest::range(0..1)).await {
                     Err(detailed) if detailed.code.is_some() => Err(detailed),
                     _ => Err(e),
                 }
@@ -437,9 +436,19 @@ impl ObjectStore for HttpStore {
         &self,
         bucket: &str,
         key: &str,
-        range: Option<Range<u64>>,
+        get: &GetRequest<'_>,
     ) -> Result<GetObjectOutput, StoreError> {
+        let range = get.range.clone();
         let mut req = Request::new("GET", Method::GET, bucket, Some(key));
+        if let Some(etag) = get.if_match {
+            // ETags are kept unquoted; the header wants an entity-tag.
+            let quoted = if etag.starts_with('"') {
+                etag.to_string()
+            } else {
+                format!("\"{etag}\"")
+            };
+            req = req.header("if-match", quoted);
+        }
         if let Some(r) = &range {
             if r.start >= r.end {
                 return Err(StoreError::new(

@@ -4,7 +4,6 @@
 //! server; this store never stands in for one there.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -14,9 +13,9 @@ use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
 use super::{
-    Body, CompletedPart, DeleteFailure, GetObjectOutput, ListEntry, ListPage, ListPartsPage,
-    ListRequest, ListUploadsPage, Metadata, MultipartUpload, ObjectMeta, ObjectStore, PartInfo,
-    PutOptions, PutResult, StoreError, StoreErrorKind,
+    Body, CompletedPart, DeleteFailure, GetObjectOutput, GetRequest, ListEntry, ListPage,
+    ListPartsPage, ListRequest, ListUploadsPage, Metadata, MultipartUpload, ObjectMeta,
+    ObjectStore, PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
 };
 use crate::checksum::{crc64, multipart_etag};
 
@@ -172,7 +171,7 @@ impl ObjectStore for MemoryStore {
         &self,
         bucket: &str,
         key: &str,
-        range: Option<Range<u64>>,
+        get: &GetRequest<'_>,
     ) -> Result<GetObjectOutput, StoreError> {
         let (meta, data) = self.with_bucket_state(bucket, |b| match b.objects.get(key) {
             Some(o) => Ok((self.meta(key, o), o.data.clone())),
@@ -181,7 +180,18 @@ impl ObjectStore for MemoryStore {
                 format!("{key} not found"),
             )),
         })?;
-        let slice = match range {
+        if let Some(want) = get.if_match {
+            if want != meta.etag {
+                let mut e = StoreError::new(
+                    StoreErrorKind::Changed,
+                    "At least one of the pre-conditions you specified did not hold",
+                );
+                e.code = Some("PreconditionFailed".into());
+                e.status = Some(412);
+                return Err(e);
+            }
+        }
+        let slice = match get.range.clone() {
             Some(r) => {
                 if r.start >= data.len() as u64 || r.start >= r.end {
                     let mut e = StoreError::new(StoreErrorKind::Rejected, "range not satisfiable");
@@ -655,7 +665,7 @@ mod tests {
             .unwrap();
         assert!(done.etag.ends_with("-2"));
         let got = s
-            .get_object("b", "k", Some(2..5))
+            .get_object("b", "k", &GetRequest::range(2..5))
             .await
             .unwrap()
             .bytes()

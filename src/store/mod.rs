@@ -75,6 +75,34 @@ pub struct ListRequest<'a> {
     pub max_keys: Option<u32>,
 }
 
+/// What a GET asks for beyond the key.
+#[derive(Debug, Clone, Default)]
+pub struct GetRequest<'a> {
+    pub range: Option<Range<u64>>,
+    /// Only this version: a server holding another ETag answers 412
+    /// ([`StoreErrorKind::Changed`]), so a file assembled from several
+    /// ranged GETs can never mix two versions of an object.
+    pub if_match: Option<&'a str>,
+}
+
+impl<'a> GetRequest<'a> {
+    pub fn whole() -> Self {
+        GetRequest::default()
+    }
+
+    pub fn range(range: Range<u64>) -> Self {
+        GetRequest {
+            range: Some(range),
+            if_match: None,
+        }
+    }
+
+    pub fn if_match(mut self, etag: Option<&'a str>) -> Self {
+        self.if_match = etag;
+        self
+    }
+}
+
 pub struct GetObjectOutput {
     pub meta: ObjectMeta,
     /// Bytes this response carries (the range length, or the object size).
@@ -199,7 +227,7 @@ pub trait ObjectStore: Send + Sync {
         &self,
         bucket: &str,
         key: &str,
-        range: Option<Range<u64>>,
+        req: &GetRequest<'_>,
     ) -> Result<GetObjectOutput, StoreError>;
     async fn put_object(
         &self,

@@ -18,7 +18,7 @@ use super::resume::plan_download_resume;
 use super::{io, Context, TransferError, TransferOptions};
 use crate::checksum::{crc64_combine, Crc64};
 use crate::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
-use crate::store::{ByteStream, ObjectMeta, StoreError, StoreErrorKind};
+use crate::store::{ByteStream, GetRequest, ObjectMeta, StoreError, StoreErrorKind};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DownloadOutcome {
@@ -139,7 +139,11 @@ async fn single_get(
         let out = if head.size == 0 {
             None
         } else {
-            Some(ctx.store.get_object(bucket, key, None).await?)
+            Some(
+                ctx.store
+                    .get_object(bucket, key, &GetRequest::whole())
+                    .await?,
+            )
         };
         let meta = out
             .as_ref()
@@ -413,6 +417,7 @@ async fn fetch_ranges(
                 spec,
                 file.clone(),
                 want_crc,
+                &meta.etag,
                 &cp.temp,
             )
         })
@@ -491,11 +496,12 @@ async fn fetch_range(
     spec: PartSpec,
     file: Arc<TempFile>,
     want_crc: bool,
+    etag: &str,
     temp: &Path,
 ) -> Result<(PartSpec, Option<u64>), TransferError> {
     let mut attempt = 1;
     loop {
-        match fetch_range_once(ctx, opts, bucket, key, spec, &file, want_crc, temp).await {
+        match fetch_range_once(ctx, opts, bucket, key, spec, &file, want_crc, etag, temp).await {
             Ok(crc) => return Ok((spec, crc)),
             Err(TransferError::Store(e)) if e.is_retryable() && attempt < RANGE_ATTEMPTS => {
                 tracing::debug!(part = spec.number, attempt, error = %e, "retrying range");
@@ -571,13 +577,18 @@ async fn fetch_range_once(
     spec: PartSpec,
     file: &Arc<TempFile>,
     want_crc: bool,
+    etag: &str,
     temp: &Path,
 ) -> Result<Option<u64>, TransferError> {
     use std::os::unix::fs::FileExt;
     let _permit = opts.reserve(WRITE_BUF.min(spec.len as usize) as u64).await;
     let out = ctx
         .store
-        .get_object(bucket, key, Some(spec.offset..spec.offset + spec.len))
+        .get_object(
+            bucket,
+            key,
+            &GetRequest::range(spec.offset..spec.offset + spec.len).if_match(Some(etag)),
+        )
         .await?;
     let mut body = out.body;
     let mut crc = want_crc.then(Crc64::new);

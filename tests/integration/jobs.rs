@@ -34,7 +34,10 @@ fn remote_tree(prefix: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for o in objs {
             // The watcher may delete an object between listing and reading.
-            let Ok(got) = store.get_object(&s.bucket, &o.key, None).await else {
+            let Ok(got) = store
+                .get_object(&s.bucket, &o.key, &ferry::store::GetRequest::whole())
+                .await
+            else {
                 continue;
             };
             let Ok(b) = got.bytes().await else { continue };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ferry::mount::control::mounted_type;
 use ferry::mtime::{file_mtime, format_mtime};
-use ferry::store::{Body, PutOptions};
+use ferry::store::{Body, GetRequest, PutOptions};
 use ferry::transfer::{upload_file, Cancel, Context, NoProgress, TransferOptions, MIB};
 use futures::StreamExt;
 
@@ -448,7 +448,7 @@ fn operations_follow_semantics_md() {
     let get = |key: &str| -> Option<Vec<u8>> {
         rt.block_on(async {
             match store
-                .get_object(&bucket, &format!("{prefix}/{key}"), None)
+                .get_object(&bucket, &format!("{prefix}/{key}"), &GetRequest::whole())
                 .await
             {
                 Ok(o) => Some(o.bytes().await.unwrap().to_vec()),
@@ -744,7 +744,11 @@ fn sigterm_flushes_pending_uploads_or_says_what_it_could_not() {
         runtime()
             .block_on(async {
                 let o = store
-                    .get_object(&server().bucket, &format!("{prefix}/late.bin"), None)
+                    .get_object(
+                        &server().bucket,
+                        &format!("{prefix}/late.bin"),
+                        &GetRequest::whole(),
+                    )
                     .await?;
                 o.bytes().await
             })

@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 
 use ferry::store::faulty::{Fault, FaultyStore, Op, When};
-use ferry::store::{Body, ObjectStore, PutOptions, StoreErrorKind};
+use ferry::store::{Body, GetRequest, ObjectStore, PutOptions, StoreErrorKind};
 use ferry::transfer::checkpoint::{self, CheckpointFile, DownloadCheckpoint, UploadCheckpoint};
 use ferry::transfer::parts::layout;
 use ferry::transfer::{
@@ -319,7 +319,7 @@ impl Rig {
         let b = runtime().block_on(async {
             server()
                 .store()
-                .get_object(&server().bucket, &self.key, None)
+                .get_object(&server().bucket, &self.key, &GetRequest::whole())
                 .await
                 .unwrap()
                 .bytes()

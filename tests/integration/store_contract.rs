@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ferry::store::memory::MemoryStore;
 use ferry::store::{
-    list_all_objects, list_all_parts, Body, CompletedPart, ListRequest, Metadata, ObjectStore,
-    PutOptions, StoreErrorKind,
+    list_all_objects, list_all_parts, Body, CompletedPart, GetRequest, ListRequest, Metadata,
+    ObjectStore, PutOptions, StoreErrorKind,
 };
 
 use crate::harness::{pattern, runtime, server, unique};
@@ -37,7 +37,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         Some("1700000000.123456789")
     );
     let got = s
-        .get_object(bucket, &key, Some(7..12))
+        .get_object(bucket, &key, &GetRequest::range(7..12))
         .await
         .unwrap()
         .bytes()
@@ -45,7 +45,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         .unwrap();
     assert_eq!(&got[..], b"ferry");
     let whole = s
-        .get_object(bucket, &key, None)
+        .get_object(bucket, &key, &GetRequest::whole())
         .await
         .unwrap()
         .bytes()
@@ -60,7 +60,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         .unwrap_err();
     assert_eq!(e.kind, StoreErrorKind::NotFound, "{e}");
     let e = s
-        .get_object(bucket, &format!("{prefix}/nope"), None)
+        .get_object(bucket, &format!("{prefix}/nope"), &GetRequest::whole())
         .await
         .err()
         .unwrap();
@@ -230,7 +230,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         .get_object(
             bucket,
             &mkey,
-            Some(p1.len() as u64 - 2..p1.len() as u64 + 3),
+            &GetRequest::range(p1.len() as u64 - 2..p1.len() as u64 + 3),
         )
         .await
         .unwrap()

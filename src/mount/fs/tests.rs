@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::store::faulty::{Fault, FaultyStore, Op, When};
 use crate::store::memory::MemoryStore;
-use crate::store::{Metadata, StoreErrorKind};
+use crate::store::{GetRequest, Metadata, StoreErrorKind};
 
 const B: &str = "bucket";
 
@@ -82,7 +82,7 @@ async fn put(store: &dyn ObjectStore, key: &str, data: &[u8], mtime: Option<&str
 }
 
 async fn get(store: &dyn ObjectStore, key: &str) -> Option<Vec<u8>> {
-    match store.get_object(B, key, None).await {
+    match store.get_object(B, key, &GetRequest::whole()).await {
         Ok(o) => Some(o.bytes().await.unwrap().to_vec()),
         Err(e) if e.is_not_found() => None,
         Err(e) => panic!("{e}"),
