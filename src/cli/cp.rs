@@ -8,8 +8,9 @@ use super::tree::{run_tree, Tree, TreeSpec};
 use super::{CliError, Outcome};
 use crate::location::Location;
 use crate::sync::one::{download_skip, upload_skip};
-use crate::transfer::download::download_object;
+use crate::transfer::download::{download_object, file_target};
 use crate::transfer::paths::key_basename;
+use crate::transfer::Target;
 use crate::transfer::{check_jobs, upload_file};
 use crate::units::human;
 
@@ -119,7 +120,12 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 }
             }
             let ctx = setup.context(&h, setup.reporter.transfer(true));
-            let out = download_object(&ctx, &opts, &r.bucket, &r.key, &dest, meta).await?;
+            let (root, name) = file_target(&dest)?;
+            let target = Target {
+                dest: &root,
+                rel: &name,
+            };
+            let out = download_object(&ctx, &opts, &r.bucket, &r.key, target, meta).await?;
             let what = format!("downloaded {r} -> {}", dest.display());
             done_line(
                 setup,

@@ -50,7 +50,8 @@ impl FsError {
             TransferError::Interrupted => FsError::with(libc::EINTR, e.to_string()),
             TransferError::SourceChanged(_)
             | TransferError::Integrity(_)
-            | TransferError::UnsafeKey(_) => FsError::with(libc::EIO, e.to_string()),
+            | TransferError::UnsafeKey(_)
+            | TransferError::Dest(_) => FsError::with(libc::EIO, e.to_string()),
         }
     }
 

@@ -23,9 +23,9 @@ use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
 use super::xml;
 use super::{
-    Body, CompletedPart, DeleteFailure, GetObjectOutput, GetRequest, ListPage, ListPartsPage,
-    ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions,
-    PutResult, StoreError, StoreErrorKind,
+    Body, CompletedPart, DeleteFailure, EtagKind, GetObjectOutput, GetRequest, ListPage,
+    ListPartsPage, ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo,
+    PutOptions, PutResult, StoreError, StoreErrorKind,
 };
 use crate::checksum::{content_md5_base64, normalize_etag};
 
@@ -351,23 +351,45 @@ impl HttpStore {
             .crc64_header()
             .and_then(|n| header(h, n))
             .and_then(|v| v.parse().ok());
+        let etag = header(h, "etag")
+            .map(|e| normalize_etag(&e).to_string())
+            .unwrap_or_default();
         Ok(ObjectMeta {
             key: key.to_string(),
             size,
-            etag: header(h, "etag")
-                .map(|e| normalize_etag(&e).to_string())
-                .unwrap_or_default(),
+            etag_kind: self.etag_kind(&etag, h),
+            etag,
             last_modified,
             metadata,
             crc64,
         })
     }
 
+    /// See [`EtagKind`]: a key the store holds (SSE-KMS) or the client
+    /// gave (SSE-C) makes S3's ETag opaque; on OSS only a simple object's
+    /// ETag, unencrypted, is documented as its MD5.
+    fn etag_kind(&self, etag: &str, h: &HeaderMap) -> EtagKind {
+        let keyed = match self.cfg.dialect {
+            Dialect::S3 => {
+                header(h, "x-amz-server-side-encryption").is_some_and(|v| v.starts_with("aws:kms"))
+                    || h.contains_key("x-amz-server-side-encryption-customer-algorithm")
+            }
+            Dialect::Oss => h.contains_key("x-oss-server-side-encryption"),
+        };
+        match EtagKind::from_form(etag) {
+            _ if keyed => EtagKind::Opaque,
+            EtagKind::PartsMd5 if self.cfg.dialect == Dialect::Oss => EtagKind::Opaque,
+            k => k,
+        }
+    }
+
     fn put_result(&self, h: &HeaderMap) -> PutResult {
+        let etag = header(h, "etag")
+            .map(|e| normalize_etag(&e).to_string())
+            .unwrap_or_default();
         PutResult {
-            etag: header(h, "etag")
-                .map(|e| normalize_etag(&e).to_string())
-                .unwrap_or_default(),
+            etag_kind: self.etag_kind(&etag, h),
+            etag,
             crc64: self
                 .cfg
                 .dialect
@@ -588,11 +610,16 @@ impl ObjectStore for HttpStore {
             );
         }
         let resp = self.send(req).await?;
-        let crc64 = self.put_result(resp.headers()).crc64;
+        let headers = resp.headers().clone();
+        let crc64 = self.put_result(&headers).crc64;
         let body = self.text(resp, "CopyObject").await?;
         let etag = xml::parse_etag_result("CopyObject", &body)
             .map_err(|e| e.with_context(format!("COPY {}", self.name(Some(bucket), Some(key)))))?;
-        Ok(PutResult { etag, crc64 })
+        Ok(PutResult {
+            etag_kind: self.etag_kind(&etag, &headers),
+            etag,
+            crc64,
+        })
     }
 
     async fn create_multipart_upload(
@@ -622,11 +649,13 @@ impl ObjectStore for HttpStore {
             .query("uploadId", upload_id)
             .body_with_md5(body.data, &body.md5);
         let resp = self.send(req).await?;
+        let etag = header(resp.headers(), "etag")
+            .map(|e| normalize_etag(&e).to_string())
+            .unwrap_or_default();
         Ok(PartInfo {
             part_number,
-            etag: header(resp.headers(), "etag")
-                .map(|e| normalize_etag(&e).to_string())
-                .unwrap_or_default(),
+            etag_kind: self.etag_kind(&etag, resp.headers()),
+            etag,
             size,
         })
     }
@@ -659,7 +688,8 @@ impl ObjectStore for HttpStore {
             .query("uploadId", upload_id)
             .xml_body(xml::complete_body(parts));
         let resp = self.send(req).await?;
-        let crc64 = self.put_result(resp.headers()).crc64;
+        let headers = resp.headers().clone();
+        let crc64 = self.put_result(&headers).crc64;
         let body = self.text(resp, "CompleteMultipartUpload").await?;
         let etag = xml::parse_etag_result("CompleteMultipartUpload", &body).map_err(|e| {
             e.with_context(format!(
@@ -667,7 +697,11 @@ impl ObjectStore for HttpStore {
                 self.name(Some(bucket), Some(key))
             ))
         })?;
-        Ok(PutResult { etag, crc64 })
+        Ok(PutResult {
+            etag_kind: self.etag_kind(&etag, &headers),
+            etag,
+            crc64,
+        })
     }
 
     async fn abort_multipart_upload(

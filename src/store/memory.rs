@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
 use super::{
-    Body, CompletedPart, DeleteFailure, GetObjectOutput, GetRequest, ListEntry, ListPage,
+    Body, CompletedPart, DeleteFailure, EtagKind, GetObjectOutput, GetRequest, ListEntry, ListPage,
     ListPartsPage, ListRequest, ListUploadsPage, Metadata, MultipartUpload, ObjectMeta,
     ObjectStore, PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
 };
@@ -56,6 +56,9 @@ pub struct MemoryStore {
     pub max_parts: u32,
     /// Whether to report `x-oss-hash-crc64ecma` like OSS does.
     pub report_crc64: bool,
+    /// ETags as SSE-KMS gives them: hex, of the right length, and not the
+    /// MD5 of anything the client can compute.
+    pub kms_etags: bool,
     bytes_received: AtomicU64,
 }
 
@@ -67,6 +70,7 @@ impl Default for MemoryStore {
             max_keys: 1000,
             max_parts: 1000,
             report_crc64: false,
+            kms_etags: false,
             bytes_received: AtomicU64::new(0),
         }
     }
@@ -105,6 +109,32 @@ impl MemoryStore {
         Arc::new(s)
     }
 
+    /// The ETag of data with this MD5 (or of parts with these MD5s).
+    fn etag_of(&self, md5s: &[[u8; 16]], multipart: bool) -> String {
+        let plain = if multipart {
+            multipart_etag(md5s)
+        } else {
+            hex::encode(md5s[0])
+        };
+        if !self.kms_etags {
+            return plain;
+        }
+        let (_, opaque) = md5_hex(format!("kms:{plain}").as_bytes());
+        if multipart {
+            format!("{opaque}-{}", md5s.len())
+        } else {
+            opaque
+        }
+    }
+
+    fn etag_kind(&self, etag: &str) -> EtagKind {
+        if self.kms_etags {
+            EtagKind::Opaque
+        } else {
+            EtagKind::from_form(etag)
+        }
+    }
+
     /// Request-body bytes received by PUT and UploadPart, for resume tests.
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received.load(Ordering::Relaxed)
@@ -133,6 +163,7 @@ impl MemoryStore {
             last_modified: o.last_modified,
             metadata: o.metadata.clone(),
             crc64: self.report_crc64.then(|| crc64(&o.data)),
+            etag_kind: self.etag_kind(&o.etag),
         }
     }
 
@@ -224,7 +255,8 @@ impl ObjectStore for MemoryStore {
     ) -> Result<PutResult, StoreError> {
         Self::check_md5(&body)?;
         self.bytes_received.fetch_add(body.len(), Ordering::Relaxed);
-        let (_, etag) = md5_hex(&body.data);
+        let etag = self.etag_of(&[body.md5], false);
+        let etag_kind = self.etag_kind(&etag);
         let crc = self.report_crc64.then(|| crc64(&body.data));
         self.with_bucket_state(bucket, |b| {
             b.objects.insert(
@@ -236,7 +268,11 @@ impl ObjectStore for MemoryStore {
                     metadata: opts.metadata.clone(),
                 },
             );
-            Ok(PutResult { etag, crc64: crc })
+            Ok(PutResult {
+                etag,
+                crc64: crc,
+                etag_kind,
+            })
         })
     }
 
@@ -345,7 +381,11 @@ impl ObjectStore for MemoryStore {
             o.last_modified = now();
             let etag = o.etag.clone();
             b.objects.insert(key.to_string(), o);
-            Ok(PutResult { etag, crc64: crc })
+            Ok(PutResult {
+                etag_kind: self.etag_kind(&etag),
+                etag,
+                crc64: crc,
+            })
         })
     }
 
@@ -400,9 +440,11 @@ impl ObjectStore for MemoryStore {
                 })?;
             let size = body.len();
             u.parts.insert(part_number, (body.data, body.md5));
+            let etag = self.etag_of(&[body.md5], false);
             Ok(PartInfo {
                 part_number,
-                etag: hex::encode(body.md5),
+                etag_kind: self.etag_kind(&etag),
+                etag,
                 size,
             })
         })
@@ -427,10 +469,14 @@ impl ObjectStore for MemoryStore {
             let all: Vec<PartInfo> = u
                 .parts
                 .range(marker.map(|m| m + 1).unwrap_or(0)..)
-                .map(|(n, (data, md5))| PartInfo {
-                    part_number: *n,
-                    etag: hex::encode(md5),
-                    size: data.len() as u64,
+                .map(|(n, (data, md5))| {
+                    let etag = self.etag_of(&[*md5], false);
+                    PartInfo {
+                        part_number: *n,
+                        etag_kind: self.etag_kind(&etag),
+                        etag,
+                        size: data.len() as u64,
+                    }
                 })
                 .collect();
             let truncated = all.len() > max;
@@ -477,7 +523,7 @@ impl ObjectStore for MemoryStore {
                 let (bytes, md5) = u.parts.get(&p.part_number).ok_or_else(|| {
                     invalid(&format!("part {} was never uploaded", p.part_number))
                 })?;
-                if hex::encode(md5) != p.etag {
+                if self.etag_of(&[*md5], false) != p.etag {
                     return Err(invalid(&format!("part {} ETag mismatch", p.part_number)));
                 }
                 if i + 1 < parts.len() && (bytes.len() as u64) < min {
@@ -488,7 +534,7 @@ impl ObjectStore for MemoryStore {
                 data.extend_from_slice(bytes);
                 md5s.push(*md5);
             }
-            let etag = multipart_etag(&md5s);
+            let etag = self.etag_of(&md5s, true);
             let metadata = u.metadata.clone();
             b.uploads.remove(upload_id);
             let crc = report.then(|| crc64(&data));
@@ -501,7 +547,11 @@ impl ObjectStore for MemoryStore {
                     metadata,
                 },
             );
-            Ok(PutResult { etag, crc64: crc })
+            Ok(PutResult {
+                etag_kind: self.etag_kind(&etag),
+                etag,
+                crc64: crc,
+            })
         })
     }
 

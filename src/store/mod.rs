@@ -36,6 +36,37 @@ pub type Metadata = BTreeMap<String, String>;
 /// the fault injector cut a body after N bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>> + Send>>;
 
+/// What an ETag is known to say about the bytes. Only the store can tell:
+/// under SSE-KMS or SSE-C, S3's ETag is not the MD5 of the data even for a
+/// single PUT, and OSS documents no rule for a multipart object's ETag.
+/// A check against an ETag is made only where it is known to be a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EtagKind {
+    /// The MD5 of the object's (or the part's) bytes.
+    Md5,
+    /// S3's multipart form: the MD5 of the parts' MD5s, then `-N`.
+    PartsMd5,
+    /// Nothing to check against.
+    #[default]
+    Opaque,
+}
+
+impl EtagKind {
+    /// What the ETag's form says, for a store that does not encrypt with
+    /// keys of its own: 32 hex digits are an MD5, `HEX-N` S3's multipart
+    /// form.
+    pub fn from_form(etag: &str) -> EtagKind {
+        let hex32 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        match etag.split_once('-') {
+            None if hex32(etag) => EtagKind::Md5,
+            Some((h, n)) if hex32(h) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                EtagKind::PartsMd5
+            }
+            _ => EtagKind::Opaque,
+        }
+    }
+}
+
 /// What a HEAD (or the headers of a GET) says about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -46,6 +77,14 @@ pub struct ObjectMeta {
     pub metadata: Metadata,
     /// `x-oss-hash-crc64ecma` when the store reports it (OSS; never S3).
     pub crc64: Option<u64>,
+    pub etag_kind: EtagKind,
+}
+
+impl ObjectMeta {
+    /// Whether the ETag is the MD5 of the whole object's bytes.
+    pub fn etag_is_md5(&self) -> bool {
+        self.etag_kind == EtagKind::Md5
+    }
 }
 
 /// One entry of a listing page.
@@ -169,6 +208,7 @@ pub struct PutOptions {
 pub struct PutResult {
     pub etag: String,
     pub crc64: Option<u64>,
+    pub etag_kind: EtagKind,
 }
 
 /// A part as the server lists it (ListParts) or as an UploadPart returned it.
@@ -177,6 +217,7 @@ pub struct PartInfo {
     pub part_number: u32,
     pub etag: String,
     pub size: u64,
+    pub etag_kind: EtagKind,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -484,6 +525,31 @@ pub async fn head_if_exists(
         Ok(m) => Ok(Some(m)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod etag_tests {
+    use super::EtagKind;
+
+    #[test]
+    fn etag_forms() {
+        assert_eq!(
+            EtagKind::from_form("d41d8cd98f00b204e9800998ecf8427e"),
+            EtagKind::Md5
+        );
+        assert_eq!(
+            EtagKind::from_form("d41d8cd98f00b204e9800998ecf8427e-12"),
+            EtagKind::PartsMd5
+        );
+        for opaque in [
+            "",
+            "abc",
+            "d41d8cd98f00b204e9800998ecf8427e-",
+            "x41d8cd98f00b204e9800998ecf8427e",
+        ] {
+            assert_eq!(EtagKind::from_form(opaque), EtagKind::Opaque, "{opaque}");
+        }
     }
 }
 

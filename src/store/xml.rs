@@ -239,10 +239,17 @@ pub fn parse_list_parts(body: &str) -> Result<ListPartsPage, StoreError> {
     let parts = r
         .parts
         .into_iter()
-        .map(|p| PartInfo {
-            part_number: p.part_number,
-            etag: normalize_etag(&p.etag).to_string(),
-            size: p.size,
+        .map(|p| {
+            let etag = normalize_etag(&p.etag).to_string();
+            PartInfo {
+                part_number: p.part_number,
+                // A listing carries no encryption headers, so only the
+                // form: resume reuses a part whose ETag equals the MD5 it
+                // computed, and never fails one on this.
+                etag_kind: super::EtagKind::from_form(&etag),
+                etag,
+                size: p.size,
+            }
         })
         .collect::<Vec<_>>();
     let next_marker = if r.is_truncated {

@@ -12,9 +12,10 @@ use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions};
 use super::runner::{Job, Runner};
 use super::up::walk_report;
-use super::walk::{LocalEntry, WalkItem};
+use super::walk::{LocalEntry, WalkItem, WalkOptions};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
 use crate::transfer::paths::safe_relative_path;
+use crate::transfer::Destination;
 
 /// Downloads everything under `target.prefix` into `target.root`.
 pub async fn sync_down(
@@ -23,13 +24,21 @@ pub async fn sync_down(
     observer: &dyn Observer,
 ) -> Result<Summary, SyncError> {
     let (lister, list_rx) = spawn_listing(target, &opts.walk.filter, true);
-    let (walker, walk_rx) = spawn_walk(target.root.clone(), opts.walk.clone(), true);
+    // The destination is walked without following links whatever
+    // --follow-symlinks says: that flag is about what an upload reads, and a
+    // walk through a link would offer files outside the root to --delete.
+    let walk = WalkOptions {
+        follow_symlinks: false,
+        ..opts.walk.clone()
+    };
+    let (walker, walk_rx) = spawn_walk(target.root.clone(), walk, true);
     let known = KnownMtimes::load(opts.known_mtimes.clone());
     let runner = Runner {
         target,
         opts,
         observer,
         known: &known,
+        dest: Destination::new(&target.root),
     };
     let mut summary = Summary::default();
     let mut seen = Seen::default();
@@ -124,7 +133,7 @@ fn plan_down(
         )));
     }
     let dest = match safe_relative_path(&r.rel) {
-        Ok(p) => root.join(p),
+        Ok(p) => p,
         Err(why) => {
             return Planned::Job(Job::Report(Event::failed(
                 &r.rel,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::plan::Reason;
 use crate::store::StoreError;
-use crate::transfer::{Progress, TransferError};
+use crate::transfer::{DestError, Progress, TransferError};
 
 /// Why one item failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -46,6 +46,8 @@ impl From<&TransferError> for FailKind {
             TransferError::SourceChanged(_) => FailKind::SourceChanged,
             TransferError::Integrity(_) => FailKind::Integrity,
             TransferError::UnsafeKey(_) => FailKind::UnsafeKey,
+            TransferError::Dest(DestError::Io { .. }) => FailKind::Io,
+            TransferError::Dest(_) => FailKind::UnsafeKey,
             TransferError::Busy(_) => FailKind::Busy,
             // Never reported as a failure; mapped for completeness.
             TransferError::Interrupted => FailKind::Io,

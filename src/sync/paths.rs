@@ -16,6 +16,7 @@ use super::plan::{decide, Decision, Reason, Side, Time};
 use super::runner::{Job, Runner};
 use super::walk::LocalEntry;
 use super::{Seen, SyncOptions, SyncTarget};
+use crate::transfer::Destination;
 
 /// What [`sync_paths`] could not settle by itself.
 #[derive(Debug, Default)]
@@ -44,6 +45,7 @@ pub async fn sync_paths(
         opts,
         observer,
         known: &known,
+        dest: Destination::new(&target.root),
     };
     let mut out = PathsOutcome::default();
     if let Err(e) = super::check_source_root(&target.root) {

@@ -20,13 +20,15 @@ use super::{SyncOptions, SyncTarget};
 use crate::mtime::{parse_mtime, MTIME_KEY};
 use crate::store::{head_if_exists, ObjectMeta, StoreError};
 use crate::transfer::download::download_object;
-use crate::transfer::{upload_file, Context, TransferError};
+use crate::transfer::paths::safe_relative_path;
+use crate::transfer::{upload_file, Context, Destination, Target, TransferError};
 
 /// One unit of work for the runner.
 pub(crate) enum Job {
     Upload(LocalEntry, Reason),
     /// Upload if the object's HEAD (its stored mtime) says so.
     ResolveUpload(LocalEntry),
+    /// A download to this checked relative path below the root.
     Download(RemoteEntry, PathBuf, Reason),
     /// Download if the object's HEAD says so, against the local file.
     ResolveDownload(RemoteEntry, PathBuf, Option<LocalEntry>),
@@ -39,6 +41,9 @@ pub(crate) struct Runner<'a> {
     pub opts: &'a SyncOptions,
     pub observer: &'a dyn Observer,
     pub known: &'a KnownMtimes,
+    /// The local root as downloads and local deletes reach it: never
+    /// through a link below it.
+    pub dest: Destination,
 }
 
 impl Runner<'_> {
@@ -190,7 +195,7 @@ impl Runner<'_> {
     async fn download(
         &self,
         remote: RemoteEntry,
-        dest: PathBuf,
+        rel: PathBuf,
         reason: Reason,
         meta: ObjectMeta,
     ) -> Option<Event> {
@@ -199,7 +204,11 @@ impl Runner<'_> {
         }
         let ctx = self.ctx(meta.size);
         let bucket = &self.target.bucket;
-        match download_object(&ctx, &self.opts.transfer, bucket, &remote.key, &dest, meta).await {
+        let target = Target {
+            dest: &self.dest,
+            rel: &rel,
+        };
+        match download_object(&ctx, &self.opts.transfer, bucket, &remote.key, target, meta).await {
             Ok(o) => {
                 if let Some(m) = &o.meta {
                     self.remember(&remote.key, m);
@@ -291,17 +300,44 @@ impl Runner<'_> {
                     reason: Reason::NotInSource,
                 }
             } else {
-                match std::fs::remove_file(&l.path) {
-                    Ok(()) => Event::Deleted { key: l.key },
-                    Err(e) => Event::failed(
-                        &l.key,
-                        "delete",
-                        FailKind::Io,
-                        format!("{}: {e}", l.path.display()),
-                    ),
-                }
+                self.remove_local(l)
             };
             emit(summary, self.observer, ev);
+        }
+    }
+}
+
+impl Runner<'_> {
+    /// Deletes one local file, reached the way downloads reach it: a link
+    /// on the way is refused, so a delete never leaves the root.
+    fn remove_local(&self, l: LocalEntry) -> Event {
+        let rel = match safe_relative_path(&l.key) {
+            Ok(r) => r,
+            Err(why) => {
+                return Event::failed(
+                    &l.key,
+                    "delete",
+                    FailKind::UnsafeKey,
+                    format!("{}: not deleted ({why})", l.path.display()),
+                )
+            }
+        };
+        let removed = match self.dest.dir_for(&rel, false) {
+            Ok(Some((dir, name))) => dir.remove(name).or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e.to_string()),
+            }),
+            Ok(None) => Ok(()),
+            Err(e) => Err(format!("not deleted: {e}")),
+        };
+        match removed {
+            Ok(()) => Event::Deleted { key: l.key },
+            Err(why) => Event::failed(
+                &l.key,
+                "delete",
+                FailKind::Io,
+                format!("{}: {why}", l.path.display()),
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::plan::{decide, Decision, PlanOptions, Reason};
 use super::runner::{Job, Runner};
 use super::walk::{LocalEntry, WalkItem};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
+use crate::transfer::Destination;
 
 /// Uploads the tree at `target.root` under `target.prefix`.
 pub async fn sync_up(
@@ -29,6 +30,7 @@ pub async fn sync_up(
         opts,
         observer,
         known: &known,
+        dest: Destination::new(&target.root),
     };
     let mut summary = Summary::default();
     let mut seen = Seen::default();

@@ -289,8 +289,8 @@ mod tests {
     fn download_temporaries_are_not_walked() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("big.iso"), "1").unwrap();
-        let temp = crate::transfer::paths::temp_path_for(&d.path().join("big.iso"), "k1ll3d");
-        std::fs::write(&temp, "partial").unwrap();
+        let temp = crate::transfer::dest::temp_name(std::ffi::OsStr::new("big.iso"), "k1ll3d");
+        std::fs::write(d.path().join(temp), "partial").unwrap();
         std::fs::write(d.path().join(".notes.part"), "mine").unwrap();
         assert_eq!(
             keys(d.path(), &WalkOptions::default()),

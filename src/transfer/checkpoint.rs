@@ -9,6 +9,7 @@
 //! trusted. Files are written atomically (temp, fsync, rename) with mode 0600
 //! because they name paths and upload IDs.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,7 @@ pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadCheckpoint {
+    #[serde(with = "lossless_path")]
     pub source: PathBuf,
     pub size: u64,
     /// Nanosecond mtime in the `mtime` metadata notation.
@@ -52,10 +54,49 @@ pub struct DownloadCheckpoint {
     pub size: u64,
     /// Unix seconds of the object's Last-Modified.
     pub last_modified: i64,
+    #[serde(with = "lossless_path")]
     pub destination: PathBuf,
+    #[serde(with = "lossless_path")]
     pub temp: PathBuf,
     pub part_size: u64,
     pub done: Vec<DonePart>,
+}
+
+/// Paths in JSON without loss: a UTF-8 path is a string, as it always
+/// was; any other is `{"bytes": HEX}`, since a Unix path is bytes and a
+/// lossy string would name another file.
+mod lossless_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Raw { bytes: String },
+    }
+
+    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(t) => Repr::Text(t.to_string()),
+            None => Repr::Raw {
+                bytes: hex::encode(p.as_os_str().as_bytes()),
+            },
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(PathBuf::from(t)),
+            Repr::Raw { bytes } => hex::decode(&bytes)
+                .map(|b| PathBuf::from(OsString::from_vec(b)))
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 pub trait CheckpointKind: Serialize + DeserializeOwned {
@@ -122,16 +163,19 @@ pub enum CheckpointProblem {
     Malformed(String),
 }
 
-/// File name for the transfer of `source` to `destination`.
-pub fn file_name<K: CheckpointKind>(source: &str, destination: &str) -> String {
+/// File name for the transfer of `source` to `destination` (a URL, or a
+/// path's bytes: every byte counts, so two names never share one).
+pub fn file_name<K: CheckpointKind>(source: &str, destination: impl AsRef<OsStr>) -> String {
+    use std::os::unix::ffi::OsStrExt;
     let mut h = Sha256::new();
     h.update(source.as_bytes());
     h.update([0]);
-    h.update(destination.as_bytes());
+    h.update(destination.as_ref().as_bytes());
     format!("{}.{}", &hex::encode(h.finalize())[..40], K::EXT)
 }
 
 pub fn encode<K: CheckpointKind>(body: &K) -> Vec<u8> {
+    // Strings, numbers and lossless paths: nothing here can fail to serialize.
     let body = serde_json::to_string(body).expect("checkpoint bodies always serialize");
     let header = Header {
         format: FORMAT.into(),
@@ -169,6 +213,36 @@ pub fn decode<K: CheckpointKind>(bytes: &[u8]) -> Result<K, CheckpointProblem> {
     Ok(body)
 }
 
+fn lock_path_of(path: &Path) -> PathBuf {
+    let mut lock_name = path.to_path_buf().into_os_string();
+    lock_name.push(".lock");
+    PathBuf::from(lock_name)
+}
+
+fn open_lock(lock_path: &Path) -> Result<File, LockError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(lock_path)
+        .map_err(|source| LockError::Io {
+            path: lock_path.to_path_buf(),
+            source,
+        })
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// A checkpoint file in a checkpoint directory, held under an exclusive
 /// lock for as long as this value lives, so two processes never resume the
 /// same transfer at once.
@@ -193,7 +267,7 @@ impl CheckpointFile {
     pub fn open<K: CheckpointKind>(
         dir: &Path,
         source: &str,
-        destination: &str,
+        destination: impl AsRef<OsStr>,
     ) -> Result<Self, LockError> {
         fs::create_dir_all(dir).map_err(|source| LockError::Io {
             path: dir.to_path_buf(),
@@ -204,18 +278,25 @@ impl CheckpointFile {
 
     /// Locks an existing checkpoint path (for housekeeping commands).
     pub fn lock(path: PathBuf) -> Result<Self, LockError> {
-        let mut lock_name = path.clone().into_os_string();
-        lock_name.push(".lock");
-        let lock_path = PathBuf::from(lock_name);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| LockError::Io {
-                path: lock_path.clone(),
-                source,
-            })?;
+        let lock_path = lock_path_of(&path);
+        // A holder that finishes unlinks the lock file while it still holds
+        // it; whoever opened that file before the unlink then locks a file
+        // no longer under the name, while a newcomer locks a new one. So a
+        // lock counts only if the name still leads to the locked file, and
+        // is retaken otherwise (a few times: each retry means another
+        // process finished in between).
+        for _ in 0..8 {
+            let file = open_lock(&lock_path)?;
+            if let Some(locked) = Self::take(path.clone(), lock_path.clone(), file)? {
+                return Ok(locked);
+            }
+        }
+        Err(LockError::Busy(path))
+    }
+
+    /// Locks an opened lock file; `None` when the file is no longer the one
+    /// under the name.
+    fn take(path: PathBuf, lock_path: PathBuf, lock: File) -> Result<Option<Self>, LockError> {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(LockError::Busy(path)),
@@ -226,11 +307,14 @@ impl CheckpointFile {
                 })
             }
         }
-        Ok(CheckpointFile {
+        if !same_file(&lock, &lock_path) {
+            return Ok(None);
+        }
+        Ok(Some(CheckpointFile {
             path,
             lock_path,
             _lock: lock,
-        })
+        }))
     }
 
     /// The checkpoint if one exists: `Ok(None)` when there is none,
@@ -349,6 +433,64 @@ mod tests {
         assert_ne!(a, file_name::<UploadCheckpoint>("/a", "s3://b/k2"));
         assert_ne!(a, file_name::<UploadCheckpoint>("/a\0s3://b/", "k"));
         assert!(a.ends_with(".ucp"));
+    }
+
+    #[test]
+    fn a_lock_file_unlinked_by_its_last_holder_is_not_a_lock() {
+        // P1 holds the lock; P2 opens the lock file; P1 finishes (unlinks
+        // it, then lets go); P3 creates a new lock file and holds it. P2 can
+        // now lock its old file, which no longer has the name: it must not
+        // count, or P2 and P3 would both run the transfer.
+        let dir = tempfile::tempdir().unwrap();
+        let p1 = CheckpointFile::open::<UploadCheckpoint>(dir.path(), "/a", "s3://b/k").unwrap();
+        let path = p1.path.clone();
+        let early = open_lock(&lock_path_of(&path)).unwrap();
+        p1.finish();
+        let p3 = CheckpointFile::open::<UploadCheckpoint>(dir.path(), "/a", "s3://b/k").unwrap();
+        let p2 = CheckpointFile::take(path.clone(), lock_path_of(&path), early).unwrap();
+        assert!(p2.is_none(), "a lock on an unlinked file was taken as held");
+        assert!(matches!(
+            CheckpointFile::lock(path.clone()),
+            Err(LockError::Busy(_))
+        ));
+        drop(p3);
+        assert!(CheckpointFile::lock(path).is_ok());
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_round_trip() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = PathBuf::from(std::ffi::OsString::from_vec(b"/d/caf\xe9/f".to_vec()));
+        let cp = DownloadCheckpoint {
+            endpoint: "e".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "x".into(),
+            size: 10,
+            last_modified: 0,
+            destination: odd.clone(),
+            temp: odd.with_file_name(".f.ferry-1.part"),
+            part_size: 5,
+            done: vec![],
+        };
+        let back = decode::<DownloadCheckpoint>(&encode(&cp)).unwrap();
+        assert_eq!(back, cp);
+        // Two names that differ only in bytes a lossy string would merge
+        // have their own checkpoints.
+        let other = PathBuf::from(std::ffi::OsString::from_vec(b"/d/caf\xe8/f".to_vec()));
+        assert_ne!(
+            file_name::<DownloadCheckpoint>("s", odd.as_os_str()),
+            file_name::<DownloadCheckpoint>("s", other.as_os_str())
+        );
+        // UTF-8 paths are written as before: plain strings.
+        let plain = encode(&DownloadCheckpoint {
+            destination: "/d/f".into(),
+            temp: "/d/.f.part".into(),
+            ..cp
+        });
+        assert!(String::from_utf8(plain)
+            .unwrap()
+            .contains(r#""destination":"/d/f""#));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Downloads: into a hidden temporary file beside the destination, renamed
 //! into place only once complete and verified, so the real name never holds
-//! a partial file. Large objects arrive as concurrent ranged GETs; with a
-//! checkpoint directory a rerun fetches only the ranges still missing.
+//! a partial file. Large objects arrive as concurrent ranged GETs, all
+//! pinned to the ETag the download started from; with a checkpoint
+//! directory a rerun fetches only the ranges still missing. Every path is
+//! reached through [`Destination`], never through a link.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +15,8 @@ use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::checkpoint::{CheckpointFile, DonePart, DownloadCheckpoint, LockError};
+use super::dest::{temp_name, DestDir, Destination};
 use super::parts::{choose_part_size, layout, PartSpec};
-use super::paths::temp_path_for;
 use super::resume::plan_download_resume;
 use super::{io, Context, TransferError, TransferOptions};
 use crate::checksum::{crc64_combine, Crc64};
@@ -43,16 +46,53 @@ pub fn stored_mtime(meta: &ObjectMeta) -> i128 {
         .unwrap_or_else(|| from_datetime(meta.last_modified))
 }
 
+/// Where one download goes: a checked relative path below a destination.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub dest: &'a Destination,
+    pub rel: &'a Path,
+}
+
+impl Target<'_> {
+    /// The destination file as the user would name it, for messages.
+    pub fn display_path(&self) -> PathBuf {
+        self.dest.root().join(self.rel)
+    }
+}
+
+/// A file path as the user gave it: its directory is followed (it is the
+/// user's, like `cp`'s), its last name is written without following.
+pub fn file_target(path: &Path) -> Result<(Destination, PathBuf), TransferError> {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => Ok((Destination::new(dir), PathBuf::from(name))),
+        _ => Err(TransferError::io(
+            path,
+            "cannot download to",
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+        )),
+    }
+}
+
+/// Downloads one object to a file path (see [`file_target`]).
 pub async fn download_file(
     ctx: &Context,
     opts: &TransferOptions,
     bucket: &str,
     key: &str,
-    dest: &Path,
+    path: &Path,
 ) -> Result<DownloadOutcome, TransferError> {
+    let (root, name) = file_target(path)?;
     let meta = ctx.store.head_object(bucket, key).await?;
-    download_object(ctx, opts, bucket, key, dest, meta).await
+    let target = Target {
+        dest: &root,
+        rel: &name,
+    };
+    download_object(ctx, opts, bucket, key, target, meta).await
 }
+
+/// How often one file starts over because the object changed under it
+/// before ferry gives up on it for this run.
+const RESTARTS: u32 = 3;
 
 /// As [`download_file`], for a caller that already holds the object's HEAD.
 pub async fn download_object(
@@ -60,13 +100,31 @@ pub async fn download_object(
     opts: &TransferOptions,
     bucket: &str,
     key: &str,
-    dest: &Path,
+    target: Target<'_>,
     meta: ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
-    if meta.size < opts.bigfile_threshold || meta.size == 0 {
-        single_get(ctx, bucket, key, dest, &meta).await
-    } else {
-        ranged(ctx, opts, bucket, key, dest, &meta).await
+    let mut meta = meta;
+    let mut restarts = 0;
+    loop {
+        let result = if meta.size < opts.bigfile_threshold || meta.size == 0 {
+            single_get(ctx, bucket, key, target, &meta).await
+        } else {
+            ranged(ctx, opts, bucket, key, target, &meta).await
+        };
+        match result {
+            Err(TransferError::Store(e))
+                if e.kind == StoreErrorKind::Changed && restarts < RESTARTS =>
+            {
+                // The ranges fetched so far belong to the old version: they
+                // were discarded, and the file starts over from a new HEAD.
+                restarts += 1;
+                ctx.progress.note(&format!(
+                    "{bucket}/{key} was replaced on the server during the download; starting over"
+                ));
+                meta = ctx.store.head_object(bucket, key).await?;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -74,43 +132,132 @@ fn random_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// Creates the temporary file, and its directory when that is missing: in
-/// a tree download most directories exist already, so trying the open
-/// first saves a failed mkdir per file.
-fn create_temp(path: &Path) -> Result<File, TransferError> {
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(io(dir, "cannot create directory"))?;
-            open()
-        }
-        other => other,
-    }
-    .map_err(|e| TransferError::io(dir, "cannot write to directory", e))
+/// A download's temporary file, open and locked, in its directory.
+struct Temp {
+    dir: DestDir,
+    name: OsString,
+    file: Arc<TempFile>,
 }
 
-/// fsync, set the mtime, rename into place. The fsync waits for the disk,
-/// so it runs on the blocking pool: on a runtime worker it would stall
-/// every other transfer scheduled there (with two cores, half of them).
-async fn finalize(
-    temp: &Path,
-    dest: &Path,
-    file: Arc<TempFile>,
-    mtime: i128,
-) -> Result<(), TransferError> {
-    let (temp, dest) = (temp.to_path_buf(), dest.to_path_buf());
+impl Temp {
+    fn path(&self) -> PathBuf {
+        self.dir.path().join(&self.name)
+    }
+
+    fn remove(&self) {
+        let _ = self.dir.remove(&self.name);
+    }
+}
+
+/// Why a temporary could not be had: the caller picks the message.
+enum TempError {
+    /// Another process holds it.
+    Busy,
+    Failed(TransferError),
+}
+
+/// Locks a temporary for as long as it is open: a second process (another
+/// checkpoint directory, another spelling of the same destination) that
+/// arrives at the same name finds it held instead of truncating finished
+/// ranges; and `ferry checkpoint clean` can tell a live one from a
+/// leftover.
+fn lock_temp(file: File, path: &Path) -> Result<File, TempError> {
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(TempError::Busy),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(TempError::Failed(TransferError::io(path, "cannot lock", e)))
+        }
+    }
+}
+
+/// A fresh temporary with a random tag: `O_EXCL`, so never anyone else's.
+fn new_temp(dir: DestDir, name: &OsStr) -> Result<Temp, TransferError> {
+    loop {
+        let tmp = temp_name(name, &random_tag());
+        match dir.create_new(&tmp) {
+            Ok(f) => {
+                let path = dir.path().join(&tmp);
+                let file = match lock_temp(f, &path) {
+                    Ok(f) => f,
+                    // Nobody else can hold a file created a moment ago under
+                    // a random name; were it so, another name does.
+                    Err(TempError::Busy) => continue,
+                    Err(TempError::Failed(e)) => {
+                        let _ = dir.remove(&tmp);
+                        return Err(e);
+                    }
+                };
+                return Ok(Temp {
+                    dir,
+                    name: tmp,
+                    file: Arc::new(TempFile::new(file)),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(TransferError::io(
+                    dir.path(),
+                    "cannot write to directory",
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+/// The temporary of a resumable download, under a name stable across runs.
+/// `fresh` truncates what is there (nothing vouches for it); otherwise it
+/// is opened as the checkpoint left it. Busy if another process has it.
+fn stable_temp(dir: DestDir, tmp: OsString, fresh: bool) -> Result<Temp, TempError> {
+    let path = dir.path().join(&tmp);
+    let opened = if fresh {
+        match dir.create_new(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dir.open_existing(&tmp),
+            other => other,
+        }
+    } else {
+        dir.open_existing(&tmp)
+    };
+    let file = opened.map_err(|e| TempError::Failed(TransferError::io(&path, "cannot open", e)))?;
+    let file = lock_temp(file, &path)?;
+    if fresh {
+        file.set_len(0)
+            .map_err(|e| TempError::Failed(TransferError::io(&path, "cannot truncate", e)))?;
+    }
+    Ok(Temp {
+        dir,
+        name: tmp,
+        file: Arc::new(TempFile::new(file)),
+    })
+}
+
+/// The directory of `target`, created when missing, and the final name.
+fn target_dir<'a>(target: Target<'a>) -> Result<(DestDir, &'a OsStr), TransferError> {
+    match target.dest.dir_for(target.rel, true)? {
+        Some(found) => Ok(found),
+        None => Err(TransferError::io(
+            target.display_path(),
+            "cannot create directory",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )),
+    }
+}
+
+/// fsync, set the mtime, rename into place, fsync the directory. The
+/// fsyncs wait for the disk, so they run on the blocking pool: on a
+/// runtime worker they would stall every other transfer scheduled there
+/// (with two cores, half of them).
+async fn finalize(temp: Arc<Temp>, name: OsString, mtime: i128) -> Result<(), TransferError> {
     tokio::task::spawn_blocking(move || {
-        file.sync_all().map_err(io(&temp, "cannot flush"))?;
-        filetime::set_file_handle_times(&file.file, None, Some(to_filetime(mtime)))
-            .map_err(io(&temp, "cannot set modification time"))?;
-        std::fs::rename(&temp, &dest).map_err(io(&dest, "cannot move download into place"))
+        let path = temp.path();
+        temp.file.sync_all().map_err(io(&path, "cannot flush"))?;
+        filetime::set_file_handle_times(&temp.file.file, None, Some(to_filetime(mtime)))
+            .map_err(io(&path, "cannot set modification time"))?;
+        temp.dir.publish(&temp.name, &name).map_err(io(
+            &temp.dir.path().join(&name),
+            "cannot move download into place",
+        ))
     })
     .await
     .unwrap_or_else(joined)
@@ -129,12 +276,13 @@ async fn single_get(
     ctx: &Context,
     bucket: &str,
     key: &str,
-    dest: &Path,
+    target: Target<'_>,
     head: &ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
-    let temp = temp_path_for(dest, &random_tag());
+    let (dir, name) = target_dir(target)?;
+    let name = name.to_os_string();
+    let temp = Arc::new(new_temp(dir, &name)?);
     let result = async {
-        let mut file = create_temp(&temp)?;
         ctx.progress.start(key, head.size, 0);
         let out = if head.size == 0 {
             None
@@ -150,18 +298,21 @@ async fn single_get(
             .map(|o| o.meta.clone())
             .unwrap_or_else(|| head.clone());
         // One whole-object check is enough: CRC-64 (OSS) when the store
-        // gives one, as it costs a twentieth of MD5's CPU, else the MD5 that
-        // a single-part ETag is.
-        let check_md5 = meta.crc64.is_none() && meta.etag.len() == 32 && !meta.etag.contains('-');
+        // gives one, as it costs a twentieth of MD5's CPU, else the MD5
+        // the ETag is, where the store vouches that it is one (not under
+        // SSE-KMS or SSE-C, not for a multipart object).
+        let check_md5 = meta.crc64.is_none() && meta.etag_is_md5();
         let mut md5 = check_md5.then(Md5::new);
         let mut crc = meta.crc64.map(|_| Crc64::new());
         let mut received = 0u64;
         if let Some(out) = out {
             let mut body = out.body;
+            let path = temp.path();
+            let mut file: &File = &temp.file.file;
             use std::io::Write;
             // A small object becomes one write.
             received = drain(&mut body, meta.size, |piece| {
-                file.write_all(piece).map_err(io(&temp, "cannot write"))?;
+                file.write_all(piece).map_err(io(&path, "cannot write"))?;
                 if let Some(m) = md5.as_mut() {
                     m.update(piece);
                 }
@@ -197,13 +348,7 @@ async fn single_get(
                 )));
             }
         }
-        finalize(
-            &temp,
-            dest,
-            Arc::new(TempFile::new(file)),
-            stored_mtime(&meta),
-        )
-        .await?;
+        finalize(temp.clone(), name.clone(), stored_mtime(&meta)).await?;
         ctx.progress.finish();
         Ok(DownloadOutcome {
             size: meta.size,
@@ -214,7 +359,7 @@ async fn single_get(
     }
     .await;
     if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+        temp.remove();
     }
     result
 }
@@ -225,8 +370,24 @@ fn same_object(cp: &DownloadCheckpoint, meta: &ObjectMeta) -> bool {
         && cp.last_modified == meta.last_modified.unix_timestamp()
 }
 
-fn absolute(dest: &Path) -> PathBuf {
-    std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf())
+/// The stable temporary name of a resumable download: from the source and
+/// the canonical destination, so every run of the same transfer (whatever
+/// the checkpoint directory or the spelling of the path) meets at one
+/// locked file instead of two runs writing one file unawares.
+fn stable_tag(source_id: &str, canonical: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = Md5::new();
+    h.update(source_id.as_bytes());
+    h.update([0]);
+    h.update(canonical.as_os_str().as_bytes());
+    hex::encode(&h.finalize()[..8])
+}
+
+fn busy(target: Target<'_>, what: &str) -> TransferError {
+    TransferError::Busy(format!(
+        "{}: another ferry process is already downloading it ({what})",
+        target.display_path().display()
+    ))
 }
 
 async fn ranged(
@@ -234,26 +395,20 @@ async fn ranged(
     opts: &TransferOptions,
     bucket: &str,
     key: &str,
-    dest: &Path,
+    target: Target<'_>,
     meta: &ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
     let source_id = format!("{}/{}/{}", opts.endpoint_id, bucket, key);
-    let dest_abs = absolute(dest);
+    let (dir, name) = target_dir(target)?;
+    let name = name.to_os_string();
+    let canonical = dir.canonical().join(&name);
     let ckpt = match &opts.checkpoint_dir {
-        Some(dir) => Some(
-            CheckpointFile::open::<DownloadCheckpoint>(
-                dir,
-                &source_id,
-                &dest_abs.to_string_lossy(),
-            )
-            .map_err(|e| match e {
-                LockError::Busy(p) => TransferError::Busy(format!(
-                    "{}: another ferry process is already downloading it (checkpoint {})",
-                    dest.display(),
-                    p.display()
-                )),
-                LockError::Io { path, source } => TransferError::io(path, "checkpoint", source),
-            })?,
+        Some(cdir) => Some(
+            CheckpointFile::open::<DownloadCheckpoint>(cdir, &source_id, canonical.as_os_str())
+                .map_err(|e| match e {
+                    LockError::Busy(p) => busy(target, &format!("checkpoint {}", p.display())),
+                    LockError::Io { path, source } => TransferError::io(path, "checkpoint", source),
+                })?,
         ),
         None => None,
     };
@@ -264,7 +419,10 @@ async fn ranged(
                 if cp.endpoint == opts.endpoint_id
                     && cp.bucket == bucket
                     && cp.key == key
-                    && cp.destination == dest_abs =>
+                    && cp.destination == canonical
+                    // The temporary must be in this directory: a record
+                    // naming another place is not followed there.
+                    && cp.temp.parent() == Some(dir.canonical()) =>
             {
                 if same_object(&cp, meta) {
                     previous = Some(cp);
@@ -272,7 +430,9 @@ async fn ranged(
                     ctx.progress.note(&format!(
                         "{bucket}/{key} changed since the interrupted download; starting over"
                     ));
-                    let _ = std::fs::remove_file(&cp.temp);
+                    if let Some(n) = cp.temp.file_name() {
+                        let _ = dir.remove(n);
+                    }
                     c.remove();
                 }
             }
@@ -293,41 +453,50 @@ async fn ranged(
             }
         }
     }
-    let (mut cp, todo, file) = match previous {
+    let resumable = ckpt.is_some();
+    let l_for = |part_size| layout(meta.size, part_size);
+    let (mut cp, todo, temp) = match previous {
         Some(cp) => {
-            let temp_len = std::fs::metadata(&cp.temp).ok().map(|m| m.len());
-            let l = layout(meta.size, cp.part_size);
+            let tmp = cp.temp.file_name().unwrap_or_default().to_os_string();
+            let temp = match stable_temp(dir, tmp, false) {
+                Ok(t) => t,
+                Err(TempError::Busy) => return Err(busy(target, "its temporary file is locked")),
+                Err(TempError::Failed(e)) => return Err(e),
+            };
+            let temp_len = temp.file.metadata().ok().map(|m| m.len());
+            let l = l_for(cp.part_size);
             let done: Vec<u32> = cp.done.iter().map(|d| d.number).collect();
             let todo = plan_download_resume(&l, &done, temp_len, meta.size);
             let mut cp = cp;
             if todo.len() == l.len() {
                 cp.done.clear();
             }
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&cp.temp)
-                .map_err(io(&cp.temp, "cannot open"))?;
-            file.set_len(meta.size)
-                .map_err(io(&cp.temp, "cannot size"))?;
+            temp.file
+                .set_len(meta.size)
+                .map_err(io(&temp.path(), "cannot size"))?;
             ctx.progress.note(&format!(
                 "resuming {bucket}/{key}: {} of {} ranges already downloaded",
                 l.len() - todo.len(),
                 l.len()
             ));
-            (cp, todo, file)
+            (cp, todo, temp)
         }
         None => {
-            let tag = if ckpt.is_some() {
-                // Stable, so the checkpoint can find its temp file again.
-                hex::encode(&md5::Md5::digest(source_id.as_bytes())[..6])
+            let temp = if resumable {
+                let tmp = temp_name(&name, &stable_tag(&source_id, &canonical));
+                match stable_temp(dir, tmp, true) {
+                    Ok(t) => t,
+                    Err(TempError::Busy) => {
+                        return Err(busy(target, "its temporary file is locked"))
+                    }
+                    Err(TempError::Failed(e)) => return Err(e),
+                }
             } else {
-                random_tag()
+                new_temp(dir, &name)?
             };
-            let temp = temp_path_for(dest, &tag);
-            let file = create_temp(&temp)?;
-            file.set_len(meta.size).map_err(io(&temp, "cannot size"))?;
+            temp.file
+                .set_len(meta.size)
+                .map_err(io(&temp.path(), "cannot size"))?;
             let part_size = choose_part_size(meta.size, opts.part_size);
             let cp = DownloadCheckpoint {
                 endpoint: opts.endpoint_id.clone(),
@@ -336,35 +505,39 @@ async fn ranged(
                 etag: meta.etag.clone(),
                 size: meta.size,
                 last_modified: meta.last_modified.unix_timestamp(),
-                destination: dest_abs.clone(),
-                temp,
+                destination: canonical.clone(),
+                temp: temp.dir.canonical().join(&temp.name),
                 part_size,
                 done: Vec::new(),
             };
             if let Some(c) = &ckpt {
-                c.save(&cp)
-                    .map_err(io(&c.path, "cannot write checkpoint"))?;
+                if let Err(e) = c.save(&cp) {
+                    temp.remove();
+                    return Err(TransferError::io(&c.path, "cannot write checkpoint", e));
+                }
             }
-            let todo = layout(meta.size, part_size);
-            (cp, todo, file)
+            let todo = l_for(part_size);
+            (cp, todo, temp)
         }
     };
-    let file = Arc::new(TempFile::new(file));
-    let result = fetch_ranges(
+    let temp = Arc::new(temp);
+    let ranges = Ranges {
         ctx,
         opts,
         bucket,
         key,
         meta,
-        &mut cp,
-        todo,
-        &file,
-        ckpt.as_ref(),
-    )
-    .await;
+        temp: &temp,
+    };
+    let result = fetch_ranges(&ranges, &mut cp, todo, ckpt.as_ref()).await;
+    let result = match result {
+        Ok(outcome) => finalize(temp.clone(), name, stored_mtime(meta))
+            .await
+            .map(|()| outcome),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(outcome) => {
-            finalize(&cp.temp, dest, file.clone(), stored_mtime(meta)).await?;
             if let Some(c) = ckpt {
                 c.finish();
             }
@@ -372,12 +545,16 @@ async fn ranged(
             Ok(outcome)
         }
         Err(e) => {
-            let keep = ckpt.is_some() && !matches!(e, TransferError::Integrity(_));
+            // What was fetched can be resumed, unless it is wrong (failed
+            // its check) or of a version that no longer exists.
+            let changed =
+                matches!(&e, TransferError::Store(s) if s.kind == StoreErrorKind::Changed);
+            let keep = ckpt.is_some() && !matches!(e, TransferError::Integrity(_)) && !changed;
             if keep {
-                let _ = file.sync_data();
+                let _ = temp.file.sync_data();
                 let _ = ckpt.as_ref().expect("checked").save(&cp);
             } else {
-                let _ = std::fs::remove_file(&cp.temp);
+                temp.remove();
                 if let Some(c) = ckpt {
                     c.finish();
                 }
@@ -387,18 +564,23 @@ async fn ranged(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every range of one download shares.
+struct Ranges<'a> {
+    ctx: &'a Context,
+    opts: &'a TransferOptions,
+    bucket: &'a str,
+    key: &'a str,
+    meta: &'a ObjectMeta,
+    temp: &'a Arc<Temp>,
+}
+
 async fn fetch_ranges(
-    ctx: &Context,
-    opts: &TransferOptions,
-    bucket: &str,
-    key: &str,
-    meta: &ObjectMeta,
+    r: &Ranges<'_>,
     cp: &mut DownloadCheckpoint,
     todo: Vec<PartSpec>,
-    file: &Arc<TempFile>,
     ckpt: Option<&CheckpointFile>,
 ) -> Result<DownloadOutcome, TransferError> {
+    let (ctx, meta, bucket, key) = (r.ctx, r.meta, r.bucket, r.key);
     let l = layout(meta.size, cp.part_size);
     let resumed: u64 = l
         .iter()
@@ -406,22 +588,9 @@ async fn fetch_ranges(
         .map(|p| p.len)
         .sum();
     ctx.progress.start(key, meta.size, resumed);
-    let want_crc = meta.crc64.is_some();
     let mut stream = futures::stream::iter(todo)
-        .map(|spec| {
-            fetch_range(
-                ctx,
-                opts,
-                bucket,
-                key,
-                spec,
-                file.clone(),
-                want_crc,
-                &meta.etag,
-                &cp.temp,
-            )
-        })
-        .buffer_unordered(opts.parallel.max(1));
+        .map(|spec| r.fetch_range(spec))
+        .buffer_unordered(r.opts.parallel.max(1));
     let mut received = 0;
     let mut last_save = Instant::now();
     loop {
@@ -441,9 +610,11 @@ async fn fetch_ranges(
             if last_save.elapsed() >= Duration::from_millis(500) {
                 // Data first, then the record that vouches for it. Flushing
                 // many MiB can take a while, so not on a runtime worker.
-                let (f, temp) = (file.clone(), cp.temp.clone());
+                let temp = r.temp.clone();
                 tokio::task::spawn_blocking(move || {
-                    f.sync_data().map_err(io(&temp, "cannot flush"))
+                    temp.file
+                        .sync_data()
+                        .map_err(io(&temp.path(), "cannot flush"))
                 })
                 .await
                 .unwrap_or_else(joined)?;
@@ -469,7 +640,12 @@ async fn fetch_ranges(
             _ => {}
         }
     }
-    let on_disk = file.metadata().map_err(io(&cp.temp, "cannot stat"))?.len();
+    let on_disk = r
+        .temp
+        .file
+        .metadata()
+        .map_err(io(&r.temp.path(), "cannot stat"))?
+        .len();
     if on_disk != meta.size || cp.done.len() != l.len() {
         return Err(TransferError::Integrity(format!(
             "{bucket}/{key}: download incomplete ({} of {} ranges, {on_disk} of {} bytes)",
@@ -487,29 +663,79 @@ async fn fetch_ranges(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn fetch_range(
-    ctx: &Context,
-    opts: &TransferOptions,
-    bucket: &str,
-    key: &str,
-    spec: PartSpec,
-    file: Arc<TempFile>,
-    want_crc: bool,
-    etag: &str,
-    temp: &Path,
-) -> Result<(PartSpec, Option<u64>), TransferError> {
-    let mut attempt = 1;
-    loop {
-        match fetch_range_once(ctx, opts, bucket, key, spec, &file, want_crc, etag, temp).await {
-            Ok(crc) => return Ok((spec, crc)),
-            Err(TransferError::Store(e)) if e.is_retryable() && attempt < RANGE_ATTEMPTS => {
-                tracing::debug!(part = spec.number, attempt, error = %e, "retrying range");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                attempt += 1;
+impl Ranges<'_> {
+    async fn fetch_range(&self, spec: PartSpec) -> Result<(PartSpec, Option<u64>), TransferError> {
+        let mut attempt = 1;
+        loop {
+            match self.fetch_range_once(spec).await {
+                Ok(crc) => return Ok((spec, crc)),
+                Err(TransferError::Store(e)) if e.is_retryable() && attempt < RANGE_ATTEMPTS => {
+                    tracing::debug!(part = spec.number, attempt, error = %e, "retrying range");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
+    }
+
+    async fn fetch_range_once(&self, spec: PartSpec) -> Result<Option<u64>, TransferError> {
+        use std::os::unix::fs::FileExt;
+        let (bucket, key, meta) = (self.bucket, self.key, self.meta);
+        let _permit = self
+            .opts
+            .reserve(WRITE_BUF.min(spec.len as usize) as u64)
+            .await;
+        // Pinned to the version the download started from: a server holding
+        // another answers 412, and a server that ignores If-Match is caught
+        // by the ETag it sends back.
+        let out = self
+            .ctx
+            .store
+            .get_object(
+                bucket,
+                key,
+                &GetRequest::range(spec.offset..spec.offset + spec.len).if_match(Some(&meta.etag)),
+            )
+            .await?;
+        if out.meta.etag != meta.etag {
+            return Err(StoreError::new(
+                StoreErrorKind::Changed,
+                format!(
+                    "{bucket}/{key}: range {} came from ETag {}, the download started from {}",
+                    spec.number, out.meta.etag, meta.etag
+                ),
+            )
+            .into());
+        }
+        let mut body = out.body;
+        let mut crc = meta.crc64.is_some().then(Crc64::new);
+        let mut written = 0u64;
+        let file = &self.temp.file;
+        let received = drain(&mut body, spec.len, |piece| {
+            file.write_all_at(piece, spec.offset + written)
+                .map_err(|e| TransferError::io(self.temp.path(), "cannot write", e))?;
+            if let Some(c) = crc.as_mut() {
+                c.update(piece);
+            }
+            written += piece.len() as u64;
+            Ok(())
+        })
+        .await?;
+        if received != spec.len {
+            return Err(StoreError::new(
+                StoreErrorKind::Truncated,
+                format!(
+                    "{bucket}/{key}: range {} returned {received} of {} bytes",
+                    spec.number, spec.len
+                ),
+            )
+            .into());
+        }
+        start_writeback(file);
+        // Counted once the range is whole, so a retried range is not counted twice.
+        self.ctx.progress.advance(spec.len);
+        Ok(crc.map(|c| c.finish()))
     }
 }
 
@@ -567,57 +793,6 @@ fn start_writeback(file: &Arc<TempFile>) {
 /// part first and writing it in one call made the kernel's page-cache copy
 /// the most expensive step of a download (see docs/benchmarks.md).
 const WRITE_BUF: usize = 256 * 1024;
-
-#[allow(clippy::too_many_arguments)]
-async fn fetch_range_once(
-    ctx: &Context,
-    opts: &TransferOptions,
-    bucket: &str,
-    key: &str,
-    spec: PartSpec,
-    file: &Arc<TempFile>,
-    want_crc: bool,
-    etag: &str,
-    temp: &Path,
-) -> Result<Option<u64>, TransferError> {
-    use std::os::unix::fs::FileExt;
-    let _permit = opts.reserve(WRITE_BUF.min(spec.len as usize) as u64).await;
-    let out = ctx
-        .store
-        .get_object(
-            bucket,
-            key,
-            &GetRequest::range(spec.offset..spec.offset + spec.len).if_match(Some(etag)),
-        )
-        .await?;
-    let mut body = out.body;
-    let mut crc = want_crc.then(Crc64::new);
-    let mut written = 0u64;
-    let received = drain(&mut body, spec.len, |piece| {
-        file.write_all_at(piece, spec.offset + written)
-            .map_err(|e| TransferError::io(temp, "cannot write", e))?;
-        if let Some(c) = crc.as_mut() {
-            c.update(piece);
-        }
-        written += piece.len() as u64;
-        Ok(())
-    })
-    .await?;
-    if received != spec.len {
-        return Err(StoreError::new(
-            StoreErrorKind::Truncated,
-            format!(
-                "{bucket}/{key}: range {} returned {received} of {} bytes",
-                spec.number, spec.len
-            ),
-        )
-        .into());
-    }
-    start_writeback(file);
-    // Counted once the range is whole, so a retried range is not counted twice.
-    ctx.progress.advance(spec.len);
-    Ok(crc.map(|c| c.finish()))
-}
 
 /// Reads a body to its end, handing it to `sink` in pieces of up to
 /// `WRITE_BUF` bytes: the network delivers a few KiB at a time, and each

@@ -4,6 +4,7 @@
 //! `parts` and `resume`; the rest does I/O.
 
 pub mod checkpoint;
+pub mod dest;
 pub(crate) mod download;
 pub mod parts;
 pub(crate) mod paths;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 
 use crate::store::StoreError;
 
-pub use download::{download_file, DownloadOutcome};
+pub use dest::{DestError, Destination};
+pub use download::{download_file, DownloadOutcome, Target};
 pub use upload::{upload_file, UploadOutcome};
 
 pub const MIB: u64 = 1024 * 1024;
@@ -37,6 +39,10 @@ pub enum TransferError {
     Integrity(String),
     #[error("{0}")]
     UnsafeKey(String),
+    /// The destination holds a link or a file where the download needs a
+    /// directory of its own.
+    #[error("{0}")]
+    Dest(#[from] DestError),
     #[error("{0}")]
     Busy(String),
     #[error("interrupted")]

@@ -1,7 +1,7 @@
 //! Mapping between keys and local paths. Downloads never write outside
 //! their destination: a key that would escape it is refused, not cleaned up.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, PathBuf};
 
 /// The relative path a key (already stripped of the listing prefix) maps to,
 /// or why it cannot be written safely.
@@ -33,31 +33,20 @@ pub fn safe_relative_path(rel_key: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// A hidden temporary name beside `dest`, so the final rename stays within
-/// one file system and nothing appears under the real name early.
-pub fn temp_path_for(dest: &Path, tag: &str) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    dir.join(format!(".{name}.ferry-{tag}.part"))
-}
-
 /// Whether a file name is one of ferry's own download temporaries
 /// (`.NAME.ferry-TAG.part`): the walker leaves them out, so they are never
 /// uploaded and never taken for extra files by `--delete`.
 pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
-    let Some(n) = name.to_str() else {
-        return false;
-    };
-    n.starts_with('.')
-        && n.ends_with(".part")
+    use std::os::unix::ffi::OsStrExt;
+    // Bytes, not text: a long name is cut short for its temporary, and the
+    // cut may fall inside a character.
+    let n = name.as_bytes();
+    n.starts_with(b".")
+        && n.ends_with(b".part")
         && n.len() > ".x.ferry-.part".len()
-        && n[1..n.len() - ".part".len()].contains(".ferry-")
+        && n[1..n.len() - ".part".len()]
+            .windows(".ferry-".len())
+            .any(|w| w == b".ferry-")
 }
 
 /// The last segment of a key, for `cp s3://b/dir/file .`.
@@ -96,8 +85,8 @@ mod tests {
 
     #[test]
     fn temp_names_are_recognised() {
-        let t = temp_path_for(Path::new("d/f.bin"), "abc123");
-        assert!(is_temp_name(t.file_name().unwrap()));
+        let t = crate::transfer::dest::temp_name(std::ffi::OsStr::new("f.bin"), "abc123");
+        assert!(is_temp_name(&t));
         for plain in [
             "f.part",
             ".f.part",
@@ -110,15 +99,7 @@ mod tests {
     }
 
     #[test]
-    fn temp_names_are_hidden_siblings() {
-        assert_eq!(
-            temp_path_for(Path::new("d/f.bin"), "x"),
-            PathBuf::from("d/.f.bin.ferry-x.part")
-        );
-        assert_eq!(
-            temp_path_for(Path::new("f"), "x"),
-            PathBuf::from("./.f.ferry-x.part")
-        );
+    fn key_basenames() {
         assert_eq!(key_basename("a/b/c.txt"), "c.txt");
         assert_eq!(key_basename("a/b/"), "b");
     }

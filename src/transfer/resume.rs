@@ -131,6 +131,7 @@ mod tests {
             part_number: n,
             etag: etag.into(),
             size,
+            etag_kind: crate::store::EtagKind::from_form(etag),
         }
     }
 

@@ -17,7 +17,9 @@ use super::resume::{plan_upload_resume, RecordedPart};
 use super::{io, Context, TransferError, TransferOptions};
 use crate::checksum::{crc64_combine, multipart_etag, Crc64};
 use crate::mtime::{file_mtime, format_mtime, Nanos, MTIME_KEY};
-use crate::store::{list_all_parts, Body, CompletedPart, Metadata, PutOptions, StoreErrorKind};
+use crate::store::{
+    list_all_parts, Body, CompletedPart, EtagKind, Metadata, PutOptions, StoreErrorKind,
+};
 
 /// Attempts per part. The HTTP layer already retried each request; this
 /// covers failures it cannot see, such as a store wrapper failing a call.
@@ -66,10 +68,6 @@ fn mtime_metadata(mtime: Nanos) -> Metadata {
     let mut m = Metadata::new();
     m.insert(MTIME_KEY.into(), format_mtime(mtime));
     m
-}
-
-fn looks_like_md5(etag: &str) -> bool {
-    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn stat(path: &Path) -> Result<(u64, Nanos), TransferError> {
@@ -150,9 +148,11 @@ async fn single_put(
         .await?;
     ctx.progress.advance(size);
     ctx.progress.finish();
-    if looks_like_md5(&put.etag) && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
+    // Content-MD5 already made the server check the body; the ETag is a
+    // second look, taken only where the store vouches it is an MD5.
+    if put.etag_kind == EtagKind::Md5 && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
         return Err(TransferError::Integrity(format!(
-            "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}",
+            "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}; the object is kept as stored (deleting it would lose the version it replaced); rerun without -u to send it again",
             put.etag,
             hex::encode(md5)
         )));
@@ -479,7 +479,8 @@ impl Multipart<'_> {
             .store
             .complete_multipart_upload(self.bucket, self.key, &upload_id, &completed)
             .await?;
-        self.verify(cp, &l, &result.etag, result.crc64).await?;
+        self.verify(cp, &l, &result.etag, result.etag_kind, result.crc64)
+            .await?;
         self.ctx.progress.finish();
         outcome.etag = result.etag;
         Ok(outcome)
@@ -490,6 +491,7 @@ impl Multipart<'_> {
         cp: &UploadCheckpoint,
         l: &[PartSpec],
         etag: &str,
+        etag_kind: EtagKind,
         crc64: Option<u64>,
     ) -> Result<(), TransferError> {
         let md5s: Option<Vec<[u8; 16]>> = cp
@@ -499,7 +501,7 @@ impl Multipart<'_> {
             .collect();
         let expected_etag = md5s.map(|m| multipart_etag(&m));
         let mut problem = None;
-        if etag.contains('-') {
+        if etag_kind == EtagKind::PartsMd5 {
             if let Some(exp) = &expected_etag {
                 if !exp.eq_ignore_ascii_case(etag) {
                     problem = Some(format!(
@@ -531,10 +533,11 @@ impl Multipart<'_> {
         match problem {
             None => Ok(()),
             Some(p) => {
-                // A wrong object must not stay behind looking like a good one.
-                let _ = self.ctx.store.delete_object(self.bucket, self.key).await;
+                // Not deleted: the completed object already replaced the
+                // previous version, and deleting it would lose both. The
+                // file fails, and the message says what to look at.
                 Err(TransferError::Integrity(format!(
-                    "{}/{}: {p}; the object was deleted",
+                    "{}/{}: {p}; the object is kept as stored (deleting it would lose the version it replaced); rerun without -u to send it again",
                     self.bucket, self.key
                 )))
             }
@@ -597,7 +600,7 @@ impl Multipart<'_> {
                 Err(e) => return Err(e.into()),
             }
         };
-        if looks_like_md5(&info.etag) && !info.etag.eq_ignore_ascii_case(&md5_hex) {
+        if info.etag_kind == EtagKind::Md5 && !info.etag.eq_ignore_ascii_case(&md5_hex) {
             return Err(TransferError::Integrity(format!(
                 "{}: part {} stored with ETag {} but its MD5 is {md5_hex}",
                 self.key, spec.number, info.etag

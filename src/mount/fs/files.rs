@@ -1,10 +1,13 @@
 //! Files: open handles, reads, staged writes, uploads on close and fsync,
 //! setattr (truncate, utimens, the refused chmod/chown) and unlink.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+
+use crate::transfer::{Destination, Target};
 
 use super::*;
 
@@ -156,7 +159,14 @@ impl MountFs {
                     ..self.cfg.transfer.clone()
                 };
                 let mtime = stored_mtime(&meta);
-                download_object(&self.ctx, &opts, self.bucket(), &key, &path, meta)
+                // The staging directory is the mount's own.
+                let staging = Destination::new(path.parent().unwrap_or(Path::new(".")));
+                let name = PathBuf::from(path.file_name().unwrap_or_default());
+                let target = Target {
+                    dest: &staging,
+                    rel: &name,
+                };
+                download_object(&self.ctx, &opts, self.bucket(), &key, target, meta)
                     .await
                     .map_err(|e| {
                         let _ = std::fs::remove_file(&path);
