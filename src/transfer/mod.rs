@@ -11,6 +11,9 @@ pub(crate) mod paths;
 pub mod resume;
 pub(crate) mod upload;
 
+#[cfg(test)]
+mod download_tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
