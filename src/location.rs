@@ -42,6 +42,8 @@ impl fmt::Display for RemoteUrl {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocationError {
+    #[error("{0}: a URL must be valid UTF-8")]
+    NotText(String),
     #[error("{url}: unsupported scheme '{scheme}' (use s3://, oss:// or a local path)")]
     UnsupportedScheme { url: String, scheme: String },
     #[error("{url}: the bucket name is missing (expected {scheme}://BUCKET/KEY)")]
@@ -63,6 +65,18 @@ pub enum LocationError {
 }
 
 impl Location {
+    /// As [`Location::parse`], for a command-line argument: a local path may
+    /// be any bytes (Unix names need not be UTF-8); a URL must be text.
+    pub fn parse_os(s: &std::ffi::OsStr) -> Result<Location, LocationError> {
+        match s.to_str() {
+            Some(text) => Location::parse(text),
+            None if s.as_encoded_bytes().windows(3).any(|w| w == b"://") => {
+                Err(LocationError::NotText(s.to_string_lossy().into_owned()))
+            }
+            None => Ok(Location::Local(PathBuf::from(s))),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Location, LocationError> {
         if s.is_empty() {
             return Err(LocationError::Empty);

@@ -181,8 +181,9 @@ pub struct TransferArgs {
 
 #[derive(Debug, Args)]
 pub struct CpArgs {
-    pub source: String,
-    pub destination: String,
+    /// A local path (any bytes) or an s3:// / oss:// URL
+    pub source: std::ffi::OsString,
+    pub destination: std::ffi::OsString,
     /// Copy directories / prefixes recursively
     #[arg(short, long)]
     pub recursive: bool,

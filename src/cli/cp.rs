@@ -15,8 +15,8 @@ use crate::transfer::{check_jobs, upload_file};
 use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
-    let src = Location::parse(&a.source)?;
-    let dst = Location::parse(&a.destination)?;
+    let src = Location::parse_os(&a.source)?;
+    let dst = Location::parse_os(&a.destination)?;
     check_jobs(a.jobs)?;
     match (&src, &dst) {
         (Location::Local(p), Location::Remote(r)) => {
@@ -104,7 +104,7 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                     "{r} names a prefix, not an object; use -r to copy everything under it"
                 )));
             }
-            let dest = if p.is_dir() || a.destination.ends_with('/') {
+            let dest = if p.is_dir() || a.destination.as_encoded_bytes().ends_with(b"/") {
                 p.join(key_basename(&r.key))
             } else {
                 p.clone()

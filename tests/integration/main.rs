@@ -9,6 +9,7 @@ mod proxy;
 mod bad_input;
 mod commands;
 mod delete_safety;
+mod download_edges;
 mod jobs;
 mod listing_encoding;
 mod mount;

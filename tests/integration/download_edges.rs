@@ -1,0 +1,185 @@
+//! Downloads stay inside their destination and their own files: links
+//! planted in the destination (on the way to a key, or at the key itself)
+//! are never written or deleted through, with or without `--delete` and
+//! `--follow-symlinks`; destinations whose names are not UTF-8 resume with
+//! a checkpoint directory. What reaches the disk is read back directly and
+//! what is on the server is checked with the AWS CLI.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use crate::harness::{aws_sha256, files, sha256_file, stderr, unique, write_file, Ferry};
+
+/// Uploads `rels` (each `len` bytes) under a fresh prefix, returns it.
+fn seeded(ferry: &Ferry, name: &str, rels: &[(&str, usize)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (r, len)) in rels.iter().enumerate() {
+        write_file(&dir.path().join(r), *len, i as u64);
+    }
+    let prefix = unique(name);
+    ferry.ok(&[
+        "cp",
+        "-r",
+        dir.path().to_str().unwrap(),
+        &crate::harness::server().url(&format!("{prefix}/")),
+    ]);
+    prefix
+}
+
+/// A destination with `d -> outside/` and `f -> outside/secret` planted.
+struct Planted {
+    _top: tempfile::TempDir,
+    dst: PathBuf,
+    outside: PathBuf,
+}
+
+fn planted() -> Planted {
+    let top = tempfile::tempdir().unwrap();
+    let dst = top.path().join("dst");
+    let outside = top.path().join("outside");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"keep me").unwrap();
+    std::fs::write(outside.join("extra"), b"not ferry's").unwrap();
+    symlink(&outside, dst.join("d")).unwrap();
+    symlink(outside.join("secret"), dst.join("f")).unwrap();
+    Planted {
+        _top: top,
+        dst,
+        outside,
+    }
+}
+
+fn outside_untouched(p: &Planted) {
+    let mut names: Vec<String> = std::fs::read_dir(&p.outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["extra", "secret"],
+        "files appeared or vanished outside"
+    );
+    assert_eq!(std::fs::read(p.outside.join("secret")).unwrap(), b"keep me");
+    assert_eq!(
+        std::fs::read(p.outside.join("extra")).unwrap(),
+        b"not ferry's"
+    );
+}
+
+#[test]
+fn a_link_in_the_destination_is_never_written_through() {
+    let ferry = Ferry::new();
+    // d/passwd is small (one GET), d/big is ranged; f is the final name.
+    let prefix = seeded(
+        &ferry,
+        "links",
+        &[
+            ("d/passwd", 100),
+            ("d/big", 11 << 20),
+            ("f", 100),
+            ("ok/x", 100),
+        ],
+    );
+    let url = crate::harness::server().url(&format!("{prefix}/"));
+    for extra in [&[][..], &["--follow-symlinks"][..], &["-u"][..]] {
+        let p = planted();
+        let mut args = vec!["cp", "-r", "--bigfile-threshold", "6M", "--part-size", "5M"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&url, p.dst.to_str().unwrap()]);
+        let out = ferry.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(err.contains("symbolic link"), "{extra:?}: {err}");
+        assert!(err.contains("d/passwd") && err.contains("d/big"), "{err}");
+        outside_untouched(&p);
+        // The others arrived; the link at the final name was replaced by
+        // the file, its target left alone.
+        assert_eq!(
+            sha256_file(&p.dst.join("ok/x")),
+            aws_sha256(&format!("{prefix}/ok/x"))
+        );
+        let f = std::fs::symlink_metadata(p.dst.join("f")).unwrap();
+        assert!(f.is_file(), "{extra:?}: f is still a link");
+        assert_eq!(
+            sha256_file(&p.dst.join("f")),
+            aws_sha256(&format!("{prefix}/f"))
+        );
+        // No temporary left behind anywhere.
+        assert!(
+            files(&p.dst)
+                .iter()
+                .all(|f| !f.to_string_lossy().contains(".ferry-")),
+            "{:?}",
+            files(&p.dst)
+        );
+    }
+}
+
+#[test]
+fn delete_never_walks_through_a_link_out_of_the_root() {
+    let ferry = Ferry::new();
+    let prefix = seeded(&ferry, "link-delete", &[("ok/x", 100)]);
+    let url = crate::harness::server().url(&format!("{prefix}/"));
+    for extra in [&[][..], &["--follow-symlinks"][..]] {
+        let p = planted();
+        std::fs::write(p.dst.join("stale"), b"old").unwrap();
+        let mut args = vec!["cp", "-r", "-u", "--delete", "--max-delete", "100%"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&url, p.dst.to_str().unwrap()]);
+        let out = ferry.run(&args);
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        outside_untouched(&p);
+        // The real extra inside the root went; the links themselves are
+        // not regular files of the tree and stay.
+        assert!(!p.dst.join("stale").exists(), "{extra:?}");
+        assert!(std::fs::symlink_metadata(p.dst.join("d")).is_ok());
+        assert!(p.dst.join("ok/x").is_file());
+    }
+}
+
+fn non_utf8(parent: &Path, stem: &[u8]) -> PathBuf {
+    let mut name = stem.to_vec();
+    name.extend_from_slice(b"-\xff\xfe");
+    parent.join(std::ffi::OsStr::from_bytes(&name))
+}
+
+#[test]
+fn paths_that_are_not_utf8_work_with_a_checkpoint_dir() {
+    let ferry = Ferry::new();
+    let top = tempfile::tempdir().unwrap();
+    let cps = top.path().join("cps");
+    let src_dir = non_utf8(top.path(), b"src");
+    let src = write_file(&src_dir.join("big"), 11 << 20, 9);
+    let key = format!("{}/big", unique("non-utf8"));
+    let url = crate::harness::server().url(&key);
+    let cp = ["--checkpoint-dir", cps.to_str().unwrap()];
+    let small = ["--bigfile-threshold", "6M", "--part-size", "5M"];
+    let mut up: Vec<&str> = vec!["cp"];
+    up.extend_from_slice(&cp);
+    up.extend_from_slice(&small);
+    let src_arg = src.as_os_str();
+    let out = ferry.command(&up).arg(src_arg).arg(&url).output().unwrap();
+    assert!(out.status.success(), "upload: {}", stderr(&out));
+    assert_eq!(aws_sha256(&key), sha256_file(&src));
+    let dst = non_utf8(top.path(), b"dst");
+    std::fs::create_dir_all(&dst).unwrap();
+    let mut down: Vec<&str> = vec!["cp"];
+    down.extend_from_slice(&cp);
+    down.extend_from_slice(&small);
+    let out = ferry
+        .command(&down)
+        .arg(&url)
+        .arg(dst.join("big"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "download: {}", stderr(&out));
+    assert_eq!(sha256_file(&dst.join("big")), sha256_file(&src));
+    assert_eq!(
+        std::fs::read_dir(&cps).unwrap().count(),
+        0,
+        "checkpoints left"
+    );
+}
