@@ -266,16 +266,25 @@ pub struct BucketArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CheckpointCmd {
-    /// List pending transfers and their progress
+    /// List pending transfers and their progress, and ferry's temporary
+    /// files under TREE (a killed download leaves one behind)
     Ls {
         #[arg(long, value_name = "DIR")]
-        checkpoint_dir: PathBuf,
+        checkpoint_dir: Option<PathBuf>,
+        /// Directories to search for download temporaries
+        #[arg(value_name = "TREE")]
+        trees: Vec<PathBuf>,
     },
-    /// Remove checkpoints that cannot be resumed (damaged, source gone or changed)
+    /// Remove checkpoints that cannot be resumed (damaged, source gone or
+    /// changed), and temporaries under TREE that no download holds and no
+    /// resumable checkpoint vouches for
     Clean {
         #[arg(long, value_name = "DIR")]
-        checkpoint_dir: PathBuf,
-        /// Remove every checkpoint, resumable or not
+        checkpoint_dir: Option<PathBuf>,
+        /// Directories to search for download temporaries
+        #[arg(value_name = "TREE")]
+        trees: Vec<PathBuf>,
+        /// Remove every checkpoint and unheld temporary, resumable or not
         #[arg(long)]
         all: bool,
     },

@@ -9,6 +9,7 @@ use crate::mtime::{file_mtime, format_mtime};
 use crate::transfer::checkpoint::{
     decode, CheckpointFile, DownloadCheckpoint, LockError, UploadCheckpoint,
 };
+use crate::transfer::leftovers;
 use crate::transfer::parts::layout;
 use crate::units::human;
 
@@ -67,108 +68,240 @@ fn stale_reason(e: &Entry) -> Option<String> {
 }
 
 pub async fn run(setup: &Setup, cmd: CheckpointCmd) -> Result<Outcome, CliError> {
-    match cmd {
-        CheckpointCmd::Ls { checkpoint_dir } => {
-            let all = entries(&checkpoint_dir)?;
-            for (path, e) in &all {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let running = matches!(CheckpointFile::lock(path.clone()), Err(LockError::Busy(_)));
-                let state = if running { " [running]" } else { "" };
-                match e {
-                    Entry::Upload(c) => {
-                        let total = layout(c.size, c.part_size).len();
-                        let done: u64 = c
-                            .parts
-                            .iter()
-                            .filter_map(|p| {
-                                layout(c.size, c.part_size)
-                                    .get(p.number as usize - 1)
-                                    .map(|s| s.len)
-                            })
-                            .sum();
-                        println!(
-                            "upload   {} -> {}/{}/{}  {}/{} parts, {} of {}{state}  ({name})",
-                            c.source.display(),
-                            c.endpoint,
-                            c.bucket,
-                            c.key,
-                            c.parts.len(),
-                            total,
-                            human(done),
-                            human(c.size)
-                        );
-                    }
-                    Entry::Download(c) => {
-                        let l = layout(c.size, c.part_size);
-                        let done: u64 = c
-                            .done
-                            .iter()
-                            .filter_map(|d| l.get(d.number as usize - 1).map(|s| s.len))
-                            .sum();
-                        println!(
-                            "download {}/{}/{} -> {}  {}/{} ranges, {} of {}{state}  ({name})",
-                            c.endpoint,
-                            c.bucket,
-                            c.key,
-                            c.destination.display(),
-                            c.done.len(),
-                            l.len(),
-                            human(done),
-                            human(c.size)
-                        );
-                    }
-                    Entry::Damaged(why) => println!("damaged  {name}: {why}"),
-                }
-                if let Some(why) = stale_reason(e).filter(|_| !matches!(e, Entry::Damaged(_))) {
-                    println!("         cannot resume: {why}");
-                }
-            }
-            setup.reporter.say(&format!("{} checkpoint(s)", all.len()));
-            Ok(Outcome::Success)
-        }
-        CheckpointCmd::Clean {
+    let (dir, trees) = match &cmd {
+        CheckpointCmd::Ls {
             checkpoint_dir,
-            all,
-        } => {
-            let mut removed = 0;
-            for (path, e) in entries(&checkpoint_dir)? {
-                let reason = if all {
-                    Some("--all".to_string())
-                } else {
-                    stale_reason(&e)
-                };
-                let Some(reason) = reason else { continue };
-                let lock = match CheckpointFile::lock(path.clone()) {
-                    Ok(l) => l,
-                    Err(LockError::Busy(_)) => {
-                        setup
-                            .reporter
-                            .say(&format!("ferry: {} is in use; left alone", path.display()));
-                        continue;
-                    }
-                    Err(LockError::Io { path, source }) => {
-                        return Err(CliError::Failed(format!("{}: {source}", path.display())))
-                    }
-                };
-                if let Entry::Download(c) = &e {
-                    let _ = std::fs::remove_file(&c.temp);
-                }
-                if let Entry::Upload(c) = &e {
-                    setup.reporter.say(&format!(
-                        "ferry: upload {} of {}/{} stays on the server until aborted: ferry uploads abort",
-                        c.upload_id, c.bucket, c.key
-                    ));
-                }
-                lock.finish();
+            trees,
+        }
+        | CheckpointCmd::Clean {
+            checkpoint_dir,
+            trees,
+            ..
+        } => (checkpoint_dir.clone(), trees.clone()),
+    };
+    if dir.is_none() && trees.is_empty() {
+        return Err(CliError::Usage(
+            "give --checkpoint-dir DIR, or directories to search for download temporaries, or both"
+                .into(),
+        ));
+    }
+    let all = matches!(cmd, CheckpointCmd::Clean { all: true, .. });
+    let clean = matches!(cmd, CheckpointCmd::Clean { .. });
+    // Temporaries a resumable checkpoint still needs are not leftovers.
+    let mut vouched = std::collections::HashSet::new();
+    if let Some(dir) = &dir {
+        vouched = if clean {
+            clean_checkpoints(setup, dir, all)?
+        } else {
+            list_checkpoints(setup, dir)?
+        };
+    }
+    let mut failed = false;
+    for tree in &trees {
+        failed |= temps(setup, tree, clean, all, &vouched);
+    }
+    Ok(if failed {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Lists (or removes) the download temporaries under `tree`; true if some
+/// could not be looked at or removed.
+fn temps(
+    setup: &Setup,
+    tree: &Path,
+    clean: bool,
+    all: bool,
+    vouched: &std::collections::HashSet<PathBuf>,
+) -> bool {
+    let mut failed = false;
+    let (mut count, mut bytes, mut removed) = (0u64, 0u64, 0u64);
+    for found in leftovers::find(tree) {
+        let t = match found {
+            Ok(t) => t,
+            Err(why) => {
+                setup.reporter.say(&format!("ferry: {why}"));
+                failed = true;
+                continue;
+            }
+        };
+        let canonical = std::fs::canonicalize(&t.path).unwrap_or_else(|_| t.path.clone());
+        let kept_for = if t.in_use {
+            Some("in use by a running download")
+        } else if vouched.contains(&canonical) && !all {
+            Some("a resumable checkpoint needs it")
+        } else {
+            None
+        };
+        if !clean {
+            let state = kept_for.map(|k| format!("  [{k}]")).unwrap_or_default();
+            println!("temp     {}  {}{state}", t.path.display(), human(t.size));
+            if !t.in_use {
+                count += 1;
+                bytes += t.size;
+            }
+            continue;
+        }
+        if kept_for.is_some() {
+            continue;
+        }
+        match leftovers::remove_unused(&t.path) {
+            Ok(true) => {
                 removed += 1;
+                bytes += t.size;
                 setup
                     .reporter
-                    .say(&format!("removed {} ({reason})", path.display()));
+                    .say(&format!("removed {} ({})", t.path.display(), human(t.size)));
             }
-            setup
-                .reporter
-                .say(&format!("{removed} checkpoint(s) removed"));
-            Ok(Outcome::Success)
+            Ok(false) => {}
+            Err(e) => {
+                setup
+                    .reporter
+                    .say(&format!("ferry: {}: cannot remove: {e}", t.path.display()));
+                failed = true;
+            }
         }
     }
+    if clean {
+        setup.reporter.say(&format!(
+            "{removed} temporary file(s) removed under {}, {}",
+            tree.display(),
+            human(bytes)
+        ));
+    } else {
+        setup.reporter.say(&format!(
+            "{count} temporary file(s) under {} not in use, {}",
+            tree.display(),
+            human(bytes)
+        ));
+    }
+    failed
+}
+
+/// Prints the checkpoints; returns the temporaries of those that resume.
+fn list_checkpoints(
+    setup: &Setup,
+    checkpoint_dir: &Path,
+) -> Result<std::collections::HashSet<PathBuf>, CliError> {
+    let all = entries(checkpoint_dir)?;
+    for (path, e) in &all {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let running = matches!(CheckpointFile::lock(path.clone()), Err(LockError::Busy(_)));
+        let state = if running { " [running]" } else { "" };
+        match e {
+            Entry::Upload(c) => {
+                let total = layout(c.size, c.part_size).len();
+                let done: u64 = c
+                    .parts
+                    .iter()
+                    .filter_map(|p| {
+                        layout(c.size, c.part_size)
+                            .get(p.number as usize - 1)
+                            .map(|s| s.len)
+                    })
+                    .sum();
+                println!(
+                    "upload   {} -> {}/{}/{}  {}/{} parts, {} of {}{state}  ({name})",
+                    c.source.display(),
+                    c.endpoint,
+                    c.bucket,
+                    c.key,
+                    c.parts.len(),
+                    total,
+                    human(done),
+                    human(c.size)
+                );
+            }
+            Entry::Download(c) => {
+                let l = layout(c.size, c.part_size);
+                let done: u64 = c
+                    .done
+                    .iter()
+                    .filter_map(|d| l.get(d.number as usize - 1).map(|s| s.len))
+                    .sum();
+                println!(
+                    "download {}/{}/{} -> {}  {}/{} ranges, {} of {}{state}  ({name})",
+                    c.endpoint,
+                    c.bucket,
+                    c.key,
+                    c.destination.display(),
+                    c.done.len(),
+                    l.len(),
+                    human(done),
+                    human(c.size)
+                );
+            }
+            Entry::Damaged(why) => println!("damaged  {name}: {why}"),
+        }
+        if let Entry::Download(c) = e {
+            println!("         temporary {}", c.temp.display());
+        }
+        if let Some(why) = stale_reason(e).filter(|_| !matches!(e, Entry::Damaged(_))) {
+            println!("         cannot resume: {why}");
+        }
+    }
+    setup.reporter.say(&format!("{} checkpoint(s)", all.len()));
+    Ok(all
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Entry::Download(c) if stale_reason(e).is_none() => Some(c.temp.clone()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Removes what cannot resume (or everything, with `all`); returns the
+/// temporaries of the checkpoints kept.
+fn clean_checkpoints(
+    setup: &Setup,
+    checkpoint_dir: &Path,
+    all: bool,
+) -> Result<std::collections::HashSet<PathBuf>, CliError> {
+    let mut vouched = std::collections::HashSet::new();
+    let mut removed = 0;
+    for (path, e) in entries(checkpoint_dir)? {
+        let reason = if all {
+            Some("--all".to_string())
+        } else {
+            stale_reason(&e)
+        };
+        let Some(reason) = reason else {
+            if let Entry::Download(c) = &e {
+                vouched.insert(c.temp.clone());
+            }
+            continue;
+        };
+        let lock = match CheckpointFile::lock(path.clone()) {
+            Ok(l) => l,
+            Err(LockError::Busy(_)) => {
+                setup
+                    .reporter
+                    .say(&format!("ferry: {} is in use; left alone", path.display()));
+                continue;
+            }
+            Err(LockError::Io { path, source }) => {
+                return Err(CliError::Failed(format!("{}: {source}", path.display())))
+            }
+        };
+        if let Entry::Download(c) = &e {
+            let _ = std::fs::remove_file(&c.temp);
+        }
+        if let Entry::Upload(c) = &e {
+            setup.reporter.say(&format!(
+                "ferry: upload {} of {}/{} stays on the server until aborted: ferry uploads abort",
+                c.upload_id, c.bucket, c.key
+            ));
+        }
+        lock.finish();
+        removed += 1;
+        setup
+            .reporter
+            .say(&format!("removed {} ({reason})", path.display()));
+    }
+    setup
+        .reporter
+        .say(&format!("{removed} checkpoint(s) removed"));
+    Ok(vouched)
 }

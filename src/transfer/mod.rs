@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod dest;
 pub(crate) mod download;
+pub mod leftovers;
 pub mod parts;
 pub(crate) mod paths;
 pub mod resume;

@@ -183,3 +183,116 @@ fn paths_that_are_not_utf8_work_with_a_checkpoint_dir() {
         "checkpoints left"
     );
 }
+
+/// A ferry download left running slowly in the background.
+fn slow_download(ferry: &Ferry, url: &str, dest: &Path, extra: &[&str]) -> std::process::Child {
+    let mut args = vec![
+        "--bwlimit",
+        "1M",
+        "cp",
+        "--bigfile-threshold",
+        "6M",
+        "--part-size",
+        "5M",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    ferry
+        .command(&args)
+        .arg(dest)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn temps_in(dir: &Path) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains(".ferry-"))
+        .collect()
+}
+
+#[test]
+fn a_killed_downloads_temporary_is_listed_and_cleaned_but_a_live_or_resumable_one_is_kept() {
+    let ferry = Ferry::new();
+    let prefix = seeded(&ferry, "leftover", &[("big", 11 << 20)]);
+    let url = crate::harness::server().url(&format!("{prefix}/big"));
+    let top = tempfile::tempdir().unwrap();
+    let (plain, resumable, cps) = (
+        top.path().join("plain"),
+        top.path().join("resumable"),
+        top.path().join("cps"),
+    );
+    for d in [&plain, &resumable] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut killed = slow_download(&ferry, &url, &plain.join("big"), &[]);
+    let mut resumed = slow_download(
+        &ferry,
+        &url,
+        &resumable.join("big"),
+        &["--checkpoint-dir", cps.to_str().unwrap()],
+    );
+    crate::harness::wait_for(30, "both temporaries", || {
+        temps_in(&plain).len() == 1 && temps_in(&resumable).len() == 1
+    });
+    // While they run, both are in use: listed as such, never removed.
+    let root = top.path().to_str().unwrap();
+    let listed = ferry.ok(&["checkpoint", "ls", root]);
+    assert_eq!(
+        listed.matches("in use by a running download").count(),
+        2,
+        "{listed}"
+    );
+    ferry.ok(&["checkpoint", "clean", "--all", root]);
+    assert_eq!(temps_in(top.path()).len(), 2);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    resumed.kill().unwrap();
+    resumed.wait().unwrap();
+    let listed = ferry.ok(&[
+        "checkpoint",
+        "ls",
+        "--checkpoint-dir",
+        cps.to_str().unwrap(),
+        root,
+    ]);
+    assert_eq!(listed.matches("temp     ").count(), 2, "{listed}");
+    assert!(
+        listed.contains("a resumable checkpoint needs it"),
+        "{listed}"
+    );
+    // clean removes the orphan and keeps what the checkpoint vouches for.
+    let out = ferry.run(&[
+        "checkpoint",
+        "clean",
+        "--checkpoint-dir",
+        cps.to_str().unwrap(),
+        root,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(temps_in(&plain).is_empty(), "{:?}", temps_in(&plain));
+    assert_eq!(temps_in(&resumable).len(), 1);
+    // ... which then resumes.
+    let out = ferry
+        .command(&[
+            "cp",
+            "--bigfile-threshold",
+            "6M",
+            "--part-size",
+            "5M",
+            "--checkpoint-dir",
+            cps.to_str().unwrap(),
+            &url,
+        ])
+        .arg(resumable.join("big"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        sha256_file(&resumable.join("big")),
+        aws_sha256(&format!("{prefix}/big"))
+    );
+    assert!(temps_in(top.path()).is_empty());
+}
