@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::names::set_aside_name;
 use crate::atomic_file::write_atomic;
 use crate::mtime::{file_mtime, format_mtime, parse_mtime, to_filetime, Nanos};
 
@@ -239,15 +240,15 @@ impl Journal {
     /// half-written) out of the journal, where the user can inspect it.
     pub fn set_aside(&self, p: &Pending) -> std::io::Result<PathBuf> {
         private_dir(&self.unfinished)?;
-        let safe: String = p
-            .manifest
-            .key
-            .chars()
-            .map(|c| if c == '/' { '%' } else { c })
-            .collect();
-        let dest = self.unfinished.join(format!("{}.{safe}", p.id));
+        let name = set_aside_name(&p.id, &p.manifest.key, ".json".len());
+        let dest = self.unfinished.join(&name);
         fs::rename(&p.data, &dest)?;
-        let _ = fs::remove_file(self.pending.join(format!("{}.json", p.id)));
+        // The manifest goes along: it holds the whole key, which the file
+        // name may have had to shorten.
+        let manifest = self.pending.join(format!("{}.json", p.id));
+        if fs::rename(&manifest, self.unfinished.join(format!("{name}.json"))).is_err() {
+            let _ = fs::remove_file(&manifest);
+        }
         Ok(dest)
     }
 }
@@ -552,6 +553,36 @@ mod tests {
         let moved = j.set_aside(&found[0]).unwrap();
         assert_eq!(fs::read(&moved).unwrap(), b"\0\0\0xy");
         assert!(moved.starts_with(j.unfinished_dir()));
+        assert!(j.scan().0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn entries_with_the_longest_keys_are_set_aside_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "http://e", "b").unwrap();
+        let keys = [
+            // A key at S3's limit, and a basename at the kernel's.
+            format!("{}/{}", "d".repeat(1024 - 256), "n".repeat(255)),
+            format!("m/{}", "é".repeat(127)),
+        ];
+        for key in &keys {
+            let s = j.create(key).unwrap();
+            s.write_at(0, key.as_bytes()).await.unwrap();
+            std::mem::forget(s);
+        }
+        let (found, _) = j.scan();
+        assert_eq!(found.len(), 2);
+        for p in &found {
+            let moved = j.set_aside(p).unwrap();
+            let name = moved.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= 255, "{} bytes", name.len());
+            assert_eq!(fs::read(&moved).unwrap(), p.manifest.key.as_bytes());
+            // The whole key is kept beside it.
+            let m: Manifest =
+                serde_json::from_slice(&fs::read(format!("{}.json", moved.display())).unwrap())
+                    .unwrap();
+            assert_eq!(m.key, p.manifest.key);
+        }
         assert!(j.scan().0.is_empty());
     }
 

@@ -658,3 +658,71 @@ async fn a_crashed_mount_is_finished_by_the_next_one() {
     );
     assert!(e.fs.journal.scan().0.is_empty());
 }
+
+/// A handle reads one version: after another client replaced the object,
+/// the next read that needs the store fails with ESTALE instead of
+/// returning new bytes after old ones, and a reopen reads the new version.
+#[tokio::test]
+async fn a_handle_never_mixes_two_versions_of_an_object() {
+    let e = env();
+    let s = e.store.as_ref();
+    let old: Vec<u8> = (0..2 * MIB as usize).map(|i| (i % 251) as u8).collect();
+    let new: Vec<u8> = (0..3 * MIB as usize).map(|i| (i % 241) as u8).collect();
+    put(s, "m/v", &old, None).await;
+    let v = e.path("v").await.unwrap();
+    let fh = e.fs.open(v.ino, false, false).await.unwrap();
+    let first = e.fs.read(fh, 0, 128 * 1024).await.unwrap();
+    assert_eq!(&first[..], &old[..128 * 1024]);
+    put(s, "m/v", &new, None).await; // another client
+    let err = e.fs.read(fh, MIB, 128 * 1024).await.unwrap_err();
+    assert_eq!(err.errno, libc::ESTALE, "{err}");
+    // Nor does the handle come back to life.
+    assert_eq!(
+        e.fs.read(fh, 0, 128 * 1024).await.unwrap_err().errno,
+        libc::ESTALE
+    );
+    e.fs.release(fh).await.unwrap();
+    assert_eq!(e.path("v").await.unwrap().size, new.len() as u64);
+    assert_eq!(e.read_all(v.ino).await, new);
+}
+
+/// The kernel sends release after close(2) has returned, so a truncate by
+/// path can run alongside the release of the last handle. The release must
+/// not drop the staged copy the truncate is about to change: the change
+/// would land in a copy nobody uploads, and the call would report success.
+#[tokio::test]
+async fn truncate_by_path_racing_the_last_release_is_uploaded() {
+    let e = env();
+    let s = e.store.as_ref();
+    put(s, "m/w", b"0123456789", None).await;
+    let w = e.path("w").await.unwrap();
+    let fh = e.fs.open(w.ino, true, false).await.unwrap();
+    e.fs.write(fh, 0, b"ab").await.unwrap();
+    e.fs.flush(fh).await.unwrap();
+    let staged = e.fs.tree().get(w.ino).unwrap().staged.clone().unwrap();
+    // A write through another descriptor is in progress: both the release
+    // and the truncate queue behind it, the release first.
+    let busy = staged.io.write().await;
+    let fs = e.fs.clone();
+    let release = tokio::spawn(async move { fs.release(fh).await });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let fs = e.fs.clone();
+    let truncate = tokio::spawn(async move {
+        let by_path = SetAttr {
+            size: Some(3),
+            ..Default::default()
+        };
+        fs.setattr(w.ino, by_path).await
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    drop(busy);
+    release.await.unwrap().unwrap();
+    assert_eq!(truncate.await.unwrap().unwrap().size, 3);
+    assert_eq!(get(s, "m/w").await.unwrap(), b"ab2");
+    assert!(e.fs.journal.scan().0.is_empty(), "nothing left half-done");
+    assert_eq!(e.read_all(w.ino).await, b"ab2");
+}
