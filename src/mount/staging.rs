@@ -44,6 +44,21 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<String>,
     pub size: u64,
+    /// Objects this file's content was renamed away from: deleted once it
+    /// is uploaded under `key`, not before (see [`Superseded`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supersedes: Vec<Superseded>,
+}
+
+/// An object left under a name a file not yet uploaded was renamed away
+/// from. It holds an older version, which stays until the new key holds
+/// the data: deleting it at the rename would leave a crash with the data
+/// under neither key. The ETag guards the late delete against a version
+/// someone stored there since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    pub key: String,
+    pub etag: String,
 }
 
 /// The staging directory of one cache dir, for one endpoint and bucket.
@@ -150,6 +165,7 @@ impl Journal {
                 explicit_mtime: None,
                 journaled: None,
                 discarded: false,
+                supersedes: Vec::new(),
             }),
         }))
     }
@@ -182,6 +198,7 @@ impl Journal {
                 explicit_mtime: Some(mtime),
                 journaled: Some(EntryState::Ready),
                 discarded: false,
+                supersedes: p.manifest.supersedes.clone(),
             }),
         }))
     }
@@ -269,6 +286,8 @@ pub struct StagedMeta {
     pub journaled: Option<EntryState>,
     /// Unlinked or replaced: never uploaded.
     pub discarded: bool,
+    /// Old objects to delete once this content is uploaded.
+    pub supersedes: Vec<Superseded>,
 }
 
 impl StagedMeta {
@@ -338,6 +357,7 @@ impl Staged {
             state,
             mtime: (state == EntryState::Ready).then(|| format_mtime(m.mtime())),
             size: m.size,
+            supersedes: m.supersedes.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         write_atomic(&self.manifest_path, &bytes)
@@ -422,14 +442,45 @@ impl Staged {
         Ok(())
     }
 
-    /// A rename moves the pending upload along with the name.
+    /// A rename of a clean copy (the object was copied to `key` already).
     pub fn set_key(&self, key: &str) -> std::io::Result<()> {
+        self.move_to(key, Vec::new())
+    }
+
+    /// A rename moves the pending upload along with the name; `old` are
+    /// objects to delete once it is uploaded (the older version under the
+    /// name it leaves, those a replaced file had left). Journaled before
+    /// it takes effect: if the manifest cannot be written, nothing changed.
+    pub fn move_to(&self, key: &str, old: Vec<Superseded>) -> std::io::Result<()> {
         let mut m = self.meta.lock().unwrap();
-        m.key = key.to_string();
+        let mut next = m.clone();
+        next.key = key.to_string();
+        for o in old {
+            if !next.supersedes.iter().any(|x| x.key == o.key) {
+                next.supersedes.push(o);
+            }
+        }
+        // What is uploaded to `key` replaces whatever is there anyway.
+        next.supersedes.retain(|o| o.key != key);
+        if let Some(state) = next.journaled.filter(|_| !next.discarded) {
+            self.write_manifest(&next, state)?;
+        }
+        *m = next;
+        Ok(())
+    }
+
+    /// Drops `key` from the objects to delete (deleted, or new data is
+    /// headed there). Returns whether it was listed.
+    pub fn forget_superseded(&self, key: &str) -> std::io::Result<bool> {
+        let mut m = self.meta.lock().unwrap();
+        if !m.supersedes.iter().any(|o| o.key == key) {
+            return Ok(false);
+        }
+        m.supersedes.retain(|o| o.key != key);
         if let Some(state) = m.journaled.filter(|_| !m.discarded) {
             self.write_manifest(&m, state)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Unlinked or replaced: drop the journal entry; open handles keep

@@ -89,16 +89,28 @@ impl MountFs {
         staged
             .mark_new()
             .map_err(|e| self.io_fail("create", &fkey, e))?;
-        let ino = {
+        // A new file under a name an earlier rename left: it is this
+        // file's now, not an old object to delete.
+        self.undoom(&fkey);
+        let (ino, replaced) = {
             let mut t = self.tree();
             let ino = t.ensure_child(parent, name, Kind::File);
             let n = t.get_mut(ino).ok_or(quiet(libc::ENOENT))?;
-            if let Some(old) = n.staged.replace(staged) {
-                old.discard();
-            }
+            let replaced = n.staged.replace(staged.clone());
             n.handles += 1;
-            ino
+            (ino, replaced)
         };
+        if let Some(old) = replaced {
+            // What the replaced file was to delete after its upload, this
+            // one deletes after its own.
+            let left = old.meta().supersedes;
+            old.discard();
+            if !left.is_empty() {
+                if let Err(e) = staged.move_to(&fkey, left) {
+                    tracing::warn!("journal of {fkey}: {e}");
+                }
+            }
+        }
         let fh = self.new_handle(ino, true);
         Ok((self.found(ino)?, fh))
     }
@@ -270,6 +282,16 @@ impl MountFs {
         )
         .await
         .map_err(|e| self.fail("upload", &plan.key, FsError::from_transfer(&e)))?;
+        // Only now that the new key holds the data may the names it was
+        // renamed away from go; still journaled until here, so a crash
+        // before this point deletes them after the next mount's upload.
+        let old = s.meta().supersedes;
+        if !old.is_empty() {
+            self.delete_superseded(&old).await;
+            for o in &old {
+                let _ = s.forget_superseded(&o.key);
+            }
+        }
         s.finish_commit(plan.version);
         Ok(Some((plan, out)))
     }
@@ -464,15 +486,23 @@ impl MountFs {
         if kind == Kind::Dir {
             return Err(quiet(libc::EISDIR));
         }
-        if let Some(s) = &staged {
-            // An upload in flight would bring the object back after the delete.
-            let _one = s.commit.lock().await;
-            s.discard();
-        }
+        let mut superseded = Vec::new();
+        let _one = match &staged {
+            Some(s) => {
+                // An upload in flight would bring the object back after the delete.
+                let one = s.commit.lock().await;
+                superseded = s.meta().supersedes;
+                s.discard();
+                Some(one)
+            }
+            None => None,
+        };
         self.store
             .delete_object(self.bucket(), &key)
             .await
             .map_err(|e| self.fail("unlink", &key, FsError::from_store(&e)))?;
+        // The names this file was renamed away from go with it.
+        self.delete_superseded(&superseded).await;
         let mut t = self.tree();
         t.listing_put(parent, name, None);
         if let Some(n) = t.get_mut(ino) {
