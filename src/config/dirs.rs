@@ -34,13 +34,19 @@ pub fn state_dir(env: &dyn Env) -> PathBuf {
         .join("ferry")
 }
 
-/// `$XDG_RUNTIME_DIR/ferry`, else `/tmp/ferry-<uid>`: mount pid and status
-/// files, which must not outlive a reboot.
+/// `$XDG_RUNTIME_DIR/ferry`, else `$TMPDIR/ferry-<uid>` (`/tmp/ferry-<uid>`):
+/// mount pid and status files, which must not outlive a reboot. The
+/// fallback sits in a directory every user can write, so the mount creates
+/// it 0700 and refuses it unless it is a real directory owned by this user
+/// (`mount::control::prepare_state_dir`), and never follows a link inside.
 pub fn runtime_dir(env: &dyn Env) -> PathBuf {
     match env.var("XDG_RUNTIME_DIR") {
         Some(d) => PathBuf::from(d).join("ferry"),
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        None => std::env::temp_dir().join(format!("ferry-{}", unsafe { libc::geteuid() })),
+        None => env
+            .var("TMPDIR")
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            .join(format!("ferry-{}", unsafe { libc::geteuid() })),
     }
 }
 
@@ -61,5 +67,18 @@ mod tests {
         assert_eq!(state_dir(&env), PathBuf::from("/h/.local/state/ferry"));
         assert_eq!(config_dir(&env), Some(PathBuf::from("/h/.config/ferry")));
         assert_eq!(runtime_dir(&env), PathBuf::from("/r/ferry"));
+    }
+
+    #[test]
+    fn the_runtime_fallback_is_per_user() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let none: HashMap<&str, &str> = HashMap::new();
+        assert_eq!(
+            runtime_dir(&none),
+            PathBuf::from(format!("/tmp/ferry-{me}"))
+        );
+        let tmp: HashMap<&str, &str> = [("TMPDIR", "/t")].into();
+        assert_eq!(runtime_dir(&tmp), PathBuf::from(format!("/t/ferry-{me}")));
     }
 }

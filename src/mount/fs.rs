@@ -11,6 +11,7 @@ mod dirs;
 mod files;
 mod journal;
 mod rename;
+mod superseded;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,7 @@ use super::names::{
     dir_key, file_key, object_name, prefix_name, split_relative, valid_name, KEY_MAX, NAME_MAX,
 };
 use super::reader::{ReadAhead, RemoteReader};
-use super::staging::{CommitPlan, EntryState, Journal, Staged};
+use super::staging::{CommitPlan, EntryState, Journal, Staged, Superseded};
 use super::tree::{Cached, Ino, Kind, Listed, RemoteFile, Tree, ROOT};
 use crate::mtime::{format_mtime, Nanos, MTIME_KEY};
 use crate::store::{Body, ListRequest, ObjectMeta, ObjectStore, PutOptions};
@@ -180,6 +181,10 @@ pub struct MountFs {
     /// One listing fetch per directory at a time.
     list_stripes: Vec<tokio::sync::Mutex<()>>,
     logged: Mutex<HashMap<(String, i32), Instant>>,
+    /// Objects a rename left behind, hidden until deleted: key → the ETag
+    /// to delete at unmount when this mount must retry the delete itself,
+    /// `None` while a journal entry will delete it after its upload.
+    doomed: Mutex<HashMap<String, Option<String>>>,
     read_ahead: Arc<ReadAhead>,
     background: Background,
     notify: Notify,
@@ -229,6 +234,7 @@ impl MountFs {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             list_stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             logged: Mutex::new(HashMap::new()),
+            doomed: Mutex::new(HashMap::new()),
             read_ahead,
             background: Background {
                 count: tokio::sync::watch::channel(0).0,
@@ -437,10 +443,17 @@ impl MountFs {
             self.store.list_objects(self.bucket(), &req)
         );
         let list = list.map_err(|e| self.fail("lookup", &dkey, FsError::from_store(&e)))?;
-        if !list.objects.is_empty() || !list.prefixes.is_empty() {
+        if (!list.objects.is_empty() || !list.prefixes.is_empty())
+            && self
+                .live_below(&dkey)
+                .await
+                .map_err(|e| self.fail("lookup", &dkey, FsError::from_store(&e)))?
+        {
             return Ok(self.tree().ensure_child(parent, name, Kind::Dir));
         }
         match head {
+            // Renamed away through this mount; only not deleted yet.
+            Ok(_) if self.is_doomed(&fkey) => Err(quiet(libc::ENOENT)),
             Ok(meta) => {
                 let mut t = self.tree();
                 let ino = t.ensure_child(parent, name, Kind::File);

@@ -50,6 +50,29 @@ pub fn prefix_name<'a>(dir: &str, prefix: &'a str) -> Option<&'a str> {
     valid_name(rest).then_some(rest)
 }
 
+/// The local file name under which the data of `key` is kept for the
+/// user to inspect: `id.` followed by the key with `/` shown as `%`. A key
+/// may be four times longer than a file name may be, so only its end (the
+/// most telling part) is kept, cut on a character boundary, such that the
+/// name plus `extra` more bytes (a suffix the caller adds) fit in
+/// [`NAME_MAX`]. A shortened key starts with `…`.
+pub fn set_aside_name(id: &str, key: &str, extra: usize) -> String {
+    let safe: String = key
+        .chars()
+        .map(|c| if c == '/' { '%' } else { c })
+        .collect();
+    let room = NAME_MAX.saturating_sub(id.len() + 1 + extra);
+    if safe.len() <= room {
+        return format!("{id}.{safe}");
+    }
+    let room = room.saturating_sub('…'.len_utf8());
+    let mut start = safe.len() - room;
+    while !safe.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{id}.…{}", &safe[start..])
+}
+
 /// Splits a key below the mount prefix into directory names and a file
 /// name, or `None` if some segment cannot be a name.
 pub fn split_relative(rel: &str) -> Option<(Vec<&str>, &str)> {
@@ -83,5 +106,42 @@ mod tests {
         assert_eq!(split_relative("a/b/c"), Some((vec!["a", "b"], "c")));
         assert_eq!(split_relative("a//c"), None);
         assert_eq!(split_relative("c"), Some((vec![], "c")));
+    }
+
+    #[test]
+    fn set_aside_names_fit_any_key() {
+        let id = "18f2c3a4b5d-0123456789abcdef";
+        assert_eq!(
+            set_aside_name(id, "m/d/f.txt", 5),
+            format!("{id}.m%d%f.txt")
+        );
+        let longest = format!(
+            "{}/{}",
+            "d".repeat(KEY_MAX - NAME_MAX - 1),
+            "n".repeat(NAME_MAX)
+        );
+        assert_eq!(longest.len(), KEY_MAX);
+        let basename = format!("m/{}", "b".repeat(NAME_MAX));
+        // Multi-byte characters wherever the cut may fall.
+        let wide = format!("m/{}", "é".repeat(KEY_MAX / 2 - 1));
+        let wider = format!("m/{}x", "日本".repeat(170));
+        for key in [&longest, &basename, &wide, &wider] {
+            for extra in [0, 5] {
+                let name = set_aside_name(id, key, extra);
+                assert!(name.len() + extra <= NAME_MAX, "{} bytes", name.len());
+                assert!(name.starts_with(&format!("{id}.…")), "{name}");
+                assert!(valid_name(&name));
+                // The end of the key survives.
+                let tail: String = key
+                    .chars()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                assert!(name.ends_with(&tail), "{name}");
+            }
+        }
     }
 }

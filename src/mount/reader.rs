@@ -8,6 +8,12 @@
 //! read-ahead windows: ranged GETs that run ahead of the reader, each twice
 //! the size of the previous one (1 MiB up to 16 MiB), so a `cat` of a large
 //! file streams at the link's speed after a cheap start.
+//!
+//! A handle reads one version of the object: every GET carries `If-Match`
+//! with the ETag the handle started from (the node's, else the first
+//! response's). If another client replaced the object, the server answers
+//! 412 and the read fails with `Changed` (ESTALE) instead of splicing new
+//! bytes after old ones.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -71,9 +77,12 @@ impl ReadAhead {
     }
 }
 
+/// A range's bytes and the ETag of the response that carried them.
+type Fetched = (Bytes, String);
+
 enum Fetch {
-    Pending(tokio::task::JoinHandle<Result<Bytes, StoreError>>),
-    Ready(Bytes),
+    Pending(tokio::task::JoinHandle<Result<Fetched, StoreError>>),
+    Ready(Fetched),
 }
 
 impl Drop for Window {
@@ -88,7 +97,7 @@ impl Drop for Window {
 }
 
 impl Window {
-    async fn bytes(&mut self) -> Result<Bytes, StoreError> {
+    async fn bytes(&mut self) -> Result<Fetched, StoreError> {
         if let Fetch::Pending(h) = &mut self.data {
             let got = h.await.unwrap_or_else(|e| {
                 Err(StoreError::new(
@@ -105,26 +114,35 @@ impl Window {
     }
 }
 
-/// One GET of a range, with the whole body, retried if the body breaks.
+/// One GET of a range, with the whole body, retried if the body breaks;
+/// only of version `if_match` when given. Returns the response's ETag too.
 pub async fn fetch_range(
     store: &dyn ObjectStore,
     bucket: &str,
     key: &str,
     range: Range<u64>,
-) -> Result<Bytes, StoreError> {
+    if_match: Option<&str>,
+) -> Result<Fetched, StoreError> {
     let want = range.end - range.start;
     let mut attempt = 1;
     loop {
         let got = match store
-            .get_object(bucket, key, &GetRequest::range(range.clone()))
+            .get_object(
+                bucket,
+                key,
+                &GetRequest::range(range.clone()).if_match(if_match),
+            )
             .await
         {
-            Ok(out) => out.bytes().await,
+            Ok(out) => {
+                let etag = out.meta.etag.clone();
+                out.bytes().await.map(|b| (b, etag))
+            }
             Err(e) => Err(e),
         };
         match got {
-            Ok(b) if b.len() as u64 == want => return Ok(b),
-            Ok(b) => {
+            Ok((b, etag)) if b.len() as u64 == want => return Ok((b, etag)),
+            Ok((b, _)) => {
                 return Err(StoreError::new(
                     StoreErrorKind::Truncated,
                     format!("{key}: asked for {want} bytes, got {}", b.len()),
@@ -142,6 +160,12 @@ pub struct RemoteReader {
     bucket: String,
     key: String,
     size: u64,
+    /// The version this handle reads; `None` until a response names it
+    /// when the node knew no ETag.
+    etag: Option<String>,
+    /// Set once the object was found replaced: every later read fails the
+    /// same way, without asking again.
+    changed: bool,
     windows: VecDeque<Window>,
     next_len: u64,
     /// Where the previous read ended: a read starting here continues it.
@@ -159,6 +183,7 @@ impl RemoteReader {
         bucket: &str,
         key: &str,
         size: u64,
+        etag: Option<&str>,
         budget: Arc<ReadAhead>,
     ) -> Self {
         RemoteReader {
@@ -167,6 +192,8 @@ impl RemoteReader {
             bucket: bucket.to_string(),
             key: key.to_string(),
             size,
+            etag: etag.filter(|e| !e.is_empty()).map(str::to_string),
+            changed: false,
             windows: VecDeque::new(),
             next_len: FIRST_WINDOW,
             expect: None,
@@ -175,10 +202,21 @@ impl RemoteReader {
         }
     }
 
-    /// Whether this reader still describes `key` at `size` (a rename or an
-    /// overwrite through the mount makes a new one).
-    pub fn matches(&self, key: &str, size: u64) -> bool {
-        self.key == key && self.size == size
+    /// Whether this reader reads `key` (a rename through the mount makes a
+    /// new one). A new version under the same key does not: the handle
+    /// keeps reading the version it started with, or fails.
+    pub fn reads(&self, key: &str) -> bool {
+        self.key == key
+    }
+
+    fn changed_error(&self) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Changed,
+            format!(
+                "{}: the object was replaced while open; reopen it to read the new version",
+                self.key
+            ),
+        )
     }
 
     fn covered(&self, off: u64) -> bool {
@@ -192,8 +230,11 @@ impl RemoteReader {
         let len = len.min(self.size - start);
         let range = start..start + len;
         let (store, bucket, key) = (self.store.clone(), self.bucket.clone(), self.key.clone());
+        let etag = self.etag.clone();
         let r = range.clone();
-        let h = tokio::spawn(async move { fetch_range(store.as_ref(), &bucket, &key, r).await });
+        let h = tokio::spawn(async move {
+            fetch_range(store.as_ref(), &bucket, &key, r, etag.as_deref()).await
+        });
         self.gets += 1;
         self.windows.push_back(Window {
             range,
@@ -203,6 +244,9 @@ impl RemoteReader {
     }
 
     pub async fn read(&mut self, off: u64, len: u32) -> Result<Bytes, StoreError> {
+        if self.changed {
+            return Err(self.changed_error());
+        }
         let end = (off + len as u64).min(self.size);
         if off >= end {
             return Ok(Bytes::new());
@@ -261,12 +305,31 @@ impl RemoteReader {
             if we <= off || ws >= end {
                 continue;
             }
-            let data = match self.windows[i].bytes().await {
+            let got = match self.windows[i].bytes().await {
+                // Windows spawned before any response named the version
+                // carried no If-Match: compare instead.
+                Ok((_, etag))
+                    if !etag.is_empty() && self.etag.as_ref().is_some_and(|w| *w != etag) =>
+                {
+                    Err(self.changed_error())
+                }
+                Ok((data, etag)) => {
+                    if self.etag.is_none() && !etag.is_empty() {
+                        self.etag = Some(etag);
+                    }
+                    Ok(data)
+                }
+                Err(e) => Err(e),
+            };
+            let data = match got {
                 Ok(d) => d,
                 Err(e) => {
                     // Forget the failed window so the next read retries it.
                     self.windows.clear();
                     self.next_len = FIRST_WINDOW;
+                    if e.kind == StoreErrorKind::Changed {
+                        self.changed = true;
+                    }
                     return Err(e);
                 }
             };
@@ -297,7 +360,14 @@ mod tests {
             .await
             .unwrap();
         let budget = ReadAhead::new(64 * MIB);
-        let mut r = RemoteReader::new(store.clone(), "b", "k", d.len() as u64, budget.clone());
+        let mut r = RemoteReader::new(
+            store.clone(),
+            "b",
+            "k",
+            d.len() as u64,
+            None,
+            budget.clone(),
+        );
         let chunk = 128 * 1024u32;
         let mut off = 0u64;
         while off < d.len() as u64 {
@@ -312,7 +382,14 @@ mod tests {
 
         drop(r);
         assert_eq!(budget.in_use(), 0, "windows give their budget back");
-        let mut r = RemoteReader::new(store.clone(), "b", "k", d.len() as u64, budget.clone());
+        let mut r = RemoteReader::new(
+            store.clone(),
+            "b",
+            "k",
+            d.len() as u64,
+            None,
+            budget.clone(),
+        );
         for (o, l) in [
             (5_000_000u64, 10u32),
             (123, 4096),
@@ -327,6 +404,27 @@ mod tests {
         assert!(r.read(d.len() as u64, 10).await.unwrap().is_empty());
     }
 
+    /// With no ETag to start from, the first response's pins the version.
+    #[tokio::test]
+    async fn the_first_response_pins_the_version() {
+        let store = MemoryStore::with_bucket("b");
+        let put = |d: Vec<u8>| {
+            let store = store.clone();
+            async move {
+                store
+                    .put_object("b", "k", Body::new(d), &PutOptions::default())
+                    .await
+                    .unwrap()
+            }
+        };
+        put(data((2 * MIB) as usize)).await;
+        let mut r = RemoteReader::new(store.clone(), "b", "k", 2 * MIB, None, ReadAhead::new(0));
+        r.read(0, 10).await.unwrap();
+        put(vec![7; (2 * MIB) as usize]).await;
+        let e = r.read(MIB, 10).await.unwrap_err();
+        assert_eq!(e.kind, StoreErrorKind::Changed, "{e}");
+    }
+
     #[tokio::test]
     async fn read_ahead_stays_within_the_budget() {
         let store = MemoryStore::with_bucket("b");
@@ -336,7 +434,14 @@ mod tests {
             .await
             .unwrap();
         let budget = ReadAhead::new(0);
-        let mut r = RemoteReader::new(store.clone(), "b", "k", d.len() as u64, budget.clone());
+        let mut r = RemoteReader::new(
+            store.clone(),
+            "b",
+            "k",
+            d.len() as u64,
+            None,
+            budget.clone(),
+        );
         let chunk = 128 * 1024u32;
         let mut off = 0u64;
         while off < d.len() as u64 {

@@ -154,6 +154,7 @@ pub async fn serve(
             "{shown} is already a FUSE mount; unmount it first (ferry unmount {shown})"
         )));
     }
+    control::prepare_state_dir(&opts.runtime_dir).map_err(|e| MountError::Setup(e.to_string()))?;
 
     // Pending files are attached before the first request is served, so
     // they are visible (with their new content) from the start.
@@ -195,7 +196,16 @@ pub async fn serve(
     let mut unmounter = session.unmount_callable();
     let files = control::state_files(&opts.runtime_dir, &mp);
     let _ = std::fs::remove_file(&files.status);
-    let _pid = PidFile::write(&files.pid, std::process::id(), &mp).ok();
+    let _pid = match PidFile::write(&files.pid, std::process::id(), &mp) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            notify(&format!(
+                "cannot write the pid file {}: {e}; `ferry unmount` will not wait for this mount's uploads",
+                files.pid.display()
+            ));
+            None
+        }
+    };
     notify(&format!("mounted {} at {shown}", opts.fsname));
 
     let mut run = tokio::task::spawn_blocking(move || session.run());
@@ -243,7 +253,12 @@ pub async fn serve(
         .await;
     let msg = describe_shutdown(&report, &pending_dir);
     notify(&msg);
-    let _ = std::fs::write(&files.status, format!("{msg}\n"));
+    if let Err(e) = control::write_state_file(&files.status, &format!("{msg}\n")) {
+        tracing::warn!(
+            "cannot write the status file {}: {e}",
+            files.status.display()
+        );
+    }
     Ok(report)
 }
 

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::names::set_aside_name;
 use crate::atomic_file::write_atomic;
 use crate::mtime::{file_mtime, format_mtime, parse_mtime, to_filetime, Nanos};
 
@@ -43,6 +44,21 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<String>,
     pub size: u64,
+    /// Objects this file's content was renamed away from: deleted once it
+    /// is uploaded under `key`, not before (see [`Superseded`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supersedes: Vec<Superseded>,
+}
+
+/// An object left under a name a file not yet uploaded was renamed away
+/// from. It holds an older version, which stays until the new key holds
+/// the data: deleting it at the rename would leave a crash with the data
+/// under neither key. The ETag guards the late delete against a version
+/// someone stored there since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    pub key: String,
+    pub etag: String,
 }
 
 /// The staging directory of one cache dir, for one endpoint and bucket.
@@ -149,6 +165,7 @@ impl Journal {
                 explicit_mtime: None,
                 journaled: None,
                 discarded: false,
+                supersedes: Vec::new(),
             }),
         }))
     }
@@ -181,6 +198,7 @@ impl Journal {
                 explicit_mtime: Some(mtime),
                 journaled: Some(EntryState::Ready),
                 discarded: false,
+                supersedes: p.manifest.supersedes.clone(),
             }),
         }))
     }
@@ -239,15 +257,15 @@ impl Journal {
     /// half-written) out of the journal, where the user can inspect it.
     pub fn set_aside(&self, p: &Pending) -> std::io::Result<PathBuf> {
         private_dir(&self.unfinished)?;
-        let safe: String = p
-            .manifest
-            .key
-            .chars()
-            .map(|c| if c == '/' { '%' } else { c })
-            .collect();
-        let dest = self.unfinished.join(format!("{}.{safe}", p.id));
+        let name = set_aside_name(&p.id, &p.manifest.key, ".json".len());
+        let dest = self.unfinished.join(&name);
         fs::rename(&p.data, &dest)?;
-        let _ = fs::remove_file(self.pending.join(format!("{}.json", p.id)));
+        // The manifest goes along: it holds the whole key, which the file
+        // name may have had to shorten.
+        let manifest = self.pending.join(format!("{}.json", p.id));
+        if fs::rename(&manifest, self.unfinished.join(format!("{name}.json"))).is_err() {
+            let _ = fs::remove_file(&manifest);
+        }
         Ok(dest)
     }
 }
@@ -268,6 +286,8 @@ pub struct StagedMeta {
     pub journaled: Option<EntryState>,
     /// Unlinked or replaced: never uploaded.
     pub discarded: bool,
+    /// Old objects to delete once this content is uploaded.
+    pub supersedes: Vec<Superseded>,
 }
 
 impl StagedMeta {
@@ -337,6 +357,7 @@ impl Staged {
             state,
             mtime: (state == EntryState::Ready).then(|| format_mtime(m.mtime())),
             size: m.size,
+            supersedes: m.supersedes.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         write_atomic(&self.manifest_path, &bytes)
@@ -421,14 +442,45 @@ impl Staged {
         Ok(())
     }
 
-    /// A rename moves the pending upload along with the name.
+    /// A rename of a clean copy (the object was copied to `key` already).
     pub fn set_key(&self, key: &str) -> std::io::Result<()> {
+        self.move_to(key, Vec::new())
+    }
+
+    /// A rename moves the pending upload along with the name; `old` are
+    /// objects to delete once it is uploaded (the older version under the
+    /// name it leaves, those a replaced file had left). Journaled before
+    /// it takes effect: if the manifest cannot be written, nothing changed.
+    pub fn move_to(&self, key: &str, old: Vec<Superseded>) -> std::io::Result<()> {
         let mut m = self.meta.lock().unwrap();
-        m.key = key.to_string();
+        let mut next = m.clone();
+        next.key = key.to_string();
+        for o in old {
+            if !next.supersedes.iter().any(|x| x.key == o.key) {
+                next.supersedes.push(o);
+            }
+        }
+        // What is uploaded to `key` replaces whatever is there anyway.
+        next.supersedes.retain(|o| o.key != key);
+        if let Some(state) = next.journaled.filter(|_| !next.discarded) {
+            self.write_manifest(&next, state)?;
+        }
+        *m = next;
+        Ok(())
+    }
+
+    /// Drops `key` from the objects to delete (deleted, or new data is
+    /// headed there). Returns whether it was listed.
+    pub fn forget_superseded(&self, key: &str) -> std::io::Result<bool> {
+        let mut m = self.meta.lock().unwrap();
+        if !m.supersedes.iter().any(|o| o.key == key) {
+            return Ok(false);
+        }
+        m.supersedes.retain(|o| o.key != key);
         if let Some(state) = m.journaled.filter(|_| !m.discarded) {
             self.write_manifest(&m, state)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Unlinked or replaced: drop the journal entry; open handles keep
@@ -552,6 +604,36 @@ mod tests {
         let moved = j.set_aside(&found[0]).unwrap();
         assert_eq!(fs::read(&moved).unwrap(), b"\0\0\0xy");
         assert!(moved.starts_with(j.unfinished_dir()));
+        assert!(j.scan().0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn entries_with_the_longest_keys_are_set_aside_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "http://e", "b").unwrap();
+        let keys = [
+            // A key at S3's limit, and a basename at the kernel's.
+            format!("{}/{}", "d".repeat(1024 - 256), "n".repeat(255)),
+            format!("m/{}", "é".repeat(127)),
+        ];
+        for key in &keys {
+            let s = j.create(key).unwrap();
+            s.write_at(0, key.as_bytes()).await.unwrap();
+            std::mem::forget(s);
+        }
+        let (found, _) = j.scan();
+        assert_eq!(found.len(), 2);
+        for p in &found {
+            let moved = j.set_aside(p).unwrap();
+            let name = moved.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= 255, "{} bytes", name.len());
+            assert_eq!(fs::read(&moved).unwrap(), p.manifest.key.as_bytes());
+            // The whole key is kept beside it.
+            let m: Manifest =
+                serde_json::from_slice(&fs::read(format!("{}.json", moved.display())).unwrap())
+                    .unwrap();
+            assert_eq!(m.key, p.manifest.key);
+        }
         assert!(j.scan().0.is_empty());
     }
 

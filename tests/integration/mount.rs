@@ -621,6 +621,103 @@ fn operations_follow_semantics_md() {
     ro.unmount(&ferry);
 }
 
+/// Another client replaces an object while it is open through the mount:
+/// the next read the kernel sends fails with ESTALE rather than returning
+/// the new version's bytes after the old one's; reopened, it reads the new
+/// version. (Same size, so the kernel's cached size plays no part.)
+#[test]
+fn an_object_replaced_while_open_fails_reads_with_estale() {
+    let prefix = unique("mount-estale");
+    let store = server().store();
+    let bucket = server().bucket.clone();
+    let key = format!("{prefix}/f.bin");
+    let rt = runtime();
+    let put = |data: Vec<u8>| {
+        rt.block_on(store.put_object(&bucket, &key, Body::new(data), &PutOptions::default()))
+            .unwrap();
+    };
+    let old = pattern(4 * MIB as usize, 1);
+    let new = pattern(4 * MIB as usize, 2);
+    assert_ne!(old, new);
+    put(old.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = Ferry::new();
+    let m = Mounted::start(
+        &ferry,
+        &prefix,
+        &dir.path().join("mnt"),
+        &dir.path().join("cache"),
+        &[],
+    );
+    let f = std::fs::File::open(m.path("f.bin")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, old[..4096]);
+    put(new.clone());
+    let err = f.read_exact_at(&mut buf, 3 * MIB).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE), "{err}");
+    drop(f);
+    assert_eq!(std::fs::read(m.path("f.bin")).unwrap(), new);
+    m.unmount(&ferry);
+}
+
+/// In a shared /tmp another user can create ferry's runtime directory
+/// first, or plant a link there: the mount refuses it with one line and
+/// mounts nothing, rather than write its pid and status files where
+/// someone else can redirect them.
+#[test]
+fn a_runtime_dir_that_is_not_ours_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = Ferry::new();
+    let prefix = unique("mount-rundir");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let mut cases = vec![("link", "is a symbolic link")];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cases.push(("theirs", "belongs to uid 65534"));
+    }
+    for (case, said) in cases {
+        let runtime = dir.path().join(format!("run-{case}"));
+        std::fs::create_dir(&runtime).unwrap();
+        let planted = runtime.join("ferry");
+        if case == "link" {
+            std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir(&planted).unwrap();
+            std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        }
+        let mp = dir.path().join(format!("mnt-{case}"));
+        std::fs::create_dir(&mp).unwrap();
+        let url = server().url(&prefix);
+        let cache = dir.path().join(format!("cache-{case}"));
+        let out = ferry
+            .command(&[
+                "mount",
+                url.as_str(),
+                mp.to_str().unwrap(),
+                "--foreground",
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("ferry: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{case}: {stderr}");
+        assert!(errors[0].contains(said), "{case}: {stderr}");
+        assert!(mounted_type(&mp).is_none(), "{case}: mounted anyway");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "{case}");
+    }
+}
+
 #[test]
 fn a_directory_of_10000_objects_lists_completely() {
     let prefix = unique("mount-10k");

@@ -39,6 +39,7 @@ impl MountFs {
             },
         );
         let mut pages = std::pin::pin!(pages);
+        let mut suspect = Vec::new();
         loop {
             let page = match pages.try_next().await {
                 Ok(Some(p)) => p,
@@ -48,7 +49,8 @@ impl MountFs {
                     return Err(self.fail("list", shown, FsError::from_store(&e)));
                 }
             };
-            for o in &page.objects {
+            let doomed = self.doomed.lock().unwrap();
+            for o in page.objects.iter().filter(|o| !doomed.contains_key(&o.key)) {
                 if let Some(name) = object_name(dir, &o.key) {
                     entries.entry(name.to_string()).or_insert(Listed::File {
                         size: o.size,
@@ -61,10 +63,50 @@ impl MountFs {
                 if let Some(name) = prefix_name(dir, p) {
                     // A directory shadows a file of the same name.
                     entries.insert(name.to_string(), Listed::Dir);
+                    if doomed.keys().any(|k| k.starts_with(p.as_str())) {
+                        suspect.push((name.to_string(), p.clone()));
+                    }
                 }
+            }
+            drop(doomed);
+        }
+        for (name, p) in suspect {
+            let live = self
+                .live_below(&p)
+                .await
+                .map_err(|e| self.fail("list", &p, FsError::from_store(&e)))?;
+            if !live {
+                entries.remove(&name);
             }
         }
         Ok(entries)
+    }
+
+    /// Whether anything but objects renamed away (and not deleted yet) is
+    /// stored below `prefix`: a directory holding only those is gone.
+    pub(super) async fn live_below(&self, prefix: &str) -> Result<bool, crate::store::StoreError> {
+        let doomed = self
+            .doomed
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .count();
+        if doomed == 0 {
+            return Ok(true);
+        }
+        let page = self
+            .store
+            .list_objects(
+                self.bucket(),
+                &ListRequest {
+                    prefix,
+                    max_keys: Some((doomed + 1).min(1000) as u32),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(page.objects.iter().any(|o| !self.is_doomed(&o.key)) || page.next_token.is_some())
     }
 
     async fn ensure_listing(&self, ino: Ino) -> Result<(), FsError> {
@@ -192,6 +234,15 @@ impl MountFs {
             return Ok(false);
         }
         let dkey = self.key_of(ino)?;
+        // Objects renamed away but not deleted yet do not count; enough
+        // are asked for to see past them.
+        let doomed = self
+            .doomed
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(&dkey))
+            .count();
         let page = self
             .store
             .list_objects(
@@ -199,13 +250,17 @@ impl MountFs {
                 &ListRequest {
                     prefix: &dkey,
                     delimiter: Some("/"),
-                    max_keys: Some(2),
+                    max_keys: Some(2 + doomed.min(998) as u32),
                     ..Default::default()
                 },
             )
             .await
             .map_err(|e| self.fail("list", &dkey, FsError::from_store(&e)))?;
-        Ok(page.prefixes.is_empty() && page.objects.iter().all(|o| o.key == dkey))
+        Ok(page.prefixes.is_empty()
+            && page
+                .objects
+                .iter()
+                .all(|o| o.key == dkey || self.is_doomed(&o.key)))
     }
 
     pub async fn rmdir(&self, parent: Ino, name: &str) -> Result<(), FsError> {

@@ -10,8 +10,44 @@ use bytes::Bytes;
 use crate::transfer::{Destination, Target};
 
 use super::*;
+use crate::store::StoreErrorKind;
+
+/// A reference to a node held by an operation that changes it without a
+/// file handle (truncate or utimens by path, open with `O_TRUNC`). It
+/// counts as a handle, so the release of the last real handle, which the
+/// kernel sends asynchronously after close(2) has returned, cannot drop the
+/// staged copy between this operation finding it and changing it; the
+/// change would otherwise land in a copy nobody uploads.
+struct Pin<'a> {
+    fs: &'a MountFs,
+    ino: Ino,
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        self.fs.unref(self.ino);
+    }
+}
 
 impl MountFs {
+    fn pin(&self, ino: Ino) -> Result<Pin<'_>, FsError> {
+        self.tree().get_mut(ino).ok_or(quiet(libc::ENOENT))?.handles += 1;
+        Ok(Pin { fs: self, ino })
+    }
+
+    /// A handle or pin is gone: a clean staged copy nobody holds is
+    /// dropped, so later reads see the store again.
+    fn unref(&self, ino: Ino) {
+        let mut t = self.tree();
+        if let Some(n) = t.get_mut(ino) {
+            n.handles = n.handles.saturating_sub(1);
+            if n.handles == 0 && n.staged.as_ref().is_some_and(|s| !s.meta().dirty()) {
+                n.staged = None;
+            }
+        }
+        t.collect(ino);
+    }
+
     fn new_handle(&self, ino: Ino, writable: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().unwrap().insert(
@@ -56,16 +92,28 @@ impl MountFs {
         staged
             .mark_new()
             .map_err(|e| self.io_fail("create", &fkey, e))?;
-        let ino = {
+        // A new file under a name an earlier rename left: it is this
+        // file's now, not an old object to delete.
+        self.undoom(&fkey);
+        let (ino, replaced) = {
             let mut t = self.tree();
             let ino = t.ensure_child(parent, name, Kind::File);
             let n = t.get_mut(ino).ok_or(quiet(libc::ENOENT))?;
-            if let Some(old) = n.staged.replace(staged) {
-                old.discard();
-            }
+            let replaced = n.staged.replace(staged.clone());
             n.handles += 1;
-            ino
+            (ino, replaced)
         };
+        if let Some(old) = replaced {
+            // What the replaced file was to delete after its upload, this
+            // one deletes after its own.
+            let left = old.meta().supersedes;
+            old.discard();
+            if !left.is_empty() {
+                if let Err(e) = staged.move_to(&fkey, left) {
+                    tracing::warn!("journal of {fkey}: {e}");
+                }
+            }
+        }
         let fh = self.new_handle(ino, true);
         Ok((self.found(ino)?, fh))
     }
@@ -82,27 +130,28 @@ impl MountFs {
         if kind == Kind::Dir {
             return Err(quiet(libc::EISDIR));
         }
+        let pin = self.pin(ino)?;
         if writable && truncate {
             self.resize(ino, 0).await?;
         } else if !staged && !fresh {
             // Readers get the object as it is now, not as it was listed.
             self.revalidate(ino).await?;
         }
-        if let Some(n) = self.tree().get_mut(ino) {
-            n.handles += 1;
-        }
+        // The pin becomes the handle's reference.
+        std::mem::forget(pin);
         Ok(self.new_handle(ino, writable))
     }
 
     pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Bytes, FsError> {
         let (ino, _, reader) = self.handle(fh)?;
-        let (staged, key, size) = {
+        let (staged, key, size, etag) = {
             let t = self.tree();
             let n = t.get(ino).ok_or(quiet(libc::ENOENT))?;
             (
                 n.staged.clone(),
                 t.key(ino).unwrap_or_default(),
                 n.remote.as_ref().map_or(0, |r| r.size),
+                n.remote.as_ref().map(|r| r.etag.clone()),
             )
         };
         if let Some(s) = staged {
@@ -113,20 +162,30 @@ impl MountFs {
                 .map_err(|e| self.io_fail("read", &key, e));
         }
         let mut r = reader.lock().await;
-        if !r.as_ref().is_some_and(|r| r.matches(&key, size)) {
+        if !r.as_ref().is_some_and(|r| r.reads(&key)) {
+            // The first read (or the first since a rename through the
+            // mount) pins the version the node knows.
             *r = Some(RemoteReader::new(
                 self.store.clone(),
                 self.bucket(),
                 &key,
                 size,
+                etag.as_deref(),
                 self.read_ahead.clone(),
             ));
         }
-        r.as_mut()
-            .expect("set above")
-            .read(offset, len)
-            .await
-            .map_err(|e| self.fail("read", &key, FsError::from_store(&e)))
+        let got = r.as_mut().expect("set above").read(offset, len).await;
+        got.map_err(|e| {
+            if e.kind == StoreErrorKind::Changed {
+                // Replaced by another client: the next open asks the store
+                // again and reads the new version.
+                let mut t = self.tree();
+                if let Some(n) = t.get_mut(ino) {
+                    n.checked = None;
+                }
+            }
+            self.fail("read", &key, FsError::from_store(&e))
+        })
     }
 
     /// The staged copy of a file, creating it on first change: empty when
@@ -233,6 +292,16 @@ impl MountFs {
         )
         .await
         .map_err(|e| self.fail("upload", &plan.key, FsError::from_transfer(&e)))?;
+        // Only now that the new key holds the data may the names it was
+        // renamed away from go; still journaled until here, so a crash
+        // before this point deletes them after the next mount's upload.
+        let old = s.meta().supersedes;
+        if !old.is_empty() {
+            self.delete_superseded(&old).await;
+            for o in &old {
+                let _ = s.forget_superseded(&o.key);
+            }
+        }
         s.finish_commit(plan.version);
         Ok(Some((plan, out)))
     }
@@ -319,14 +388,7 @@ impl MountFs {
                 );
             }
         }
-        let mut t = self.tree();
-        if let Some(n) = t.get_mut(h.ino) {
-            n.handles = n.handles.saturating_sub(1);
-            if n.handles == 0 && n.staged.as_ref().is_some_and(|s| !s.meta().dirty()) {
-                n.staged = None;
-            }
-        }
-        t.collect(h.ino);
+        self.unref(h.ino);
         result
     }
 
@@ -351,6 +413,7 @@ impl MountFs {
             // Directories have no stored time to change.
             return Ok(cur);
         }
+        let _pin = self.pin(ino)?;
         if let Some(size) = a.size {
             self.resize(ino, size).await?;
         }
@@ -433,15 +496,23 @@ impl MountFs {
         if kind == Kind::Dir {
             return Err(quiet(libc::EISDIR));
         }
-        if let Some(s) = &staged {
-            // An upload in flight would bring the object back after the delete.
-            let _one = s.commit.lock().await;
-            s.discard();
-        }
+        let mut superseded = Vec::new();
+        let _one = match &staged {
+            Some(s) => {
+                // An upload in flight would bring the object back after the delete.
+                let one = s.commit.lock().await;
+                superseded = s.meta().supersedes;
+                s.discard();
+                Some(one)
+            }
+            None => None,
+        };
         self.store
             .delete_object(self.bucket(), &key)
             .await
             .map_err(|e| self.fail("unlink", &key, FsError::from_store(&e)))?;
+        // The names this file was renamed away from go with it.
+        self.delete_superseded(&superseded).await;
         let mut t = self.tree();
         t.listing_put(parent, name, None);
         if let Some(n) = t.get_mut(ino) {

@@ -64,6 +64,9 @@ impl MountFs {
                     continue;
                 }
             };
+            // The names it was renamed away from stay hidden until its
+            // upload deletes them.
+            self.doom_held(&m.supersedes);
             let ino = self.attach(&m.key, &s);
             report.resumed.push((m.key.clone(), s.meta().size));
             self.spawn_background(ino, s, "finished the interrupted upload of");
@@ -101,8 +104,17 @@ impl MountFs {
             // nothing left to do.
             self.spawn_background(Some(ino), s, "uploaded");
         }
+        let deadline = Instant::now() + timeout;
         let mut rx = self.background.count.subscribe();
         let _ = tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(still) = tokio::time::timeout(left, self.retry_leftovers()).await {
+            for key in still {
+                (self.notify)(&format!(
+                    "could not delete {key}, the old name of a file renamed through this mount; the data is under its new name, and both names exist in the bucket"
+                ));
+            }
+        }
         let t = self.tree();
         let mut unflushed: Vec<String> = t
             .staged_nodes()

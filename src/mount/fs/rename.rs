@@ -48,6 +48,17 @@ impl MountFs {
         }
     }
 
+    /// Keeps the data under a key at every step, so that a failure or a
+    /// crash anywhere leaves it under the old name or the new one:
+    ///
+    /// - uploaded (clean): CopyObject, then the mount follows the new name,
+    ///   then DeleteObject of the old one. A failed copy leaves everything
+    ///   as it was (`EIO`). Once the copy is made the rename stands: if the
+    ///   delete fails the old name is hidden and retried at unmount.
+    /// - not uploaded yet (dirty): the journal records the new key (and
+    ///   the older version under the old name, to delete later) before
+    ///   anything else changes; that older version is deleted only after
+    ///   the upload to the new key, so a crash before it leaves it intact.
     async fn rename_file(
         &self,
         src: Ino,
@@ -63,35 +74,58 @@ impl MountFs {
             }
         }
         let _x = self.stripes[src as usize % STRIPES].lock().await;
-        let (src_key, staged, remote_size) = {
+        let (src_key, staged, remote) = {
             let t = self.tree();
             let n = t.get(src).ok_or(quiet(libc::ENOENT))?;
             (
                 t.key(src).unwrap_or_default(),
                 n.staged.clone(),
-                n.remote.as_ref().map(|r| r.size),
+                n.remote.clone(),
             )
         };
         let dst_key = file_key(&self.key_of(new_parent)?, new_name);
         if dst_key.len() > KEY_MAX {
             return Err(quiet(libc::ENAMETOOLONG));
         }
+        // A file being written under the new name is replaced; what it was
+        // to delete after its upload still has to go.
+        let replaced = dst
+            .and_then(|d| self.tree().get(d).and_then(|n| n.staged.clone()))
+            .filter(|ds| !ds.meta().discarded);
+        let inherited = replaced
+            .as_ref()
+            .map(|ds| ds.meta().supersedes)
+            .unwrap_or_default();
         let _one = match &staged {
             Some(s) => Some(s.commit.lock().await),
             None => None,
         };
         let dirty = staged.as_ref().is_some_and(|s| s.meta().dirty());
+        let mut copied_etag = None;
+        let mut old_etag = String::new();
         if dirty {
-            // Not uploaded yet: the pending upload simply goes to the new
-            // key; an older version under the old name must go.
             let s = staged.as_ref().expect("dirty implies staged");
-            s.set_key(&dst_key)
+            let mut old: Vec<Superseded> = self
+                .head(&src_key)
+                .await?
+                .map(|m| Superseded {
+                    key: src_key.clone(),
+                    etag: m.etag,
+                })
+                .into_iter()
+                .collect();
+            old.extend(inherited.iter().cloned());
+            // Durable before anything forgets the old name; if it cannot
+            // be written, nothing has changed.
+            s.move_to(&dst_key, old)
                 .map_err(|e| self.io_fail("rename", &src_key, e))?;
+            self.undoom(&dst_key);
+            self.doom_held(&s.meta().supersedes);
         } else {
-            let size = match remote_size {
-                Some(s) => s,
+            let (size, etag) = match &remote {
+                Some(r) => (r.size, r.etag.clone()),
                 None => match self.head(&src_key).await? {
-                    Some(m) => m.size,
+                    Some(m) => (m.size, m.etag),
                     None => return Err(quiet(libc::ENOENT)),
                 },
             };
@@ -99,41 +133,78 @@ impl MountFs {
                 // mv falls back to copy + unlink through the mount.
                 return Err(quiet(libc::EXDEV));
             }
-            self.store
+            let copied = self
+                .store
                 .copy_object(self.bucket(), &src_key, self.bucket(), &dst_key, None)
-                .await
-                .map_err(|e| self.fail("rename", &src_key, FsError::from_store(&e)))?;
+                .await;
+            match copied {
+                Ok(put) => copied_etag = Some(put.etag),
+                Err(e) => {
+                    if dst.is_none() {
+                        // A lost answer can hide a copy that was made:
+                        // undone means no new name either.
+                        self.delete_superseded(&[Superseded {
+                            key: dst_key.clone(),
+                            etag: etag.clone(),
+                        }])
+                        .await;
+                    }
+                    return Err(self.fail("rename", &src_key, FsError::from_store(&e)));
+                }
+            }
+            self.undoom(&dst_key);
             if let Some(s) = &staged {
+                // A clean copy: nothing journaled, this cannot fail.
                 let _ = s.set_key(&dst_key);
             }
+            old_etag = etag;
         }
-        self.store
-            .delete_object(self.bucket(), &src_key)
-            .await
-            .map_err(|e| self.fail("rename", &src_key, FsError::from_store(&e)))?;
-        let mut t = self.tree();
-        if let Some(d) = dst {
-            if let Some(n) = t.get_mut(d) {
-                if let Some(ds) = &n.staged {
-                    ds.discard();
-                }
-                if n.handles == 0 {
-                    n.staged = None;
+        {
+            let mut t = self.tree();
+            if let Some(d) = dst {
+                if let Some(n) = t.get_mut(d) {
+                    if let Some(ds) = &n.staged {
+                        ds.discard();
+                    }
+                    if n.handles == 0 {
+                        n.staged = None;
+                    }
                 }
             }
+            t.listing_put(parent, name, None);
+            t.move_node(src, new_parent, new_name);
+            let listed = t.get_mut(src).and_then(|n| {
+                n.checked = None;
+                let r = n.remote.as_mut()?;
+                if let Some(etag) = &copied_etag {
+                    // Open handles go on reading the copy.
+                    r.etag = etag.clone();
+                }
+                Some(Listed::File {
+                    size: r.size,
+                    etag: r.etag.clone(),
+                    last_modified: now(),
+                })
+            });
+            if !dirty {
+                t.listing_put(new_parent, new_name, listed);
+            }
         }
-        t.listing_put(parent, name, None);
-        t.move_node(src, new_parent, new_name);
-        let listed = t.get_mut(src).and_then(|n| {
-            n.checked = None;
-            n.remote.as_ref().map(|r| Listed::File {
-                size: r.size,
-                etag: r.etag.clone(),
-                last_modified: now(),
-            })
-        });
         if !dirty {
-            t.listing_put(new_parent, new_name, listed);
+            // The old name goes last, and its failure does not undo the
+            // rename: the data is under the new name already.
+            if let Err(e) = self.store.delete_object(self.bucket(), &src_key).await {
+                if !e.is_not_found() {
+                    self.leave(
+                        Superseded {
+                            key: src_key.clone(),
+                            etag: old_etag,
+                        },
+                        FsError::from_store(&e),
+                    );
+                }
+            }
+            self.delete_superseded(&inherited).await;
         }
         Ok(())
     }
@@ -178,6 +249,11 @@ impl MountFs {
         )
         .await
         .map_err(|e| self.fail("rename", &src_prefix, FsError::from_store(&e)))?;
+        // Old names renamed away from already are not moved again.
+        let objects: Vec<_> = objects
+            .into_iter()
+            .filter(|o| !self.is_doomed(&o.key))
+            .collect();
         if objects.len() > self.cfg.rename_limit {
             tracing::info!(
                 "rename {src_prefix}: more than {} objects; refused with EXDEV (mv copies instead)",
@@ -205,67 +281,92 @@ impl MountFs {
                 (o.key.clone(), to)
             })
             .collect();
-        let copies: Vec<Result<String, (String, crate::store::StoreError)>> =
-            futures::stream::iter(pairs.into_iter().map(|(from, to)| {
-                let store = self.store.clone();
-                let bucket = self.bucket().to_string();
-                async move {
-                    match store.copy_object(&bucket, &from, &bucket, &to, None).await {
-                        Ok(_) => Ok(to),
-                        Err(e) => Err((from, e)),
-                    }
+        type Copied = Result<Superseded, (String, crate::store::StoreError)>;
+        let copies: Vec<Copied> = futures::stream::iter(pairs.into_iter().map(|(from, to)| {
+            let store = self.store.clone();
+            let bucket = self.bucket().to_string();
+            async move {
+                match store.copy_object(&bucket, &from, &bucket, &to, None).await {
+                    Ok(put) => Ok(Superseded {
+                        key: to,
+                        etag: put.etag,
+                    }),
+                    Err(e) => Err((from, e)),
                 }
-            }))
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        if let Some((from, e)) = copies.iter().find_map(|r| r.as_ref().err()) {
-            // Leave the source as it was: remove the copies made so far.
-            let made: Vec<String> = copies.iter().filter_map(|r| r.clone().ok()).collect();
-            for chunk in made.chunks(1000) {
-                let _ = self.store.delete_objects(self.bucket(), chunk).await;
             }
+        }))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+        if let Some((from, e)) = copies.iter().find_map(|r| r.as_ref().err()) {
+            // Undone: the source is as it was; the copies made so far go
+            // (an existing destination keeps its marker). Copies that
+            // cannot be deleted are hidden and retried at unmount.
+            let made: Vec<Superseded> = copies
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .filter(|c| dst.is_none() || c.key != dst_prefix)
+                .collect();
+            self.delete_batches(&made).await;
             return Err(self.fail("rename", from, FsError::from_store(e)));
         }
-        let old: Vec<String> = objects.into_iter().map(|o| o.key).collect();
-        for chunk in old.chunks(1000) {
-            let failed = self
-                .store
-                .delete_objects(self.bucket(), chunk)
-                .await
-                .map_err(|e| self.fail("rename", &src_prefix, FsError::from_store(&e)))?;
-            if let Some(f) = failed.first() {
-                return Err(self.fail(
-                    "rename",
-                    &f.key,
-                    FsError::with(
-                        libc::EIO,
-                        format!(
-                            "copied, but {} old object(s) could not be deleted: {} {}",
-                            failed.len(),
-                            f.code,
-                            f.message
-                        ),
-                    ),
-                ));
+        for c in copies.iter().flatten() {
+            self.undoom(&c.key);
+        }
+        // Every object is under its new name: the rename stands from here.
+        {
+            let mut t = self.tree();
+            t.listing_put(parent, name, None);
+            t.move_node(src, new_parent, new_name);
+            t.listing_put(new_parent, new_name, Some(Listed::Dir));
+            t.invalidate_subtree(src);
+            // Clean staged copies (open files) below follow their new names.
+            let below: Vec<(Ino, Arc<Staged>)> = t
+                .staged_nodes()
+                .into_iter()
+                .filter(|(i, _)| t.is_within(*i, src))
+                .collect();
+            for (i, s) in below {
+                if let Some(k) = t.key(i) {
+                    let _ = s.set_key(&k);
+                }
             }
         }
-        let mut t = self.tree();
-        t.listing_put(parent, name, None);
-        t.move_node(src, new_parent, new_name);
-        t.listing_put(new_parent, new_name, Some(Listed::Dir));
-        t.invalidate_subtree(src);
-        // Clean staged copies (open files) below follow their new names.
-        let below: Vec<(Ino, Arc<Staged>)> = t
-            .staged_nodes()
+        let old: Vec<Superseded> = objects
             .into_iter()
-            .filter(|(i, _)| t.is_within(*i, src))
+            .map(|o| Superseded {
+                key: o.key,
+                etag: o.etag,
+            })
             .collect();
-        for (i, s) in below {
-            if let Some(k) = t.key(i) {
-                let _ = s.set_key(&k);
+        self.delete_batches(&old).await;
+        Ok(())
+    }
+
+    /// Batch deletes (1,000 per request) of objects whose data is safe
+    /// elsewhere; what cannot be deleted is hidden and retried at unmount.
+    async fn delete_batches(&self, objects: &[Superseded]) {
+        for chunk in objects.chunks(1000) {
+            let keys: Vec<String> = chunk.iter().map(|o| o.key.clone()).collect();
+            let failed: Vec<(String, FsError)> =
+                match self.store.delete_objects(self.bucket(), &keys).await {
+                    Ok(failed) => failed
+                        .into_iter()
+                        .map(|f| {
+                            let e = FsError::with(libc::EIO, format!("{} {}", f.code, f.message));
+                            (f.key, e)
+                        })
+                        .collect(),
+                    Err(e) => keys
+                        .iter()
+                        .map(|k| (k.clone(), FsError::from_store(&e)))
+                        .collect(),
+                };
+            for (key, e) in failed {
+                if let Some(o) = chunk.iter().find(|o| o.key == key) {
+                    self.leave(o.clone(), e);
+                }
             }
         }
-        Ok(())
     }
 }

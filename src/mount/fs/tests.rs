@@ -658,3 +658,311 @@ async fn a_crashed_mount_is_finished_by_the_next_one() {
     );
     assert!(e.fs.journal.scan().0.is_empty());
 }
+
+/// A handle reads one version: after another client replaced the object,
+/// the next read that needs the store fails with ESTALE instead of
+/// returning new bytes after old ones, and a reopen reads the new version.
+#[tokio::test]
+async fn a_handle_never_mixes_two_versions_of_an_object() {
+    let e = env();
+    let s = e.store.as_ref();
+    let old: Vec<u8> = (0..2 * MIB as usize).map(|i| (i % 251) as u8).collect();
+    let new: Vec<u8> = (0..3 * MIB as usize).map(|i| (i % 241) as u8).collect();
+    put(s, "m/v", &old, None).await;
+    // Listed and looked up: the mount trusts what it knows for the TTL.
+    assert_eq!(e.names(ROOT).await, ["v"]);
+    let v = e.path("v").await.unwrap();
+    let fh = e.fs.open(v.ino, false, false).await.unwrap();
+    let first = e.fs.read(fh, 0, 128 * 1024).await.unwrap();
+    assert_eq!(&first[..], &old[..128 * 1024]);
+    put(s, "m/v", &new, None).await; // another client
+    let err = e.fs.read(fh, MIB, 128 * 1024).await.unwrap_err();
+    assert_eq!(err.errno, libc::ESTALE, "{err}");
+    // Nor does the handle come back to life.
+    assert_eq!(
+        e.fs.read(fh, 0, 128 * 1024).await.unwrap_err().errno,
+        libc::ESTALE
+    );
+    e.fs.release(fh).await.unwrap();
+    assert_eq!(e.path("v").await.unwrap().size, new.len() as u64);
+    assert_eq!(e.read_all(v.ino).await, new);
+}
+
+/// The kernel sends release after close(2) has returned, so a truncate by
+/// path can run alongside the release of the last handle. The release must
+/// not drop the staged copy the truncate is about to change: the change
+/// would land in a copy nobody uploads, and the call would report success.
+#[tokio::test]
+async fn truncate_by_path_racing_the_last_release_is_uploaded() {
+    let e = env();
+    let s = e.store.as_ref();
+    put(s, "m/w", b"0123456789", None).await;
+    let w = e.path("w").await.unwrap();
+    let fh = e.fs.open(w.ino, true, false).await.unwrap();
+    e.fs.write(fh, 0, b"ab").await.unwrap();
+    e.fs.flush(fh).await.unwrap();
+    let staged = e.fs.tree().get(w.ino).unwrap().staged.clone().unwrap();
+    // A write through another descriptor is in progress: both the release
+    // and the truncate queue behind it, the release first.
+    let busy = staged.io.write().await;
+    let fs = e.fs.clone();
+    let release = tokio::spawn(async move { fs.release(fh).await });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let fs = e.fs.clone();
+    let truncate = tokio::spawn(async move {
+        let by_path = SetAttr {
+            size: Some(3),
+            ..Default::default()
+        };
+        fs.setattr(w.ino, by_path).await
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    drop(busy);
+    release.await.unwrap().unwrap();
+    assert_eq!(truncate.await.unwrap().unwrap().size, 3);
+    assert_eq!(get(s, "m/w").await.unwrap(), b"ab2");
+    assert!(e.fs.journal.scan().0.is_empty(), "nothing left half-done");
+    assert_eq!(e.read_all(w.ino).await, b"ab2");
+}
+
+/// What the mount shows at `path` once its caches expired: its content, or
+/// None if it does not exist. Each step is asked twice, by a lookup with
+/// no listing to go by (HEAD + LIST) and by a fresh directory listing, and
+/// the two must agree.
+async fn shown(e: &Env, path: &str) -> Option<Vec<u8>> {
+    let mut cur = ROOT;
+    for seg in path.split('/') {
+        e.fs.tree().invalidate_subtree(ROOT);
+        let probed = e.fs.lookup(cur, seg).await;
+        let listed = e.names(cur).await.iter().any(|n| n == seg);
+        match probed {
+            Ok(a) => {
+                assert!(listed, "{path}: {seg} found but not listed");
+                cur = a.ino;
+            }
+            Err(err) if err.errno == libc::ENOENT => {
+                assert!(!listed, "{path}: {seg} listed but not found");
+                return None;
+            }
+            Err(err) => panic!("{path}: {err}"),
+        }
+    }
+    Some(e.read_all(cur).await)
+}
+
+/// A rename of an uploaded file with a fault at each step: the data stays
+/// under the old or the new key, and the mount, the answer and (after the
+/// unmount's retry) the bucket agree on which. A failed copy undoes the
+/// rename, a lost copy answer too; once the copy is made it stands.
+#[tokio::test]
+async fn renaming_an_uploaded_file_keeps_its_data_whatever_step_fails() {
+    use StoreErrorKind::Network;
+    for (op, fault, stands) in [
+        (Op::Copy, Fault::Fail(Network), false),
+        (Op::Copy, Fault::FailAfter(Network), false),
+        (Op::Delete, Fault::Fail(Network), true),
+        (Op::Delete, Fault::FailAfter(Network), true),
+    ] {
+        let case = format!("{op:?} {fault:?}");
+        let mem: Arc<dyn ObjectStore> = MemoryStore::with_bucket(B);
+        let faulty = Arc::new(FaultyStore::new(mem.clone()));
+        let e = env_on(faulty.clone(), tempfile::tempdir().unwrap(), config());
+        put(mem.as_ref(), "m/a", b"A", None).await;
+        e.names(ROOT).await;
+        faulty.inject(op, When::Nth(1), fault);
+        let r = e.fs.rename(ROOT, "a", ROOT, "b", false).await;
+        assert_eq!(r.is_ok(), stands, "{case}: {r:?}");
+        if let Err(err) = &r {
+            assert_eq!(err.errno, libc::EIO, "{case}");
+        }
+        let (old, new) = (
+            get(mem.as_ref(), "m/a").await,
+            get(mem.as_ref(), "m/b").await,
+        );
+        assert!(
+            old.as_deref() == Some(b"A") || new.as_deref() == Some(b"A"),
+            "{case}: data under neither key"
+        );
+        let (kept, gone) = if stands { ("b", "a") } else { ("a", "b") };
+        assert_eq!(shown(&e, kept).await.as_deref(), Some(&b"A"[..]), "{case}");
+        assert_eq!(shown(&e, gone).await, None, "{case}: both names shown");
+        let left = e.fs.shutdown(Duration::from_secs(30)).await;
+        assert!(left.unflushed.is_empty(), "{case}");
+        assert_eq!(
+            get(mem.as_ref(), &format!("m/{kept}")).await.as_deref(),
+            Some(&b"A"[..]),
+            "{case}"
+        );
+        assert_eq!(
+            get(mem.as_ref(), &format!("m/{gone}")).await,
+            None,
+            "{case}"
+        );
+    }
+}
+
+/// The clean copy of an open file follows the rename only if the rename
+/// stands, so later writes land under the name the mount shows.
+#[tokio::test]
+async fn writes_after_a_rename_whose_delete_failed_follow_the_shown_name() {
+    let mem: Arc<dyn ObjectStore> = MemoryStore::with_bucket(B);
+    let faulty = Arc::new(FaultyStore::new(mem.clone()));
+    let e = env_on(faulty.clone(), tempfile::tempdir().unwrap(), config());
+    put(mem.as_ref(), "m/a", b"A", None).await;
+    let a = e.path("a").await.unwrap();
+    let fh = e.fs.open(a.ino, true, false).await.unwrap();
+    e.fs.write(fh, 0, b"B").await.unwrap();
+    e.fs.flush(fh).await.unwrap();
+    faulty.inject(
+        Op::Delete,
+        When::Nth(1),
+        Fault::Fail(StoreErrorKind::Network),
+    );
+    e.fs.rename(ROOT, "a", ROOT, "b", false).await.unwrap();
+    e.fs.write(fh, 1, b"C").await.unwrap();
+    e.fs.flush(fh).await.unwrap();
+    e.fs.release(fh).await.unwrap();
+    assert_eq!(get(mem.as_ref(), "m/b").await.unwrap(), b"BC");
+    assert_eq!(shown(&e, "b").await.unwrap(), b"BC");
+    assert_eq!(shown(&e, "a").await, None);
+    e.fs.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(get(mem.as_ref(), "m/a").await, None, "retried at unmount");
+}
+
+/// A file not uploaded yet moves with its journal entry; the older version
+/// under the old name is deleted only once the new key holds the data. A
+/// crash at any point in between leaves the data under one of the keys.
+#[tokio::test]
+async fn renaming_a_file_not_yet_uploaded_keeps_the_old_version_until_the_new_key_has_it() {
+    // Crash while the file is still open (never closed: set aside on the
+    // next mount, so the older version must still be there).
+    let mem: Arc<dyn ObjectStore> = MemoryStore::with_bucket(B);
+    let cache = tempfile::tempdir().unwrap();
+    put(mem.as_ref(), "m/a", b"old", None).await;
+    {
+        let e = env_at(mem.clone(), cache.path(), config());
+        let a = e.path("a").await.unwrap();
+        let fh = e.fs.open(a.ino, true, true).await.unwrap();
+        e.fs.write(fh, 0, b"new").await.unwrap();
+        e.fs.rename(ROOT, "a", ROOT, "b", false).await.unwrap();
+        assert_eq!(get(mem.as_ref(), "m/a").await.unwrap(), b"old");
+        assert_eq!(shown(&e, "a").await, None, "renamed away");
+        assert_eq!(shown(&e, "b").await.unwrap(), b"new");
+        std::mem::forget(e);
+    }
+    let e = env_at(mem.clone(), cache.path(), config());
+    let report = e.fs.recover();
+    assert_eq!(report.set_aside.len(), 1);
+    assert_eq!(std::fs::read(&report.set_aside[0].1).unwrap(), b"new");
+    assert_eq!(get(mem.as_ref(), "m/a").await.unwrap(), b"old");
+    assert_eq!(shown(&e, "a").await.unwrap(), b"old");
+    drop(e);
+
+    // Crash after close (the upload failed): the next mount uploads to the
+    // new key, then deletes the old one.
+    let mem: Arc<dyn ObjectStore> = MemoryStore::with_bucket(B);
+    let faulty = Arc::new(FaultyStore::new(mem.clone()));
+    let cache = tempfile::tempdir().unwrap();
+    put(mem.as_ref(), "m/a", b"old", None).await;
+    {
+        let e = env_at(faulty.clone(), cache.path(), config());
+        let a = e.path("a").await.unwrap();
+        faulty.inject(Op::Put, When::Always, Fault::Fail(StoreErrorKind::Network));
+        let fh = e.fs.open(a.ino, true, true).await.unwrap();
+        e.fs.write(fh, 0, b"new").await.unwrap();
+        assert!(e.fs.flush(fh).await.is_err());
+        let _ = e.fs.release(fh).await;
+        e.fs.rename(ROOT, "a", ROOT, "b", false).await.unwrap();
+        assert_eq!(e.fs.journal.scan().0[0].manifest.key, "m/b");
+        assert_eq!(get(mem.as_ref(), "m/a").await.unwrap(), b"old");
+        assert_eq!(get(mem.as_ref(), "m/b").await, None);
+        std::mem::forget(e);
+    }
+    faulty.clear();
+    let e = env_at(faulty.clone(), cache.path(), config());
+    assert_eq!(e.fs.recover().resumed.len(), 1);
+    assert_eq!(shown(&e, "a").await, None, "still renamed away");
+    e.fs.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(get(mem.as_ref(), "m/b").await.unwrap(), b"new");
+    assert_eq!(get(mem.as_ref(), "m/a").await, None);
+    assert!(e.fs.journal.scan().0.is_empty());
+    drop(e);
+
+    // No crash: the old name goes after the upload, unless the mount has
+    // put new data there since (even the very same bytes).
+    let e = env();
+    let s = e.store.as_ref();
+    put(s, "m/x", b"old", None).await;
+    put(s, "m/y", b"old", None).await;
+    for (from, to) in [("x", "x2"), ("y", "y2")] {
+        let f = e.path(from).await.unwrap();
+        let fh = e.fs.open(f.ino, true, true).await.unwrap();
+        e.fs.write(fh, 0, b"new").await.unwrap();
+        e.fs.rename(ROOT, from, ROOT, to, false).await.unwrap();
+        assert_eq!(get(s, &format!("m/{from}")).await.unwrap(), b"old");
+        if from == "y" {
+            e.write_new(ROOT, "y", b"old").await.unwrap();
+        }
+        e.fs.flush(fh).await.unwrap();
+        e.fs.release(fh).await.unwrap();
+        assert_eq!(get(s, &format!("m/{to}")).await.unwrap(), b"new");
+    }
+    assert_eq!(get(s, "m/x").await, None);
+    assert_eq!(get(s, "m/y").await.unwrap(), b"old", "written again here");
+}
+
+/// A directory rename with a fault at each step: a failed copy undoes it;
+/// once every copy is made it stands, and old objects that could not be
+/// deleted are hidden and retried at unmount.
+#[tokio::test]
+async fn renaming_a_directory_keeps_every_object_whatever_step_fails() {
+    use StoreErrorKind::Network;
+    for (op, fault, stands) in [
+        (Op::Copy, Fault::Fail(Network), false),
+        (Op::DeleteBatch, Fault::Fail(Network), true),
+        (Op::DeleteBatch, Fault::FailAfter(Network), true),
+    ] {
+        let case = format!("{op:?} {fault:?}");
+        let mem: Arc<dyn ObjectStore> = MemoryStore::with_bucket(B);
+        let faulty = Arc::new(FaultyStore::new(mem.clone()));
+        let e = env_on(faulty.clone(), tempfile::tempdir().unwrap(), config());
+        for k in ["m/d/x", "m/d/y", "m/d/sub/z"] {
+            put(mem.as_ref(), k, k.as_bytes(), None).await;
+        }
+        e.names(ROOT).await;
+        faulty.inject(op, When::Nth(if op == Op::Copy { 2 } else { 1 }), fault);
+        let r = e.fs.rename(ROOT, "d", ROOT, "e", false).await;
+        assert_eq!(r.is_ok(), stands, "{case}: {r:?}");
+        let (kept, gone) = if stands { ("e", "d") } else { ("d", "e") };
+        for rel in ["x", "y", "sub/z"] {
+            let data = format!("m/d/{rel}").into_bytes();
+            let (old, new) = (
+                get(mem.as_ref(), &format!("m/d/{rel}")).await,
+                get(mem.as_ref(), &format!("m/e/{rel}")).await,
+            );
+            assert!(
+                old == Some(data.clone()) || new == Some(data.clone()),
+                "{case}: {rel}"
+            );
+            assert_eq!(
+                shown(&e, &format!("{kept}/{rel}")).await,
+                Some(data.clone()),
+                "{case}"
+            );
+            assert_eq!(shown(&e, &format!("{gone}/{rel}")).await, None, "{case}");
+        }
+        e.fs.shutdown(Duration::from_secs(30)).await;
+        for rel in ["x", "y", "sub/z"] {
+            let data = format!("m/d/{rel}").into_bytes();
+            assert_eq!(
+                get(mem.as_ref(), &format!("m/{kept}/{rel}")).await,
+                Some(data)
+            );
+            assert_eq!(get(mem.as_ref(), &format!("m/{gone}/{rel}")).await, None);
+        }
+    }
+}
