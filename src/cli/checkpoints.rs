@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::args::CheckpointCmd;
+use super::escape::visible;
 use super::setup::Setup;
 use super::{CliError, Outcome};
 use crate::mtime::{file_mtime, format_mtime};
@@ -137,7 +138,11 @@ fn temps(
         };
         if !clean {
             let state = kept_for.map(|k| format!("  [{k}]")).unwrap_or_default();
-            println!("temp     {}  {}{state}", t.path.display(), human(t.size));
+            out(&format!(
+                "temp     {}  {}{state}",
+                t.path.display(),
+                human(t.size)
+            ));
             if !t.in_use {
                 count += 1;
                 bytes += t.size;
@@ -202,7 +207,7 @@ fn list_checkpoints(
                             .map(|s| s.len)
                     })
                     .sum();
-                println!(
+                out(&format!(
                     "upload   {} -> {}/{}/{}  {}/{} parts, {} of {}{state}  ({name})",
                     c.source.display(),
                     c.endpoint,
@@ -212,7 +217,7 @@ fn list_checkpoints(
                     total,
                     human(done),
                     human(c.size)
-                );
+                ));
             }
             Entry::Download(c) => {
                 let l = layout(c.size, c.part_size);
@@ -221,7 +226,7 @@ fn list_checkpoints(
                     .iter()
                     .filter_map(|d| l.get(d.number as usize - 1).map(|s| s.len))
                     .sum();
-                println!(
+                out(&format!(
                     "download {}/{}/{} -> {}  {}/{} ranges, {} of {}{state}  ({name})",
                     c.endpoint,
                     c.bucket,
@@ -231,15 +236,15 @@ fn list_checkpoints(
                     l.len(),
                     human(done),
                     human(c.size)
-                );
+                ));
             }
-            Entry::Damaged(why) => println!("damaged  {name}: {why}"),
+            Entry::Damaged(why) => out(&format!("damaged  {name}: {why}")),
         }
         if let Entry::Download(c) = e {
-            println!("         temporary {}", c.temp.display());
+            out(&format!("         temporary {}", c.temp.display()));
         }
         if let Some(why) = stale_reason(e).filter(|_| !matches!(e, Entry::Damaged(_))) {
-            println!("         cannot resume: {why}");
+            out(&format!("         cannot resume: {why}"));
         }
     }
     setup.reporter.say(&format!("{} checkpoint(s)", all.len()));
@@ -304,4 +309,9 @@ fn clean_checkpoints(
         .reporter
         .say(&format!("{removed} checkpoint(s) removed"));
     Ok(vouched)
+}
+
+/// A line of the listing, on stdout; names in it come from buckets.
+fn out(line: &str) {
+    println!("{}", visible(line));
 }

@@ -1,5 +1,6 @@
 //! `ferry ls`: one level (with "directories") or everything under a prefix.
 
+use super::escape::visible;
 use time::macros::format_description;
 
 use super::args::LsArgs;
@@ -49,7 +50,12 @@ pub async fn run(setup: &Setup, a: LsArgs) -> Result<Outcome, CliError> {
             } else {
                 human(e.size)
             };
-            println!("{}  {:>10}  {}", format_time(e.last_modified), size, e.key);
+            println!(
+                "{}  {:>10}  {}",
+                format_time(e.last_modified),
+                size,
+                visible(&e.key)
+            );
         }
     };
     let pages = list_pages(
@@ -67,7 +73,7 @@ pub async fn run(setup: &Setup, a: LsArgs) -> Result<Outcome, CliError> {
             if a.json {
                 println!("{}", serde_json::json!({ "prefix": p }));
             } else {
-                println!("{:>19}  {:>10}  {}", "", "DIR", p);
+                println!("{:>19}  {:>10}  {}", "", "DIR", visible(p));
             }
         }
         for e in &page.objects {

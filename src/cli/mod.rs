@@ -7,6 +7,7 @@ mod args;
 mod bucket;
 mod checkpoints;
 mod cp;
+mod escape;
 mod ls;
 mod mount;
 mod progress;
@@ -171,11 +172,11 @@ pub fn main() -> ExitCode {
         Ok(Outcome::BadInput) => ExitCode::from(2),
         Ok(Outcome::Interrupted) | Err(CliError::Interrupted) => ExitCode::from(130),
         Err(CliError::Usage(msg)) => {
-            eprintln!("ferry: error: {msg}");
+            eprintln!("ferry: error: {}", escape::visible(&msg));
             ExitCode::from(2)
         }
         Err(CliError::Failed(msg)) => {
-            eprintln!("ferry: error: {msg}");
+            eprintln!("ferry: error: {}", escape::visible(&msg));
             ExitCode::from(1)
         }
     }

@@ -229,7 +229,7 @@ pub async fn unmount(setup: &Setup, a: UnmountArgs) -> Result<Outcome, CliError>
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    match std::fs::read_to_string(&files.status) {
+    match crate::mount::control::read_state_file(&files.status) {
         Ok(status) => {
             let _ = std::fs::remove_file(&files.status);
             let status = status.trim();

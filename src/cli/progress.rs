@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::escape::visible;
 use crate::transfer::Progress;
 
 pub struct Reporter {
@@ -45,6 +46,7 @@ impl Reporter {
         if self.quiet {
             return;
         }
+        let msg = visible(msg);
         if self.bars {
             let _ = self.multi.println(msg);
         } else {
@@ -54,6 +56,7 @@ impl Reporter {
 
     /// Errors are printed even with --quiet.
     pub fn error(&self, msg: &str) {
+        let msg = visible(msg);
         if self.bars {
             let _ = self.multi.println(format!("ferry: error: {msg}"));
         } else {
@@ -80,7 +83,7 @@ impl Progress for TransferProgress {
             )
             .expect("static template"),
         );
-        bar.set_message(name.to_string());
+        bar.set_message(visible(name).into_owned());
         bar.set_position(already);
         *self.bar.lock().unwrap() = Some(bar);
     }

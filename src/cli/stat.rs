@@ -1,6 +1,7 @@
 //! `ferry stat`: what HEAD says about one object.
 
 use super::args::StatArgs;
+use super::escape::visible;
 use super::ls::{format_time, parse_remote};
 use super::setup::Setup;
 use super::{CliError, Outcome};
@@ -26,16 +27,16 @@ pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
             })
         );
     } else {
-        println!("url:           {r}");
+        println!("url:           {}", visible(&r.to_string()));
         println!("size:          {}", m.size);
-        println!("etag:          {}", m.etag);
+        println!("etag:          {}", visible(&m.etag));
         println!("last-modified: {}", format_time(m.last_modified));
         println!("mtime:         {}", format_mtime(mtime));
         if let Some(c) = m.crc64 {
             println!("crc64:         {c}");
         }
         for (k, v) in &m.metadata {
-            println!("meta {k}: {v}");
+            println!("meta {}: {}", visible(k), visible(v));
         }
     }
     Ok(Outcome::Success)

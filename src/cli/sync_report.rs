@@ -2,6 +2,7 @@
 //! failure or skipped item, `--dry-run` plan lines, `--json` events, and a
 //! final summary.
 
+use super::escape::visible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -141,7 +142,7 @@ impl Observer for SyncReport {
                 key,
                 reason,
             } => {
-                println!("would {action} {key} ({})", reason.describe());
+                println!("would {action} {} ({})", visible(key), reason.describe());
             }
             Event::Skipped { .. } | Event::Deleted { .. } => {}
             Event::Warning { path, message } => self

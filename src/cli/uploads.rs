@@ -1,6 +1,7 @@
 //! `ferry uploads ls|abort`: unfinished multipart uploads on the server,
 //! which cost storage until completed or aborted.
 
+use super::escape::visible;
 use std::time::Duration;
 
 use super::args::UploadsCmd;
@@ -48,7 +49,12 @@ pub async fn run(setup: &Setup, cmd: UploadsCmd) -> Result<Outcome, CliError> {
         UploadsCmd::Ls { url } => {
             let (_, _, uploads) = all_uploads(setup, &url).await?;
             for u in &uploads {
-                println!("{}  {}  {}", format_time(u.initiated), u.key, u.upload_id);
+                println!(
+                    "{}  {}  {}",
+                    format_time(u.initiated),
+                    visible(&u.key),
+                    visible(&u.upload_id)
+                );
             }
             setup
                 .reporter

@@ -113,3 +113,36 @@ fn profile_from_config_file() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn keys_with_control_characters_are_escaped_for_people_and_raw_for_json() {
+    let ferry = Ferry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let name = "red\x1b[31m\rfake\u{202e}txt";
+    std::fs::write(dir.path().join(name), b"x").unwrap();
+    let prefix = unique("ctl");
+    let url = server().url(&format!("{prefix}/"));
+    ferry.ok(&["cp", "-r", dir.path().to_str().unwrap(), &url]);
+    let human = ferry.ok(&["ls", "-r", &url]);
+    assert!(
+        !human.contains('\x1b') && !human.contains('\r'),
+        "{human:?}"
+    );
+    assert!(human.contains(r"red\x1b[31m\rfake\u{202e}txt"), "{human:?}");
+    let json = ferry.ok(&["ls", "-r", "--json", &url]);
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(v["key"], format!("{prefix}/{name}"));
+    // Dry-run plans name it the same way.
+    let other = tempfile::tempdir().unwrap();
+    let plan = ferry.ok(&[
+        "cp",
+        "-r",
+        "--dry-run",
+        &url,
+        other.path().to_str().unwrap(),
+    ]);
+    assert!(
+        plan.contains(r"red\x1b[31m\rfake") && !plan.contains('\x1b'),
+        "{plan:?}"
+    );
+}
