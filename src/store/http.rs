@@ -283,6 +283,7 @@ impl HttpStore {
         let mut query = req.query.clone();
         query.sort();
         let mut headers = req.headers.clone();
+        let signed_at = self.now();
         if let Some(creds) = &self.cfg.credentials {
             let signable = SignableRequest {
                 method: req.method.as_str(),
@@ -296,7 +297,7 @@ impl HttpStore {
             let added = self
                 .cfg
                 .scheme
-                .sign(&signable, creds, &Payload::Unsigned, self.now());
+                .sign(&signable, creds, &Payload::Unsigned, signed_at);
             headers.extend(added);
         }
         let mut url = format!("{}://{}{}", self.cfg.endpoint.scheme(), host, path);
@@ -360,7 +361,7 @@ impl HttpStore {
         if status < 300 || (status == 304) {
             return Ok(resp);
         }
-        Err(self.status_error(resp, req.bucket).await)
+        Err(self.status_error(resp, req.bucket, signed_at).await)
     }
 
     fn idle_error(&self, what: &str) -> StoreError {
@@ -429,7 +430,12 @@ impl HttpStore {
         )
     }
 
-    async fn status_error(&self, resp: reqwest::Response, bucket: Option<&str>) -> StoreError {
+    async fn status_error(
+        &self,
+        resp: reqwest::Response,
+        bucket: Option<&str>,
+        signed_at: OffsetDateTime,
+    ) -> StoreError {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         // A body that breaks off still leaves the status and headers to go on.
@@ -440,6 +446,7 @@ impl HttpStore {
         let asked = Asked {
             bucket,
             region: self.region(),
+            signed_at,
         };
         error_from_answer(self.cfg.dialect, status, &headers, &body, &asked)
     }
@@ -977,7 +984,10 @@ mod tests {
         );
         let line = e.to_string();
         assert!(line.contains(&format!("PUT oss://b/{long}")), "{line}");
-        assert!(line.contains("1024 bytes; oss allows at most 1023"), "{line}");
+        assert!(
+            line.contains("1024 bytes; oss allows at most 1023"),
+            "{line}"
+        );
         let e = oss.head_object("b", "").await.unwrap_err();
         assert!(e.to_string().contains("cannot be empty"), "{e}");
         // The source of a copy too.

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use reqwest::header::HeaderMap;
+use time::OffsetDateTime;
 
 use super::dialect::Dialect;
 use super::error::Detail;
@@ -17,7 +18,14 @@ pub struct Asked<'a> {
     pub bucket: Option<&'a str>,
     /// The region the request was signed for, if the scheme has one.
     pub region: Option<&'a str>,
+    /// The time the request was signed with.
+    pub signed_at: OffsetDateTime,
 }
+
+/// A bodiless 401/403 whose Date is this far from the signing time is
+/// taken for a clock refusal, as the AWS SDKs do (a HEAD cannot say
+/// RequestTimeTooSkewed; S3's limit is 15 minutes).
+const SKEW_SUSPECT: time::Duration = time::Duration::minutes(4);
 
 fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
     h.get(name)
@@ -75,10 +83,35 @@ pub fn error_from_answer(
             .server_time
             .as_deref()
             .and_then(|t| xml::parse_iso8601(t).ok())
-            .or_else(|| header(headers, "date").and_then(|d| xml::parse_http_date(d).ok()));
+            .or_else(|| server_date(headers));
         err = err.with_detail(Detail::ClockSkew { server_time });
+    } else if let Some(t) = bodiless_skew(status, headers, &fields, asked) {
+        err.message = format!(
+            "access denied, and the server's clock ({t}) is far from the request's ({})",
+            asked.signed_at
+        );
+        err = err.with_detail(Detail::ClockSkew {
+            server_time: Some(t),
+        });
     }
     err
+}
+
+fn server_date(headers: &HeaderMap) -> Option<OffsetDateTime> {
+    header(headers, "date").and_then(|d| xml::parse_http_date(d).ok())
+}
+
+fn bodiless_skew(
+    status: u16,
+    headers: &HeaderMap,
+    f: &ErrorFields,
+    asked: &Asked<'_>,
+) -> Option<OffsetDateTime> {
+    if f.code.is_some() || !matches!(status, 401 | 403) {
+        return None;
+    }
+    let t = server_date(headers)?;
+    ((t - asked.signed_at).abs() > SKEW_SUSPECT).then_some(t)
 }
 
 /// The message of an answer without error XML; `Display` already shows
@@ -175,6 +208,8 @@ mod tests {
     const ASKED: Asked<'static> = Asked {
         bucket: Some("ferry-test"),
         region: Some("us-east-1"),
+        // Tue, 02 Jan 2024 03:04:05 GMT
+        signed_at: time::macros::datetime!(2024-01-02 03:04:05 UTC),
     };
 
     #[test]
@@ -229,6 +264,7 @@ must be addressed using the specified endpoint.</Message><Bucket>b1</Bucket>\
         let asked = Asked {
             bucket: Some("b1"),
             region: Some("cn-hangzhou"),
+            ..ASKED
         };
         let e = error_from_answer(Dialect::Oss, 403, &HeaderMap::new(), body, &asked);
         assert!(
@@ -282,11 +318,21 @@ time and the current time is too large.</Message><RequestTime>20240102T030405Z</
                 server_time: Some(want)
             })
         );
-        // A HEAD answer: only the Date header.
+        // A HEAD answer: only the Date header, ten minutes ahead.
         let h = headers(&[("date", "Tue, 02 Jan 2024 03:14:05 GMT")]);
-        let mut e = error_from_answer(Dialect::S3, 403, &h, "", &ASKED);
-        assert_eq!(e.detail(), None, "a bare 403 is not a skew");
-        e = error_from_answer(
+        let e = error_from_answer(Dialect::S3, 403, &h, "", &ASKED);
+        assert_eq!(
+            e.detail(),
+            Some(&Detail::ClockSkew {
+                server_time: Some(want)
+            })
+        );
+        // A bare 403 from a server whose clock agrees is just a 403.
+        let h1 = headers(&[("date", "Tue, 02 Jan 2024 03:05:05 GMT")]);
+        let e = error_from_answer(Dialect::S3, 403, &h1, "", &ASKED);
+        assert_eq!(e.detail(), None, "{e}");
+        assert_eq!(e.kind, StoreErrorKind::AccessDenied);
+        let e = error_from_answer(
             Dialect::Oss,
             403,
             &h,
