@@ -580,7 +580,9 @@ impl ObjectStore for HttpStore {
             .send(Request::new("HEAD", Method::HEAD, bucket, Some(key)))
             .await;
         match resp {
-            Ok(resp) => self.meta_from_headers(key, resp.headers()),
+            Ok(resp) => self.meta_from_headers(key, resp.headers()).map_err(|e| {
+                e.with_context(format!("HEAD {}", self.name(Some(bucket), Some(key))))
+            }),
             // A HEAD answer has no body, so a 403 cannot say whether the
             // signature or the permission is wrong; a one-byte GET can.
             Err(e) if e.status == Some(403) && e.code.is_none() => {
@@ -610,7 +612,9 @@ impl ObjectStore for HttpStore {
             req = req.header("range", format!("bytes={}-{}", r.start, r.end - 1));
         }
         let resp = self.send(req).await?;
-        let meta = self.meta_from_headers(key, resp.headers())?;
+        let meta = self
+            .meta_from_headers(key, resp.headers())
+            .map_err(|e| e.with_context(format!("GET {}", self.name(Some(bucket), Some(key)))))?;
         let content_length = resp
             .content_length()
             .or_else(|| header(resp.headers(), "content-length").and_then(|v| v.parse().ok()))
