@@ -54,6 +54,11 @@ pub struct GlobalArgs {
     /// Limit transfer bandwidth (bytes per second, both directions together), e.g. 10M
     #[arg(long, global = true, value_parser = size_arg, value_name = "RATE")]
     pub bwlimit: Option<u64>,
+    /// Fail a request once nothing has moved either way for this long
+    /// (however long a large or rate-limited body takes), e.g. 30s
+    /// [default: the profile's idle_timeout, else 60s]
+    #[arg(long, global = true, value_parser = idle_arg, value_name = "DURATION")]
+    pub idle_timeout: Option<std::time::Duration>,
     /// Attempts per request for network errors, throttling and 5xx
     #[arg(long, global = true, default_value_t = 6, value_name = "N")]
     pub retries: u32,
@@ -160,6 +165,13 @@ pub enum ConfigCmd {
 
 fn size_arg(s: &str) -> Result<u64, String> {
     parse_size(s)
+}
+
+fn idle_arg(s: &str) -> Result<std::time::Duration, String> {
+    match crate::units::parse_duration(s, "s")? {
+        d if d.is_zero() => Err("the idle timeout must be more than 0".into()),
+        d => Ok(d),
+    }
 }
 
 #[derive(Debug, Args, Clone)]

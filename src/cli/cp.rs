@@ -7,6 +7,7 @@ use super::setup::Setup;
 use super::tree::{run_tree, Tree, TreeSpec};
 use super::{CliError, Outcome};
 use crate::location::Location;
+use crate::store::copy_object_any_size;
 use crate::sync::one::{download_skip, upload_skip};
 use crate::transfer::download::{download_object, file_target};
 use crate::transfer::paths::key_basename;
@@ -156,9 +157,20 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             } else {
                 d.key.clone()
             };
-            h.store
-                .copy_object(&s.bucket, &s.key, &d.bucket, &key, None)
-                .await?;
+            // Past the single-copy limit (1 GiB on OSS, 5 GiB on S3) this
+            // becomes a multipart copy.
+            let limits = h.store.copy_limits();
+            copy_object_any_size(
+                h.store.as_ref(),
+                &s.bucket,
+                &s.key,
+                &d.bucket,
+                &key,
+                None,
+                None,
+                &limits,
+            )
+            .await?;
             setup
                 .reporter
                 .say(&format!("copied {s} -> {}", d.with_key(key)));

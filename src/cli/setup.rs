@@ -49,6 +49,7 @@ impl Setup {
                 signature_version: g.signature_version,
                 profile: g.profile.clone(),
                 no_sign_request: g.no_sign_request,
+                idle_timeout: g.idle_timeout,
             },
             retries: g.retries,
             file: Arc::new(file),
@@ -87,6 +88,7 @@ impl Setup {
         let s = resolve_endpoint(url.dialect, &self.flags, &self.file, &ProcessEnv)?;
         let mut cfg = HttpStoreConfig::new(s.endpoint.clone(), s.dialect, s.scheme, s.addressing);
         cfg.credentials = s.credentials;
+        cfg.idle_timeout = s.idle_timeout;
         cfg.bandwidth = self.bandwidth.clone();
         cfg.retry = RetryPolicy {
             max_attempts: self.retries,

@@ -1,6 +1,8 @@
 //! Which endpoint, region, addressing style and signature a URL's requests
 //! use, from flags, the standard environment variables and a profile.
 
+use std::time::Duration;
+
 use url::Url;
 
 use super::credentials::resolve_credentials;
@@ -9,6 +11,7 @@ use super::{ConfigError, Env};
 use crate::store::credentials::Credentials;
 use crate::store::dialect::Addressing;
 use crate::store::dialect::Dialect;
+use crate::store::http::DEFAULT_IDLE_TIMEOUT;
 use crate::store::sign::Scheme;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -26,6 +29,7 @@ pub struct EndpointFlags {
     pub signature_version: Option<SignatureVersion>,
     pub profile: Option<String>,
     pub no_sign_request: bool,
+    pub idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct EndpointSettings {
     pub addressing: Addressing,
     pub scheme: Scheme,
     pub credentials: Option<Credentials>,
+    /// How long a request may go without a byte moving either way.
+    pub idle_timeout: Duration,
 }
 
 fn parse_endpoint(raw: &str) -> Result<Url, ConfigError> {
@@ -175,6 +181,17 @@ pub fn resolve_endpoint(
         },
         (Dialect::Oss, SignatureVersion::V1) => Scheme::OssV1,
     };
+    let idle_timeout = match (flags.idle_timeout, profile.idle_timeout) {
+        (Some(t), _) => t,
+        (None, Some(d)) if d.0.is_zero() => {
+            return Err(ConfigError::Invalid(format!(
+                "profile '{}': idle_timeout must be more than 0",
+                profile_name.unwrap_or_default()
+            )))
+        }
+        (None, Some(d)) => d.0,
+        (None, None) => DEFAULT_IDLE_TIMEOUT,
+    };
     let credentials = if flags.no_sign_request {
         None
     } else {
@@ -187,6 +204,7 @@ pub fn resolve_endpoint(
         addressing,
         scheme,
         credentials,
+        idle_timeout,
     })
 }
 
@@ -317,6 +335,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("needs a region"));
+    }
+
+    #[test]
+    fn idle_timeout_from_flag_profile_or_default() {
+        let file = ConfigFile::parse(
+            "[profiles.p]\nidle_timeout = \"5m\"\n[profiles.z]\nidle_timeout = 0\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let e = env(&KEYS);
+        let with = |profile: Option<&str>, flag: Option<Duration>| {
+            resolve_endpoint(
+                Dialect::S3,
+                &EndpointFlags {
+                    profile: profile.map(str::to_string),
+                    idle_timeout: flag,
+                    ..Default::default()
+                },
+                &file,
+                &e,
+            )
+        };
+        assert_eq!(with(None, None).unwrap().idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(
+            with(Some("p"), None).unwrap().idle_timeout,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            with(Some("p"), Some(Duration::from_secs(2)))
+                .unwrap()
+                .idle_timeout,
+            Duration::from_secs(2)
+        );
+        let err = with(Some("z"), None).unwrap_err().to_string();
+        assert!(err.contains("idle_timeout must be more than 0"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct Profile {
     /// not be readable by others.
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// A request fails after this long with no byte moving either way.
+    pub idle_timeout: Option<Dur>,
 }
 
 /// A byte size written as `"10M"` or a plain integer.

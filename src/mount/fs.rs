@@ -34,7 +34,9 @@ use crate::transfer::{
 
 /// CopyObject's limit; larger objects cannot be renamed or re-timed
 /// server-side (see SEMANTICS.md).
-pub const MAX_COPY: u64 = 5 * 1024 * MIB;
+/// Largest object a server-side copy (multipart beyond the store's
+/// single-copy limit) moves: S3's largest object.
+pub const MAX_COPY: u64 = 5 * 1024 * 1024 * MIB;
 
 /// Settings of one mount.
 #[derive(Debug, Clone)]

@@ -48,6 +48,22 @@ impl Dialect {
         }
     }
 
+    /// The byte range of an UploadPartCopy.
+    pub fn copy_source_range_header(self) -> &'static str {
+        match self {
+            Dialect::S3 => "x-amz-copy-source-range",
+            Dialect::Oss => "x-oss-copy-source-range",
+        }
+    }
+
+    /// Makes a copy fail (412) if the source is no longer this version.
+    pub fn copy_source_if_match_header(self) -> &'static str {
+        match self {
+            Dialect::S3 => "x-amz-copy-source-if-match",
+            Dialect::Oss => "x-oss-copy-source-if-match",
+        }
+    }
+
     pub fn metadata_directive_header(self) -> &'static str {
         match self {
             Dialect::S3 => "x-amz-metadata-directive",
@@ -60,6 +76,58 @@ impl Dialect {
             Dialect::S3 => "x-amz-request-id",
             Dialect::Oss => "x-oss-request-id",
         }
+    }
+
+    /// Where a bodiless error answer (HEAD) carries its error XML: OSS
+    /// repeats it base64-encoded in `x-oss-err`; S3 sends nothing.
+    pub fn error_header(self) -> Option<&'static str> {
+        match self {
+            Dialect::S3 => None,
+            Dialect::Oss => Some("x-oss-err"),
+        }
+    }
+
+    /// Longest key in bytes: S3 takes 1024, OSS 1023.
+    pub fn max_key_len(self) -> usize {
+        match self {
+            Dialect::S3 => 1024,
+            Dialect::Oss => 1023,
+        }
+    }
+
+    /// Largest object one CopyObject may copy: 5 GiB on S3, 1 GiB on OSS.
+    /// Larger ones need a multipart copy.
+    pub fn max_single_copy(self) -> u64 {
+        match self {
+            Dialect::S3 => 5 << 30,
+            Dialect::Oss => 1 << 30,
+        }
+    }
+
+    /// A key the dialect cannot name is refused before anything is sent,
+    /// naming the key, so that one item fails and the others go on.
+    pub fn check_key(self, key: &str) -> Result<(), super::StoreError> {
+        let max = self.max_key_len();
+        if !key.is_empty() && key.len() <= max {
+            return Ok(());
+        }
+        let why = if key.is_empty() {
+            "an object key cannot be empty".to_string()
+        } else {
+            format!(
+                "the key is {} bytes; {} allows at most {max}",
+                key.len(),
+                self.name()
+            )
+        };
+        Err(
+            super::StoreError::new(super::StoreErrorKind::Rejected, why).with_detail(
+                super::error::Detail::InvalidKey {
+                    len: key.len(),
+                    max,
+                },
+            ),
+        )
     }
 
     /// OSS reports the whole object's CRC-64/XZ; S3 has no equivalent header.

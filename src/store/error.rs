@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
     /// NoSuchKey / 404 on an object.
@@ -43,7 +45,26 @@ pub struct StoreError {
     /// From a Retry-After header.
     pub retry_after: Option<Duration>,
     /// What was being done: "PUT s3://bucket/key".
-    pub context: Option<String>,
+    /// (A boxed str keeps the error small: it travels in every `Result`.)
+    pub context: Option<Box<str>>,
+    /// Which edge of the protocol was hit, when the kind alone does not
+    /// say (the kind keeps deciding retries and errnos).
+    /// (Boxed: most errors have none.)
+    pub detail: Option<Box<Detail>>,
+}
+
+/// The typed reason behind some errors, for callers that act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// The key is empty or longer than the dialect allows; nothing was sent.
+    InvalidKey { len: usize, max: usize },
+    /// The bucket lives in another region (or behind another endpoint).
+    WrongRegion { region: Option<String> },
+    /// The server refused the request's clock (`RequestTimeTooSkewed`);
+    /// its own time, when it said.
+    ClockSkew { server_time: Option<OffsetDateTime> },
+    /// Nothing moved in either direction for this long.
+    Idle(Duration),
 }
 
 impl StoreError {
@@ -56,12 +77,22 @@ impl StoreError {
             status: None,
             retry_after: None,
             context: None,
+            detail: None,
         }
+    }
+
+    pub fn detail(&self) -> Option<&Detail> {
+        self.detail.as_deref()
+    }
+
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = Some(Box::new(detail));
+        self
     }
 
     pub fn with_context(mut self, context: impl Into<String>) -> Self {
         if self.context.is_none() {
-            self.context = Some(context.into());
+            self.context = Some(context.into().into_boxed_str());
         }
         self
     }
@@ -93,6 +124,12 @@ impl StoreError {
             | Some("InvalidToken") => return StoreErrorKind::BadCredentials,
             Some("AccessDenied") => return StoreErrorKind::AccessDenied,
             Some("PreconditionFailed") => return StoreErrorKind::Changed,
+            // Not the credentials and not a permission: the clock, which
+            // the client corrects once before giving up.
+            Some("RequestTimeTooSkewed") => return StoreErrorKind::Rejected,
+            Some("PermanentRedirect") | Some("TemporaryRedirect") => {
+                return StoreErrorKind::Rejected
+            }
             Some("SlowDown") | Some("Throttling") | Some("TooManyRequests") => {
                 return StoreErrorKind::Throttled
             }

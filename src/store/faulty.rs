@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{
-    Body, CompletedPart, DeleteFailure, GetObjectOutput, GetRequest, ListPage, ListPartsPage,
-    ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo, PutOptions,
-    PutResult, StoreError, StoreErrorKind,
+    Body, CompletedPart, CopyLimits, CopySource, DeleteFailure, GetObjectOutput, GetRequest,
+    ListPage, ListPartsPage, ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore,
+    PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +28,7 @@ pub enum Op {
     Copy,
     CreateUpload,
     UploadPart,
+    UploadPartCopy,
     ListParts,
     Complete,
     Abort,
@@ -287,6 +288,26 @@ impl ObjectStore for FaultyStore {
         self.run(
             Op::CreateUpload,
             self.inner.create_multipart_upload(bucket, key, opts),
+        )
+        .await
+    }
+
+    fn copy_limits(&self) -> CopyLimits {
+        self.inner.copy_limits()
+    }
+
+    async fn upload_part_copy(
+        &self,
+        src: &CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<PartInfo, StoreError> {
+        self.run(
+            Op::UploadPartCopy,
+            self.inner
+                .upload_part_copy(src, bucket, key, upload_id, part_number),
         )
         .await
     }

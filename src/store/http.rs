@@ -3,6 +3,7 @@
 //! the signing scheme. Retries live here, around each request, so callers
 //! see either a result or an error that is worth showing to the user.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,17 +16,20 @@ use reqwest::Method;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::bandwidth::{paced, Bandwidth};
+use super::bandwidth::{paced, Bandwidth, CHUNK};
 use super::credentials::Credentials;
 use super::dialect::{Addressing, Dialect};
-use super::retry::{parse_retry_after, RetryPolicy};
+use super::error::Detail;
+use super::idle::{Activity, Guarded, Watched};
+use super::retry::RetryPolicy;
 use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
+use super::status::{error_from_answer, Asked};
 use super::xml;
 use super::{
-    Body, CompletedPart, DeleteFailure, EtagKind, GetObjectOutput, GetRequest, ListPage,
-    ListPartsPage, ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore, PartInfo,
-    PutOptions, PutResult, StoreError, StoreErrorKind,
+    Body, CompletedPart, CopyLimits, CopySource, DeleteFailure, EtagKind, GetObjectOutput,
+    GetRequest, ListPage, ListPartsPage, ListRequest, ListUploadsPage, Metadata, ObjectMeta,
+    ObjectStore, PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
 };
 use crate::checksum::{content_md5_base64, normalize_etag};
 
@@ -41,6 +45,14 @@ pub fn encode_query(s: &str) -> String {
 
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Error bodies are read up to this much: enough for any XML error, never
+/// a whole misdirected download.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Successful XML answers (listings, results) are read up to this much.
+const MAX_XML_BODY: usize = 64 << 20;
+
 #[derive(Clone)]
 pub struct HttpStoreConfig {
     pub endpoint: Url,
@@ -51,8 +63,9 @@ pub struct HttpStoreConfig {
     pub credentials: Option<Credentials>,
     pub retry: RetryPolicy,
     pub connect_timeout: Duration,
-    /// Longest silence while waiting for response bytes.
-    pub read_timeout: Duration,
+    /// Longest time without a byte moving either way (sending a body,
+    /// waiting for the answer, receiving it) before a request fails.
+    pub idle_timeout: Duration,
     /// Idle connections kept per host; enough for every concurrent part.
     pub pool_size: usize,
     /// Shared limit on body bytes per second, both directions together.
@@ -69,7 +82,7 @@ impl HttpStoreConfig {
             credentials: None,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             pool_size: 64,
             bandwidth: None,
         }
@@ -80,6 +93,9 @@ pub struct HttpStore {
     client: reqwest::Client,
     cfg: HttpStoreConfig,
     clock: Clock,
+    /// Milliseconds to add to the clock when signing: learned from a
+    /// server that refused this machine's time, kept for later requests.
+    clock_offset_ms: AtomicI64,
 }
 
 /// One logical request; rebuilt and re-signed on every attempt so retries
@@ -138,9 +154,10 @@ impl HttpStore {
     }
 
     pub fn with_clock(cfg: HttpStoreConfig, clock: Clock) -> Result<Self, StoreError> {
+        // No read timeout: it would also run while a slow body is being
+        // sent. Silence is watched per request instead (`idle`).
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.read_timeout)
             .pool_max_idle_per_host(cfg.pool_size)
             .pool_idle_timeout(Duration::from_secs(50))
             .tcp_nodelay(true)
@@ -149,7 +166,26 @@ impl HttpStore {
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StoreError::new(StoreErrorKind::Protocol, e.to_string()))?;
-        Ok(HttpStore { client, cfg, clock })
+        Ok(HttpStore {
+            client,
+            cfg,
+            clock,
+            clock_offset_ms: AtomicI64::new(0),
+        })
+    }
+
+    /// The time requests are signed with: this machine's clock, corrected
+    /// by what a server said its own clock reads.
+    fn now(&self) -> OffsetDateTime {
+        (self.clock)() + time::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// The region requests are signed for, for messages.
+    fn region(&self) -> Option<&str> {
+        match &self.cfg.scheme {
+            Scheme::S3V4 { region } | Scheme::OssV4 { region } => Some(region),
+            Scheme::OssV1 => None,
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -183,13 +219,32 @@ impl HttpStore {
 
     async fn send(&self, req: Request<'_>) -> Result<reqwest::Response, StoreError> {
         let context = format!("{} {}", req.op, self.name(req.bucket, req.key));
+        if let Some(k) = req.key {
+            self.cfg
+                .dialect
+                .check_key(k)
+                .map_err(|e| e.with_context(context.clone()))?;
+        }
         let mut attempt = 1;
+        let mut clock_corrected = false;
         loop {
             let result = self.send_once(&req).await;
             let err = match result {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
+            if let Some(&Detail::ClockSkew { server_time }) = err.detail() {
+                match server_time {
+                    // Once per request: a second refusal is not a clock
+                    // this client can fix.
+                    Some(t) if !clock_corrected => {
+                        self.learn_clock(t);
+                        clock_corrected = true;
+                        continue;
+                    }
+                    _ => return Err(skew_error(err, clock_corrected).with_context(context)),
+                }
+            }
             match self.cfg.retry.next_delay(attempt, &err) {
                 Some(wait) => {
                     tracing::debug!(op = req.op, attempt, ?wait, error = %err, "retrying");
@@ -211,11 +266,23 @@ impl HttpStore {
         }
     }
 
+    /// Keeps the server's clock offset for this and every later request.
+    fn learn_clock(&self, server: OffsetDateTime) {
+        let offset = server - (self.clock)();
+        let ms = i64::try_from(offset.whole_milliseconds()).unwrap_or(0);
+        tracing::debug!(
+            offset_ms = ms,
+            "the server's clock differs from this machine's; signing with the server's time"
+        );
+        self.clock_offset_ms.store(ms, Ordering::Relaxed);
+    }
+
     async fn send_once(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
         let (host, path) = self.target(req.bucket, req.key);
         let mut query = req.query.clone();
         query.sort();
         let mut headers = req.headers.clone();
+        let signed_at = self.now();
         if let Some(creds) = &self.cfg.credentials {
             let signable = SignableRequest {
                 method: req.method.as_str(),
@@ -229,7 +296,7 @@ impl HttpStore {
             let added = self
                 .cfg
                 .scheme
-                .sign(&signable, creds, &Payload::Unsigned, (self.clock)());
+                .sign(&signable, creds, &Payload::Unsigned, signed_at);
             headers.extend(added);
         }
         let mut url = format!("{}://{}{}", self.cfg.endpoint.scheme(), host, path);
@@ -255,26 +322,93 @@ impl HttpStore {
             map.insert(name, value);
         }
         let mut builder = self.client.request(req.method.clone(), &url).headers(map);
-        if let Some(body) = &req.body {
-            builder = match &self.cfg.bandwidth {
-                // An explicit length keeps the paced stream from going out
-                // chunked, which S3 and OSS refuse for plain PUTs.
-                Some(bw) => builder
+        let activity = Activity::new();
+        match &req.body {
+            // Always an explicit length: hyper leaves it out for an empty
+            // body (S3 answers such a PUT with 411), and a streamed body
+            // would otherwise go out chunked, which S3 and OSS refuse.
+            Some(body) if !body.is_empty() => {
+                let chunks: super::ByteStream = match &self.cfg.bandwidth {
+                    Some(bw) => Box::pin(
+                        paced(body.clone(), bw.clone())
+                            .map_err(|e| StoreError::new(StoreErrorKind::Network, e.to_string())),
+                    ),
+                    None => Box::pin(futures::stream::iter(chunks_of(body).into_iter().map(Ok))),
+                };
+                builder = builder
                     .header("content-length", body.len().to_string())
-                    .body(reqwest::Body::wrap_stream(paced(body.clone(), bw.clone()))),
-                None => builder.body(body.clone()),
-            };
-        } else if matches!(req.method, Method::PUT | Method::POST) {
-            builder = builder.header("content-length", "0");
+                    .body(reqwest::Body::wrap_stream(Watched::new(
+                        chunks,
+                        activity.clone(),
+                    )));
+            }
+            Some(_) => builder = builder.header("content-length", "0"),
+            None if matches!(req.method, Method::PUT | Method::POST) => {
+                builder = builder.header("content-length", "0")
+            }
+            None => {}
         }
         tracing::debug!(op = req.op, method = %req.method, url = %url, "request");
-        let resp = builder.send().await.map_err(|e| self.network_error(&e))?;
+        let resp = tokio::select! {
+            r = builder.send() => r.map_err(|e| self.network_error(&e))?,
+            _ = activity.silent_for(self.cfg.idle_timeout) => {
+                return Err(self.idle_error("no answer from"));
+            }
+        };
         let status = resp.status().as_u16();
         tracing::debug!(op = req.op, status, "response");
         if status < 300 || (status == 304) {
             return Ok(resp);
         }
-        Err(self.status_error(resp).await)
+        Err(self.status_error(resp, req.bucket, signed_at).await)
+    }
+
+    fn idle_error(&self, what: &str) -> StoreError {
+        let limit = self.cfg.idle_timeout;
+        StoreError::new(
+            StoreErrorKind::Network,
+            format!(
+                "{what} {}: nothing moved for {limit:?} (--idle-timeout)",
+                self.cfg.endpoint
+            ),
+        )
+        .with_detail(Detail::Idle(limit))
+    }
+
+    /// A response body as a stream that fails when the server goes silent.
+    fn body_stream(&self, resp: reqwest::Response) -> super::ByteStream {
+        let endpoint = self.cfg.endpoint.to_string();
+        let body = resp.bytes_stream().map_err(move |e| {
+            StoreError::new(
+                StoreErrorKind::Network,
+                format!("download from {endpoint} interrupted: {e}"),
+            )
+        });
+        let stalled = self.idle_error("download stalled: no data from");
+        Box::pin(Guarded::new(
+            Box::pin(body),
+            self.cfg.idle_timeout,
+            move || stalled.clone(),
+        ))
+    }
+
+    /// Up to `max` bytes of a response body, and whether there was more
+    /// (which is left unread).
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+        max: usize,
+    ) -> Result<(Vec<u8>, bool), StoreError> {
+        let mut body = self.body_stream(resp);
+        let mut out = Vec::new();
+        while let Some(chunk) = body.try_next().await? {
+            if out.len() + chunk.len() > max {
+                out.extend_from_slice(&chunk[..max - out.len()]);
+                return Ok((out, true));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok((out, false))
     }
 
     fn network_error(&self, e: &reqwest::Error) -> StoreError {
@@ -295,34 +429,25 @@ impl HttpStore {
         )
     }
 
-    async fn status_error(&self, resp: reqwest::Response) -> StoreError {
+    async fn status_error(
+        &self,
+        resp: reqwest::Response,
+        bucket: Option<&str>,
+        signed_at: OffsetDateTime,
+    ) -> StoreError {
         let status = resp.status().as_u16();
-        let request_id = header(resp.headers(), self.cfg.dialect.request_id_header());
-        let retry_after = header(resp.headers(), "retry-after").and_then(|v| parse_retry_after(&v));
-        let body = resp.text().await.unwrap_or_default();
-        let (code, message, body_request_id) =
-            xml::parse_error(&body).unwrap_or((None, None, None));
-        let message = message.unwrap_or_else(|| match status {
-            404 => "not found".to_string(),
-            403 => "access denied".to_string(),
-            _ => format!(
-                "HTTP {status} {}",
-                reqwest::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("")
-            ),
-        });
-        let kind = StoreError::classify(status, code.as_deref());
-        StoreError {
-            kind,
-            code,
-            message,
-            request_id: body_request_id.or(request_id),
-            status: Some(status),
-            retry_after,
-            context: None,
-        }
+        let headers = resp.headers().clone();
+        // A body that breaks off still leaves the status and headers to go on.
+        let body = match self.read_body(resp, MAX_ERROR_BODY).await {
+            Ok((b, _)) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => String::new(),
+        };
+        let asked = Asked {
+            bucket,
+            region: self.region(),
+            signed_at,
+        };
+        error_from_answer(self.cfg.dialect, status, &headers, &body, &asked)
     }
 
     fn meta_from_headers(&self, key: &str, h: &HeaderMap) -> Result<ObjectMeta, StoreError> {
@@ -410,12 +535,47 @@ impl HttpStore {
     }
 
     async fn text(&self, resp: reqwest::Response, what: &str) -> Result<String, StoreError> {
-        resp.text().await.map_err(|e| {
+        let (body, cut) = self
+            .read_body(resp, MAX_XML_BODY)
+            .await
+            .map_err(|e| StoreError {
+                message: format!("reading {what} response: {}", e.message),
+                ..e
+            })?;
+        if cut {
+            return Err(StoreError::new(
+                StoreErrorKind::Protocol,
+                format!("{what} response is larger than {MAX_XML_BODY} bytes"),
+            ));
+        }
+        String::from_utf8(body).map_err(|_| {
             StoreError::new(
-                StoreErrorKind::Network,
-                format!("reading {what} response: {e}"),
+                StoreErrorKind::Protocol,
+                format!("{what} response is not UTF-8"),
             )
         })
+    }
+}
+
+/// A body in the pieces it is sent in, so each piece the connection takes
+/// counts as progress.
+fn chunks_of(data: &Bytes) -> Vec<Bytes> {
+    (0..data.len())
+        .step_by(CHUNK)
+        .map(|i| data.slice(i..(i + CHUNK).min(data.len())))
+        .collect()
+}
+
+/// The final error of a request the server refused for its clock.
+fn skew_error(err: StoreError, corrected: bool) -> StoreError {
+    let hint = if corrected {
+        "; refused again after signing with the server's time"
+    } else {
+        "; this machine's clock is off: check the system time (NTP)"
+    };
+    StoreError {
+        message: format!("{}{hint}", err.message.trim_end().trim_end_matches('.')),
+        ..err
     }
 }
 
@@ -441,7 +601,9 @@ impl ObjectStore for HttpStore {
             .send(Request::new("HEAD", Method::HEAD, bucket, Some(key)))
             .await;
         match resp {
-            Ok(resp) => self.meta_from_headers(key, resp.headers()),
+            Ok(resp) => self.meta_from_headers(key, resp.headers()).map_err(|e| {
+                e.with_context(format!("HEAD {}", self.name(Some(bucket), Some(key))))
+            }),
             // A HEAD answer has no body, so a 403 cannot say whether the
             // signature or the permission is wrong; a one-byte GET can.
             Err(e) if e.status == Some(403) && e.code.is_none() => {
@@ -481,7 +643,9 @@ impl ObjectStore for HttpStore {
             req = req.header("range", format!("bytes={}-{}", r.start, r.end - 1));
         }
         let resp = self.send(req).await?;
-        let meta = self.meta_from_headers(key, resp.headers())?;
+        let meta = self
+            .meta_from_headers(key, resp.headers())
+            .map_err(|e| e.with_context(format!("GET {}", self.name(Some(bucket), Some(key)))))?;
         let content_length = resp
             .content_length()
             .or_else(|| header(resp.headers(), "content-length").and_then(|v| v.parse().ok()))
@@ -495,13 +659,7 @@ impl ObjectStore for HttpStore {
                 .with_context(format!("GET {}", self.name(Some(bucket), Some(key)))));
             }
         }
-        let endpoint = self.cfg.endpoint.to_string();
-        let body = resp.bytes_stream().map_err(move |e| {
-            StoreError::new(
-                StoreErrorKind::Network,
-                format!("download from {endpoint} interrupted: {e}"),
-            )
-        });
+        let body = self.body_stream(resp);
         let body: super::ByteStream = match &self.cfg.bandwidth {
             Some(bw) => {
                 let bw = bw.clone();
@@ -515,7 +673,7 @@ impl ObjectStore for HttpStore {
                     }
                 }))
             }
-            None => Box::pin(body),
+            None => body,
         };
         Ok(GetObjectOutput {
             meta,
@@ -595,6 +753,12 @@ impl ObjectStore for HttpStore {
         metadata: Option<&Metadata>,
     ) -> Result<PutResult, StoreError> {
         let d = self.cfg.dialect;
+        d.check_key(src_key).map_err(|e| {
+            e.with_context(format!(
+                "COPY {}",
+                self.name(Some(src_bucket), Some(src_key))
+            ))
+        })?;
         let mut req = Request::new("COPY", Method::PUT, bucket, Some(key)).header(
             d.copy_source_header(),
             format!("/{}/{}", src_bucket, encode_path(src_key)),
@@ -658,6 +822,65 @@ impl ObjectStore for HttpStore {
             etag,
             size,
         })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        src: &CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<PartInfo, StoreError> {
+        let d = self.cfg.dialect;
+        let source = || {
+            format!(
+                "UPLOAD-PART-COPY {}",
+                self.name(Some(src.bucket), Some(src.key))
+            )
+        };
+        d.check_key(src.key).map_err(|e| e.with_context(source()))?;
+        let range = &src.range;
+        if range.start >= range.end {
+            return Err(StoreError::new(
+                StoreErrorKind::Rejected,
+                format!("empty range {}..{}", range.start, range.end),
+            )
+            .with_context(source()));
+        }
+        let mut req = Request::new("UPLOAD-PART-COPY", Method::PUT, bucket, Some(key))
+            .query("partNumber", part_number.to_string())
+            .query("uploadId", upload_id)
+            .header(
+                d.copy_source_header(),
+                format!("/{}/{}", src.bucket, encode_path(src.key)),
+            )
+            .header(
+                d.copy_source_range_header(),
+                format!("bytes={}-{}", range.start, range.end - 1),
+            );
+        if let Some(etag) = src.if_match {
+            req = req.header(d.copy_source_if_match_header(), format!("\"{etag}\""));
+        }
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "UploadPartCopy").await?;
+        let etag = xml::parse_etag_result("UploadPartCopy", &body).map_err(|e| {
+            e.with_context(format!(
+                "UPLOAD-PART-COPY {}",
+                self.name(Some(bucket), Some(key))
+            ))
+        })?;
+        Ok(PartInfo {
+            part_number,
+            // The XML answer carries no encryption headers of its own.
+            etag_kind: EtagKind::from_form(&etag),
+            etag,
+            size: range.end - range.start,
+        })
+    }
+
+    fn copy_limits(&self) -> CopyLimits {
+        CopyLimits::for_dialect(self.cfg.dialect)
     }
 
     async fn list_parts(
@@ -782,6 +1005,68 @@ mod tests {
         assert_eq!(
             v.target(Some("b"), None),
             ("b.s3.example.com".into(), "/".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_over_the_dialects_limit_are_refused_before_sending() {
+        // Nothing listens on port 1: a request that went out would fail
+        // as a network error, not as an invalid key.
+        let mut cfg = HttpStoreConfig::new(
+            Url::parse("http://127.0.0.1:1").unwrap(),
+            Dialect::Oss,
+            Scheme::OssV4 { region: "r".into() },
+            Addressing::Path,
+        );
+        cfg.retry = RetryPolicy::none();
+        let oss = HttpStore::new(cfg.clone()).unwrap();
+        let body = || Body::new(&b"x"[..]);
+        let opts = PutOptions::default();
+        let long = "k".repeat(1024);
+        let e = oss.put_object("b", &long, body(), &opts).await.unwrap_err();
+        assert_eq!(
+            e.detail(),
+            Some(&Detail::InvalidKey {
+                len: 1024,
+                max: 1023
+            })
+        );
+        let line = e.to_string();
+        assert!(line.contains(&format!("PUT oss://b/{long}")), "{line}");
+        assert!(
+            line.contains("1024 bytes; oss allows at most 1023"),
+            "{line}"
+        );
+        let e = oss.head_object("b", "").await.unwrap_err();
+        assert!(e.to_string().contains("cannot be empty"), "{e}");
+        // The source of a copy too.
+        let e = oss
+            .copy_object("b", &long, "b", "short", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e.detail(), Some(Detail::InvalidKey { .. })), "{e}");
+        // 1023 bytes is a valid OSS key: it goes out (and meets no server).
+        let e = oss
+            .put_object("b", &long[..1023], body(), &opts)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, StoreErrorKind::Network, "{e}");
+        // S3 takes 1024 and refuses 1025.
+        cfg.dialect = Dialect::S3;
+        cfg.scheme = Scheme::S3V4 { region: "r".into() };
+        let s3 = HttpStore::new(cfg).unwrap();
+        let e = s3.put_object("b", &long, body(), &opts).await.unwrap_err();
+        assert_eq!(e.kind, StoreErrorKind::Network, "{e}");
+        let e = s3
+            .put_object("b", &format!("{long}k"), body(), &opts)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.detail(),
+            Some(&Detail::InvalidKey {
+                len: 1025,
+                max: 1024
+            })
         );
     }
 

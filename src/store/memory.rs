@@ -13,9 +13,10 @@ use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
 use super::{
-    Body, CompletedPart, DeleteFailure, EtagKind, GetObjectOutput, GetRequest, ListEntry, ListPage,
-    ListPartsPage, ListRequest, ListUploadsPage, Metadata, MultipartUpload, ObjectMeta,
-    ObjectStore, PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
+    Body, CompletedPart, CopyLimits, CopySource, DeleteFailure, EtagKind, GetObjectOutput,
+    GetRequest, ListEntry, ListPage, ListPartsPage, ListRequest, ListUploadsPage, Metadata,
+    MultipartUpload, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult, StoreError,
+    StoreErrorKind,
 };
 use crate::checksum::{crc64, multipart_etag};
 
@@ -59,6 +60,8 @@ pub struct MemoryStore {
     /// ETags as SSE-KMS gives them: hex, of the right length, and not the
     /// MD5 of anything the client can compute.
     pub kms_etags: bool,
+    /// Largest object CopyObject takes (S3: 5 GiB); tests shrink it.
+    pub max_single_copy: u64,
     bytes_received: AtomicU64,
 }
 
@@ -71,6 +74,7 @@ impl Default for MemoryStore {
             max_parts: 1000,
             report_crc64: false,
             kms_etags: false,
+            max_single_copy: 5 << 30,
             bytes_received: AtomicU64::new(0),
         }
     }
@@ -372,6 +376,17 @@ impl ObjectStore for MemoryStore {
                 .cloned()
                 .ok_or_else(|| not_found(StoreErrorKind::NotFound, format!("{src_key} not found")))
         })?;
+        if src.data.len() as u64 > self.max_single_copy {
+            let mut e = StoreError::new(
+                StoreErrorKind::Rejected,
+                format!(
+                    "The specified copy source is larger than the maximum allowable size for a copy source: {}",
+                    self.max_single_copy
+                ),
+            );
+            e.code = Some("InvalidRequest".into());
+            return Err(e);
+        }
         let crc = self.report_crc64.then(|| crc64(&src.data));
         self.with_bucket_state(bucket, |b| {
             let mut o = src;
@@ -411,6 +426,60 @@ impl ObjectStore for MemoryStore {
                 },
             );
             Ok(id)
+        })
+    }
+
+    fn copy_limits(&self) -> CopyLimits {
+        CopyLimits {
+            max_single: self.max_single_copy,
+            ..CopyLimits::for_dialect(super::dialect::Dialect::S3)
+        }
+    }
+
+    async fn upload_part_copy(
+        &self,
+        src: &CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<PartInfo, StoreError> {
+        let o = self.with_bucket_state(src.bucket, |b| {
+            b.objects.get(src.key).cloned().ok_or_else(|| {
+                not_found(StoreErrorKind::NotFound, format!("{} not found", src.key))
+            })
+        })?;
+        if src.if_match.is_some_and(|e| e != o.etag) {
+            let mut e = StoreError::new(StoreErrorKind::Rejected, "the source changed");
+            e.code = Some("PreconditionFailed".into());
+            e.status = Some(412);
+            return Err(e);
+        }
+        let r = &src.range;
+        if r.start >= r.end || r.end > o.data.len() as u64 {
+            let mut e = StoreError::new(StoreErrorKind::Rejected, "range not satisfiable");
+            e.code = Some("InvalidRange".into());
+            return Err(e);
+        }
+        let data = o.data.slice(r.start as usize..r.end as usize);
+        let (md5, _) = md5_hex(&data);
+        let etag = self.etag_of(&[md5], false);
+        self.with_bucket_state(bucket, |b| {
+            let u = b
+                .uploads
+                .get_mut(upload_id)
+                .filter(|u| u.key == key)
+                .ok_or_else(|| {
+                    not_found(StoreErrorKind::NoSuchUpload, format!("upload {upload_id}"))
+                })?;
+            let size = data.len() as u64;
+            u.parts.insert(part_number, (data, md5));
+            Ok(PartInfo {
+                part_number,
+                etag_kind: self.etag_kind(&etag),
+                etag,
+                size,
+            })
         })
     }
 

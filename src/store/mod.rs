@@ -6,16 +6,19 @@
 //! [`memory::MemoryStore`] and by integration tests against a real server.
 
 pub(crate) mod bandwidth;
+pub mod copy;
 pub mod credentials;
 pub mod dialect;
 pub mod error;
 #[cfg(any(test, feature = "test-doubles"))]
 pub mod faulty;
 pub mod http;
+pub(crate) mod idle;
 #[cfg(any(test, feature = "test-doubles"))]
 pub mod memory;
 pub(crate) mod retry;
 pub mod sign;
+pub(crate) mod status;
 pub(crate) mod xml;
 
 use std::collections::BTreeMap;
@@ -27,7 +30,8 @@ use bytes::Bytes;
 use futures::Stream;
 use time::OffsetDateTime;
 
-pub use error::{StoreError, StoreErrorKind};
+pub use copy::{copy_object_any_size, CopyLimits, CopySource};
+pub use error::{Detail, StoreError, StoreErrorKind};
 
 /// User metadata, keys lower-cased and without the `x-amz-meta-`/`x-oss-meta-` prefix.
 pub type Metadata = BTreeMap<String, String>;
@@ -153,7 +157,9 @@ impl GetObjectOutput {
     /// Collect the whole body; for small objects and tests.
     pub async fn bytes(self) -> Result<Bytes, StoreError> {
         use futures::TryStreamExt;
-        let mut out = Vec::with_capacity(self.content_length as usize);
+        // The length is the server's word: reserve no more than a sane
+        // amount up front, so a wild Content-Length cannot abort the process.
+        let mut out = Vec::with_capacity(self.content_length.min(64 << 20) as usize);
         let mut body = self.body;
         while let Some(chunk) = body.try_next().await? {
             out.extend_from_slice(&chunk);
@@ -299,12 +305,28 @@ pub trait ObjectStore: Send + Sync {
         metadata: Option<&Metadata>,
     ) -> Result<PutResult, StoreError>;
 
+    /// What one `copy_object` can take; [`copy_object_any_size`] goes
+    /// multipart above it.
+    fn copy_limits(&self) -> CopyLimits {
+        CopyLimits::for_dialect(dialect::Dialect::S3)
+    }
+
     async fn create_multipart_upload(
         &self,
         bucket: &str,
         key: &str,
         opts: &PutOptions,
     ) -> Result<String, StoreError>;
+    /// UploadPartCopy: one part of a multipart upload, copied server-side
+    /// from a byte range of another object.
+    async fn upload_part_copy(
+        &self,
+        src: &CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<PartInfo, StoreError>;
     async fn upload_part(
         &self,
         bucket: &str,

@@ -92,22 +92,39 @@ impl ListEncoding {
     }
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
+/// The fields of an `<Error>` body ferry acts on.
+#[derive(Deserialize, Debug, Default, PartialEq, Eq)]
+pub struct ErrorFields {
     #[serde(rename = "Code")]
-    code: Option<String>,
+    pub code: Option<String>,
     #[serde(rename = "Message")]
-    message: Option<String>,
+    pub message: Option<String>,
     #[serde(rename = "RequestId")]
-    request_id: Option<String>,
+    pub request_id: Option<String>,
+    /// AWS, with AuthorizationHeaderMalformed: the region expected.
+    #[serde(rename = "Region")]
+    pub region: Option<String>,
+    /// AWS PermanentRedirect, OSS AccessDenied: where the bucket is served.
+    #[serde(rename = "Endpoint")]
+    pub endpoint: Option<String>,
+    #[serde(rename = "Bucket")]
+    pub bucket: Option<String>,
+    /// RequestTimeTooSkewed: the server's clock (AWS and OSS).
+    #[serde(rename = "ServerTime")]
+    pub server_time: Option<String>,
+}
+
+/// The fields of an `<Error>` body, if it is one.
+pub fn parse_error_fields(body: &str) -> Option<ErrorFields> {
+    if !body.contains("<Error") {
+        return None;
+    }
+    quick_xml::de::from_str(body).ok()
 }
 
 /// Code, message and request id of an `<Error>` body, if it is one.
 pub fn parse_error(body: &str) -> Option<(Option<String>, Option<String>, Option<String>)> {
-    if !body.contains("<Error") {
-        return None;
-    }
-    let e: ErrorBody = quick_xml::de::from_str(body).ok()?;
+    let e = parse_error_fields(body)?;
     Some((e.code, e.message, e.request_id))
 }
 

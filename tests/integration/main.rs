@@ -16,4 +16,5 @@ mod mount;
 mod resume;
 mod roundtrip;
 mod store_contract;
+mod store_edges;
 mod sync;

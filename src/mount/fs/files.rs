@@ -1,6 +1,7 @@
 //! Files: open handles, reads, staged writes, uploads on close and fsync,
 //! setattr (truncate, utimens, the refused chmod/chown) and unlink.
 
+use crate::store::copy_object_any_size;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -460,17 +461,24 @@ impl MountFs {
                 &key,
                 FsError::with(
                     libc::ENOTSUP,
-                    "objects over 5 GiB cannot be re-timed with CopyObject",
+                    "objects over 5 TiB cannot be re-timed with a server-side copy",
                 ),
             ));
         }
         let mut md = meta.metadata.clone();
         md.insert(MTIME_KEY.into(), format_mtime(t));
-        let put = self
-            .store
-            .copy_object(self.bucket(), &key, self.bucket(), &key, Some(&md))
-            .await
-            .map_err(|e| self.fail("utimens", &key, FsError::from_store(&e)))?;
+        let put = copy_object_any_size(
+            self.store.as_ref(),
+            self.bucket(),
+            &key,
+            self.bucket(),
+            &key,
+            Some(&md),
+            Some(meta.size),
+            &self.store.copy_limits(),
+        )
+        .await
+        .map_err(|e| self.fail("utimens", &key, FsError::from_store(&e)))?;
         let mut tr = self.tree();
         if let Some(n) = tr.get_mut(ino) {
             n.remote = Some(RemoteFile {

@@ -1,6 +1,7 @@
 //! rename of files (CopyObject + DeleteObject, or moving a pending
 //! upload) and of directories (bounded copy of every object below).
 
+use crate::store::copy_object_any_size;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -133,10 +134,17 @@ impl MountFs {
                 // mv falls back to copy + unlink through the mount.
                 return Err(quiet(libc::EXDEV));
             }
-            let copied = self
-                .store
-                .copy_object(self.bucket(), &src_key, self.bucket(), &dst_key, None)
-                .await;
+            let copied = copy_object_any_size(
+                self.store.as_ref(),
+                self.bucket(),
+                &src_key,
+                self.bucket(),
+                &dst_key,
+                None,
+                Some(size),
+                &self.store.copy_limits(),
+            )
+            .await;
             match copied {
                 Ok(put) => copied_etag = Some(put.etag),
                 Err(e) => {
@@ -274,30 +282,43 @@ impl MountFs {
             // Nothing stored yet: the new directory needs a marker to exist.
             self.put_marker(&dst_prefix, "rename").await?;
         }
-        let pairs: Vec<(String, String)> = objects
+        let pairs: Vec<(String, String, u64)> = objects
             .iter()
             .map(|o| {
                 let to = format!("{dst_prefix}{}", &o.key[src_prefix.len()..]);
-                (o.key.clone(), to)
+                (o.key.clone(), to, o.size)
             })
             .collect();
         type Copied = Result<Superseded, (String, crate::store::StoreError)>;
-        let copies: Vec<Copied> = futures::stream::iter(pairs.into_iter().map(|(from, to)| {
-            let store = self.store.clone();
-            let bucket = self.bucket().to_string();
-            async move {
-                match store.copy_object(&bucket, &from, &bucket, &to, None).await {
-                    Ok(put) => Ok(Superseded {
-                        key: to,
-                        etag: put.etag,
-                    }),
-                    Err(e) => Err((from, e)),
+        let copies: Vec<Copied> =
+            futures::stream::iter(pairs.into_iter().map(|(from, to, size)| {
+                let store = self.store.clone();
+                let bucket = self.bucket().to_string();
+                async move {
+                    let limits = store.copy_limits();
+                    let copied = copy_object_any_size(
+                        store.as_ref(),
+                        &bucket,
+                        &from,
+                        &bucket,
+                        &to,
+                        None,
+                        Some(size),
+                        &limits,
+                    )
+                    .await;
+                    match copied {
+                        Ok(put) => Ok(Superseded {
+                            key: to,
+                            etag: put.etag,
+                        }),
+                        Err(e) => Err((from, e)),
+                    }
                 }
-            }
-        }))
-        .buffer_unordered(8)
-        .collect()
-        .await;
+            }))
+            .buffer_unordered(8)
+            .collect()
+            .await;
         if let Some((from, e)) = copies.iter().find_map(|r| r.as_ref().err()) {
             // Undone: the source is as it was; the copies made so far go
             // (an existing destination keeps its marker). Copies that
