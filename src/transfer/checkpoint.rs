@@ -165,10 +165,13 @@ pub enum CheckpointProblem {
 
 /// File name for the transfer of `source` to `destination` (a URL, or a
 /// path's bytes: every byte counts, so two names never share one).
-pub fn file_name<K: CheckpointKind>(source: &str, destination: impl AsRef<OsStr>) -> String {
+pub fn file_name<K: CheckpointKind>(
+    source: impl AsRef<OsStr>,
+    destination: impl AsRef<OsStr>,
+) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut h = Sha256::new();
-    h.update(source.as_bytes());
+    h.update(source.as_ref().as_bytes());
     h.update([0]);
     h.update(destination.as_ref().as_bytes());
     format!("{}.{}", &hex::encode(h.finalize())[..40], K::EXT)
@@ -266,7 +269,7 @@ pub enum LockError {
 impl CheckpointFile {
     pub fn open<K: CheckpointKind>(
         dir: &Path,
-        source: &str,
+        source: impl AsRef<OsStr>,
         destination: impl AsRef<OsStr>,
     ) -> Result<Self, LockError> {
         fs::create_dir_all(dir).map_err(|source| LockError::Io {

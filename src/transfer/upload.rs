@@ -206,8 +206,8 @@ impl Multipart<'_> {
             Some(dir) => Some(
                 CheckpointFile::open::<UploadCheckpoint>(
                     dir,
-                    &abs.to_string_lossy(),
-                    &self.destination_id(),
+                    abs.as_os_str(),
+                    self.destination_id(),
                 )
                 .map_err(|e| match e {
                     LockError::Busy(p) => TransferError::Busy(format!(
@@ -233,8 +233,19 @@ impl Multipart<'_> {
                     .iter()
                     .filter_map(|r| l.get(r.number as usize - 1).map(|s| s.len))
                     .sum();
+                // What the server holds, not only what the checkpoint
+                // recorded: parts the last run sent but never recorded are
+                // reused too once their MD5 matches the file.
+                let unrecorded = if plan.verify.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} more on the server but not in the checkpoint, reused if they match the file",
+                        plan.verify.len()
+                    )
+                };
                 self.ctx.progress.note(&format!(
-                    "resuming {}: {} of {} parts already on the server ({} skipped){}",
+                    "resuming {}: {} of {} parts already on the server ({} skipped){unrecorded}{}",
                     self.path.display(),
                     plan.done.len(),
                     l.len(),
