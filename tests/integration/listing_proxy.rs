@@ -39,6 +39,16 @@ pub struct ListingProxy {
 
 impl ListingProxy {
     pub fn start(upstream: &str, rewrite: fn(&str) -> String) -> ListingProxy {
+        Self::start_with(upstream, rewrite, |_, _, _, _| {})
+    }
+
+    /// As `start`, with `respond` given every response (request method and
+    /// target, response headers, body) to change as another store would.
+    pub fn start_with(
+        upstream: &str,
+        rewrite: fn(&str) -> String,
+        respond: Respond,
+    ) -> ListingProxy {
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -54,7 +64,7 @@ impl ListingProxy {
                 }
                 let Ok(client) = conn else { continue };
                 let (c, upstream) = (c.clone(), upstream.clone());
-                std::thread::spawn(move || serve(client, &upstream, rewrite, &c));
+                std::thread::spawn(move || serve(client, &upstream, rewrite, respond, &c));
             }
         });
         ListingProxy {
@@ -215,11 +225,20 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn serve(client: TcpStream, upstream: &str, rewrite: fn(&str) -> String, c: &ListingCounters) {
+/// A response hook: method, target, headers, body.
+pub type Respond = fn(&str, &str, &mut Vec<(String, String)>, &mut Vec<u8>);
+
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    rewrite: fn(&str) -> String,
+    respond: Respond,
+    c: &ListingCounters,
+) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
     let mut out = client.try_clone().unwrap();
     let mut reader = BufReader::new(client);
-    while let Ok(true) = one_exchange(&mut reader, &mut out, upstream, rewrite, c) {}
+    while let Ok(true) = one_exchange(&mut reader, &mut out, upstream, rewrite, respond, c) {}
     let _ = out.shutdown(Shutdown::Both);
 }
 
@@ -230,6 +249,7 @@ fn one_exchange(
     out: &mut TcpStream,
     upstream: &str,
     rewrite: fn(&str) -> String,
+    respond: Respond,
     c: &ListingCounters,
 ) -> std::io::Result<bool> {
     let Some(mut req) = read_head(reader)? else {
@@ -319,10 +339,12 @@ fn one_exchange(
             }
             body = new.into_bytes();
         }
+        respond(&method, &target, &mut resp.headers, &mut body);
         // Always framed by length, so the client's connection can stay open.
         resp.set("Content-Length", &body.len().to_string());
     } else {
         body.clear();
+        respond(&method, &target, &mut resp.headers, &mut body);
     }
     resp.remove("connection");
     resp.remove("keep-alive");

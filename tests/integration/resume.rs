@@ -583,7 +583,7 @@ fn damaged_checkpoints_are_reported_and_ignored() {
         let dest_id = format!("{}/{}/{}", rig.opts.endpoint_id, server().bucket, rig.key);
         let dir = rig.dir.path().join("ckpt");
         std::fs::create_dir_all(&dir).unwrap();
-        let name = checkpoint::file_name::<UploadCheckpoint>(&abs.to_string_lossy(), &dest_id);
+        let name = checkpoint::file_name::<UploadCheckpoint>(abs.as_os_str(), &dest_id);
         std::fs::write(dir.join(&name), &content).unwrap();
         rig.upload(&src).unwrap_or_else(|e| panic!("{case}: {e}"));
         assert!(rig.notes.joined().contains("ignoring checkpoint"), "{case}: {}", rig.notes.joined());
@@ -601,7 +601,7 @@ fn damaged_checkpoint_via_cli_is_one_line() {
     let key = format!("{}/f.bin", unique("cli-damaged"));
     let abs = std::fs::canonicalize(&src).unwrap();
     let name = checkpoint::file_name::<UploadCheckpoint>(
-        &abs.to_string_lossy(),
+        abs.as_os_str(),
         &format!("{}/{}/{key}", server().endpoint, server().bucket),
     );
     std::fs::write(ckpt.join(name), b"garbage").unwrap();
@@ -637,7 +637,7 @@ fn second_process_on_same_checkpoint_is_refused() {
     let dest_id = format!("{}/{}/{}", rig.opts.endpoint_id, server().bucket, rig.key);
     let held = CheckpointFile::open::<UploadCheckpoint>(
         rig.opts.checkpoint_dir.as_ref().unwrap(),
-        &abs.to_string_lossy(),
+        abs.as_os_str(),
         &dest_id,
     )
     .unwrap();
