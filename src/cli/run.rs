@@ -300,6 +300,10 @@ pub fn config(setup: &Setup, cmd: ConfigCmd) -> Result<Outcome, CliError> {
                 p.addressing_style.map(|a| format!("{a:?}").to_lowercase()),
             );
             show("signature_version", p.signature_version.clone());
+            show(
+                "idle_timeout",
+                p.idle_timeout.map(|d| format!("{}s", d.0.as_secs_f64())),
+            );
             show("access_key_id_env", p.access_key_id_env.clone());
             show("secret_access_key_env", p.secret_access_key_env.clone());
             show("session_token_env", p.session_token_env.clone());
