@@ -87,6 +87,20 @@ fn upload_killed_with_sigkill_resumes_sending_only_missing_parts() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("resuming"), "{stderr}");
+    // The notice counts what the server holds, recorded or not: a kill
+    // loses the last records, never the parts.
+    let number_before = |s: &str, marker: &str| -> usize {
+        s.find(marker)
+            .map(|i| s[..i].split_whitespace().last().unwrap().parse().unwrap())
+            .unwrap_or(0)
+    };
+    let recorded = number_before(&stderr, " of ");
+    let unrecorded = number_before(&stderr, " more on the server but not in the checkpoint");
+    assert!(
+        recorded + unrecorded >= listed.len(),
+        "the notice counts {recorded} + {unrecorded} parts; the server held {}: {stderr}",
+        listed.len()
+    );
 
     let total_parts = layout(size, PART).len() as u64;
     let remaining = (total_parts - listed.len() as u64) * PART;
