@@ -24,6 +24,7 @@ pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadCheckpoint {
+    #[serde(with = "os_path")]
     pub source: PathBuf,
     pub size: u64,
     /// Nanosecond mtime in the `mtime` metadata notation.
@@ -52,10 +53,42 @@ pub struct DownloadCheckpoint {
     pub size: u64,
     /// Unix seconds of the object's Last-Modified.
     pub last_modified: i64,
+    #[serde(with = "os_path")]
     pub destination: PathBuf,
+    #[serde(with = "os_path")]
     pub temp: PathBuf,
     pub part_size: u64,
     pub done: Vec<DonePart>,
+}
+
+/// Paths are JSON strings; a path that is not UTF-8 (a directory named in
+/// another encoding) is written as its bytes, which no string can hold.
+mod os_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_seq(p.as_os_str().as_bytes()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Text(t) => PathBuf::from(t),
+            Raw::Bytes(b) => PathBuf::from(OsString::from_vec(b)),
+        })
+    }
 }
 
 pub trait CheckpointKind: Serialize + DeserializeOwned {
@@ -303,6 +336,36 @@ mod tests {
     fn round_trip() {
         let c = sample();
         assert_eq!(decode::<UploadCheckpoint>(&encode(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_round_trip() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = PathBuf::from(std::ffi::OsString::from_vec(
+            b"/data/caf\xe9/big.bin".to_vec(),
+        ));
+        let c = UploadCheckpoint {
+            source: odd.clone(),
+            ..sample()
+        };
+        assert_eq!(decode::<UploadCheckpoint>(&encode(&c)).unwrap(), c);
+        let d = DownloadCheckpoint {
+            endpoint: "http://127.0.0.1:3900".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "e".into(),
+            size: 30,
+            last_modified: 1_700_000_000,
+            destination: odd.clone(),
+            temp: odd.with_extension("part"),
+            part_size: 10,
+            done: vec![],
+        };
+        assert_eq!(decode::<DownloadCheckpoint>(&encode(&d)).unwrap(), d);
+        // UTF-8 paths keep the string form earlier files have.
+        assert!(String::from_utf8(encode(&sample()))
+            .unwrap()
+            .contains(r#""source":"/data/big.bin""#));
     }
 
     #[test]
