@@ -8,6 +8,7 @@ pub(crate) mod atomic_file;
 pub mod checksum;
 pub mod cli;
 pub(crate) mod config;
+mod fuzz_tests;
 pub(crate) mod location;
 pub mod mount;
 pub mod mtime;

@@ -32,7 +32,19 @@ pub fn parse_duration(s: &str, bare_unit: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is too long a duration"))
+    duration_from_secs(secs).ok_or_else(|| format!("'{s}' is too long a duration"))
+}
+
+/// The longest duration accepted: a century is beyond any useful interval
+/// and well inside what a clock can add (`Instant + Duration` panics past
+/// the clock's range, and the watcher adds its rescan interval to now).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Seconds as a duration, if it is one ferry can wait for.
+pub fn duration_from_secs(secs: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
 }
 
 /// Units are binary (K = 1024), as in ossutil and rclone.
@@ -77,6 +89,13 @@ mod tests {
     fn outsized_input_is_an_error_not_a_panic() {
         assert!(parse_duration("99999999999999999999d", "s").is_err());
         assert!(parse_duration("1e999", "s").is_err());
+        // Fits a Duration, but no clock can add it to now.
+        assert!(parse_duration("9300000000000000000", "s").is_err());
+        assert!(parse_duration("36600d", "s").is_err());
+        assert_eq!(
+            parse_duration("36500d", "s"),
+            Ok(Duration::from_secs(36500 * 86400))
+        );
         assert!(parse_size("99999999999999999999999T").is_err());
     }
 

@@ -90,9 +90,9 @@ impl<'de> Deserialize<'de> for Dur {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0.0 => Duration::try_from_secs_f64(n)
+            Raw::N(n) if n >= 0.0 => crate::units::duration_from_secs(n)
                 .map(Dur)
-                .map_err(|_| serde::de::Error::custom("too long a duration")),
+                .ok_or_else(|| serde::de::Error::custom("too long a duration")),
             Raw::N(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
             Raw::S(s) => parse_duration(&s)
                 .map(Dur)
@@ -192,7 +192,8 @@ impl ConfigFile {
                 .unwrap_or_default();
             ConfigError::File {
                 path: PathBuf::from(format!("{}{}", path.display(), loc)),
-                message: e.message().to_string(),
+                // toml's syntax messages can span lines; a user reads one.
+                message: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
             }
         })?;
         cfg.text = Some(text.to_string());
@@ -278,6 +279,20 @@ access_key_id_env = "MY_KEY"
         .to_string();
         assert!(err.starts_with("c.toml:3:1"), "{err}");
         assert!(err.contains("endpiont"), "{err}");
+    }
+
+    #[test]
+    fn a_duration_no_clock_can_wait_for_is_refused() {
+        for value in ["9.3e18", "\"9300000000000000000\""] {
+            let text = format!("[defaults]\nrescan_interval = {value}\n");
+            let err = ConfigFile::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("c.toml:2:") && err.contains("too long"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

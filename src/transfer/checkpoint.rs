@@ -393,6 +393,36 @@ mod tests {
     }
 
     #[test]
+    fn paths_that_are_not_utf8_round_trip_in_both_kinds() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = PathBuf::from(std::ffi::OsString::from_vec(
+            b"/data/caf\xe9/big.bin".to_vec(),
+        ));
+        let c = UploadCheckpoint {
+            source: odd.clone(),
+            ..sample()
+        };
+        assert_eq!(decode::<UploadCheckpoint>(&encode(&c)).unwrap(), c);
+        let d = DownloadCheckpoint {
+            endpoint: "http://127.0.0.1:3900".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "e".into(),
+            size: 30,
+            last_modified: 1_700_000_000,
+            destination: odd.clone(),
+            temp: odd.with_extension("part"),
+            part_size: 10,
+            done: vec![],
+        };
+        assert_eq!(decode::<DownloadCheckpoint>(&encode(&d)).unwrap(), d);
+        // UTF-8 paths keep the string form earlier files have.
+        assert!(String::from_utf8(encode(&sample()))
+            .unwrap()
+            .contains(r#""source":"/data/big.bin""#));
+    }
+
+    #[test]
     fn detects_damage() {
         let bytes = encode(&sample());
         let truncated = &bytes[..bytes.len() - 10];
