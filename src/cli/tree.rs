@@ -76,6 +76,7 @@ impl TreeSpec {
             walk: WalkOptions {
                 follow_symlinks: self.follow_symlinks,
                 filter,
+                temps_seen: None,
             },
             transfer,
             known_mtimes: None,

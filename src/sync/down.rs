@@ -2,9 +2,10 @@
 //! root the destination. Like uploads, it streams: transfers start with
 //! the first listing page, and memory holds batches, not the listing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use super::events::{Event, FailKind, Observer, Summary};
+use super::events::{emit, Event, FailKind, Observer, Summary};
 use super::known::KnownMtimes;
 use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
 use super::one::local_side;
@@ -12,8 +13,9 @@ use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions};
 use super::runner::{Job, Runner};
 use super::up::walk_report;
-use super::walk::{LocalEntry, WalkItem, WalkOptions};
+use super::walk::{LocalEntry, WalkItem, WalkOptions, TEMPS_NOTED};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
+use crate::transfer::leftovers::leftover_size;
 use crate::transfer::paths::safe_relative_path;
 use crate::transfer::Destination;
 
@@ -27,8 +29,10 @@ pub async fn sync_down(
     // The destination is walked without following links whatever
     // --follow-symlinks says: that flag is about what an upload reads, and a
     // walk through a link would offer files outside the root to --delete.
+    let temps_seen = Arc::new(Mutex::new(Vec::new()));
     let walk = WalkOptions {
         follow_symlinks: false,
+        temps_seen: Some(temps_seen.clone()),
         ..opts.walk.clone()
     };
     let (walker, walk_rx) = spawn_walk(target.root.clone(), walk, true);
@@ -69,7 +73,37 @@ pub async fn sync_down(
         runner.delete_local(deletes, &mut summary);
     }
     summary.interrupted = target.cancel.is_cancelled();
+    let seen = std::mem::take(&mut *temps_seen.lock().unwrap_or_else(|p| p.into_inner()));
+    note_leftovers(&target.root, &seen, &mut summary, observer);
     Ok(summary)
+}
+
+/// Names the temporaries a killed download left in the tree: with a
+/// random tag nothing would ever name them again. This run's own are
+/// gone (published) or held by now, and are not counted.
+fn note_leftovers(root: &Path, seen: &[PathBuf], summary: &mut Summary, observer: &dyn Observer) {
+    let left: Vec<u64> = seen.iter().filter_map(|p| leftover_size(p)).collect();
+    if left.is_empty() {
+        return;
+    }
+    let more = if seen.len() >= TEMPS_NOTED {
+        " or more"
+    } else {
+        ""
+    };
+    emit(
+        summary,
+        observer,
+        Event::Warning {
+            path: root.display().to_string(),
+            message: format!(
+                "{}{more} temporary file(s) ({}) left by interrupted downloads; `ferry checkpoint ls {}` lists them, `ferry checkpoint clean` removes them",
+                left.len(),
+                crate::units::human(left.iter().sum()),
+                root.display()
+            ),
+        },
+    );
 }
 
 /// One key of a download: what the listing shows, what the walk found.

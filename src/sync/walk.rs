@@ -8,6 +8,7 @@
 //! `a/…` (0x2F) before `a0` (0x30), exactly as their keys sort.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -56,7 +57,12 @@ impl WalkItem {
 pub struct WalkOptions {
     pub follow_symlinks: bool,
     pub filter: Filter,
+    /// Where the walk notes the download temporaries it leaves out (the
+    /// first [`TEMPS_NOTED`]), so a download can name a killed run's.
+    pub temps_seen: Option<Arc<Mutex<Vec<PathBuf>>>>,
 }
+
+pub const TEMPS_NOTED: usize = 1000;
 
 const BATCH: usize = 512;
 
@@ -103,7 +109,16 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
             }
             if !e.file_type().is_dir() {
                 // A download's temporary is nobody's data.
-                return !crate::transfer::paths::is_temp_name(e.file_name());
+                if crate::transfer::paths::is_temp_name(e.file_name()) {
+                    if let Some(seen) = &opts.temps_seen {
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        if seen.len() < TEMPS_NOTED {
+                            seen.push(e.path().to_path_buf());
+                        }
+                    }
+                    return false;
+                }
+                return true;
             }
             match rel_key(root, e.path()) {
                 Ok(rel) => !opts.filter.prune_dir(&rel),
@@ -316,6 +331,7 @@ mod tests {
         let opts = WalkOptions {
             follow_symlinks: false,
             filter: Filter::new(&[], &["node_modules/".into()]).unwrap(),
+            temps_seen: None,
         };
         let items = walk_all(d.path(), &opts);
         let skipped = items

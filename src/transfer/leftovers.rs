@@ -29,6 +29,14 @@ fn held(file: &File) -> bool {
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
+/// The size of `path` if it is a temporary nobody holds (a regular file,
+/// not a link, not locked by a running download).
+pub fn leftover_size(path: &Path) -> Option<u64> {
+    let f = open_nofollow(path).ok()?;
+    let m = f.metadata().ok()?;
+    (m.is_file() && !held(&f)).then_some(m.len())
+}
+
 /// Every temporary below `root`, in path order, never following a link;
 /// unreadable places are reported as `Err` lines and the walk goes on.
 pub fn find(root: &Path) -> Vec<Result<TempFile, String>> {

@@ -263,6 +263,16 @@ fn a_killed_downloads_temporary_is_listed_and_cleaned_but_a_live_or_resumable_on
         listed.contains("a resumable checkpoint needs it"),
         "{listed}"
     );
+    // The next tree download into that directory names the orphan.
+    let tree_url = crate::harness::server().url(&format!("{prefix}/"));
+    let out = ferry.run(&["cp", "-r", "-u", &tree_url, plain.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 temporary file(s) (11.0 MiB) left by interrupted downloads"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(plain.join("big")).unwrap();
     // clean removes the orphan and keeps what the checkpoint vouches for.
     let out = ferry.run(&[
         "checkpoint",
