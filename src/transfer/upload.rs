@@ -64,6 +64,12 @@ pub fn read_and_digest(
     ))
 }
 
+/// The Content-Type a browser or CDN needs, guessed from the extension as
+/// the AWS CLI and rclone do; none (the store's default) when unknown.
+fn content_type_for(path: &Path) -> Option<String> {
+    mime_guess::from_path(path).first_raw().map(str::to_string)
+}
+
 fn mtime_metadata(mtime: Nanos) -> Metadata {
     let mut m = Metadata::new();
     m.insert(MTIME_KEY.into(), format_mtime(mtime));
@@ -142,7 +148,7 @@ async fn single_put(
             Body { data, md5 },
             &PutOptions {
                 metadata: mtime_metadata(mtime),
-                content_type: None,
+                content_type: content_type_for(path),
             },
         )
         .await?;
@@ -278,7 +284,7 @@ impl Multipart<'_> {
                         self.key,
                         &PutOptions {
                             metadata: mtime_metadata(self.mtime),
-                            content_type: None,
+                            content_type: content_type_for(self.path),
                         },
                     )
                     .await?;

@@ -107,3 +107,54 @@ fn directory_round_trip() {
         assert_eq!(mtime(&back.join(name)), mtime(&src.join(name)), "{name}");
     }
 }
+
+#[test]
+fn uploads_carry_a_content_type_guessed_from_the_name() {
+    let ferry = crate::harness::Ferry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = crate::harness::unique("ctype");
+    let files = [
+        ("index.html", 100, "text/html"),
+        ("data.json", 100, "application/json"),
+        ("clip.mp4", 11 << 20, "video/mp4"),
+    ];
+    for (name, len, _) in files {
+        crate::harness::write_file(&dir.path().join(name), len, 1);
+    }
+    std::fs::write(dir.path().join("noext"), b"x").unwrap();
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "--bigfile-threshold",
+        "6M",
+        "--part-size",
+        "5M",
+        dir.path().to_str().unwrap(),
+        &crate::harness::server().url(&format!("{prefix}/")),
+    ]);
+    let content_type = |name: &str| {
+        let out = crate::harness::aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            &crate::harness::server().bucket,
+            "--key",
+            &format!("{prefix}/{name}"),
+            "--query",
+            "ContentType",
+            "--output",
+            "text",
+        ]);
+        assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    for (name, _, want) in files {
+        assert_eq!(content_type(name), want, "{name}");
+    }
+    // Unknown: the store's default, not a guess.
+    let none = content_type("noext");
+    assert!(
+        none == "binary/octet-stream" || none == "application/octet-stream" || none == "None",
+        "{none}"
+    );
+}
