@@ -69,16 +69,16 @@ fn stale_reason(e: &Entry) -> Option<String> {
 }
 
 pub async fn run(setup: &Setup, cmd: CheckpointCmd) -> Result<Outcome, CliError> {
-    let (dir, trees) = match &cmd {
+    let (dir, trees, clean, all) = match cmd {
         CheckpointCmd::Ls {
             checkpoint_dir,
             trees,
-        }
-        | CheckpointCmd::Clean {
+        } => (checkpoint_dir, trees, false, false),
+        CheckpointCmd::Clean {
             checkpoint_dir,
             trees,
-            ..
-        } => (checkpoint_dir.clone(), trees.clone()),
+            all,
+        } => (checkpoint_dir, trees, true, all),
     };
     if dir.is_none() && trees.is_empty() {
         return Err(CliError::Usage(
@@ -86,8 +86,6 @@ pub async fn run(setup: &Setup, cmd: CheckpointCmd) -> Result<Outcome, CliError>
                 .into(),
         ));
     }
-    let all = matches!(cmd, CheckpointCmd::Clean { all: true, .. });
-    let clean = matches!(cmd, CheckpointCmd::Clean { .. });
     // Temporaries a resumable checkpoint still needs are not leftovers.
     let mut vouched = std::collections::HashSet::new();
     if let Some(dir) = &dir {

@@ -470,37 +470,35 @@ impl HttpStore {
             Some(v) => xml::parse_http_date(&v)?,
             None => OffsetDateTime::UNIX_EPOCH,
         };
-        let crc64 = self
-            .cfg
-            .dialect
-            .crc64_header()
-            .and_then(|n| header(h, n))
-            .and_then(|v| v.parse().ok());
-        let etag = header(h, "etag")
-            .map(|e| normalize_etag(&e).to_string())
-            .unwrap_or_default();
+        let etag = etag_header(h);
         Ok(ObjectMeta {
             key: key.to_string(),
             size,
-            etag_kind: self.etag_kind(&etag, h),
+            etag_kind: self.etag_kind(&etag, self.encrypted_with_key(h)),
             etag,
             last_modified,
             metadata,
-            crc64,
+            crc64: self.crc64(h),
         })
     }
 
-    /// See [`EtagKind`]: a key the store holds (SSE-KMS) or the client
-    /// gave (SSE-C) makes S3's ETag opaque; on OSS only a simple object's
-    /// ETag, unencrypted, is documented as its MD5.
-    fn etag_kind(&self, etag: &str, h: &HeaderMap) -> EtagKind {
-        let keyed = match self.cfg.dialect {
+    /// Whether the response says the data is encrypted with a key the
+    /// store holds (SSE-KMS) or the client gave (SSE-C); on OSS, with any
+    /// server-side encryption.
+    fn encrypted_with_key(&self, h: &HeaderMap) -> bool {
+        match self.cfg.dialect {
             Dialect::S3 => {
                 header(h, "x-amz-server-side-encryption").is_some_and(|v| v.starts_with("aws:kms"))
                     || h.contains_key("x-amz-server-side-encryption-customer-algorithm")
             }
             Dialect::Oss => h.contains_key("x-oss-server-side-encryption"),
-        };
+        }
+    }
+
+    /// See [`EtagKind`]: encryption with a key makes S3's ETag opaque; on
+    /// OSS only a simple object's ETag, unencrypted, is documented as its
+    /// MD5.
+    fn etag_kind(&self, etag: &str, keyed: bool) -> EtagKind {
         match EtagKind::from_form(etag) {
             _ if keyed => EtagKind::Opaque,
             EtagKind::PartsMd5 if self.cfg.dialect == Dialect::Oss => EtagKind::Opaque,
@@ -508,19 +506,30 @@ impl HttpStore {
         }
     }
 
+    fn crc64(&self, h: &HeaderMap) -> Option<u64> {
+        self.cfg
+            .dialect
+            .crc64_header()
+            .and_then(|n| header(h, n))
+            .and_then(|v| v.parse().ok())
+    }
+
     fn put_result(&self, h: &HeaderMap) -> PutResult {
-        let etag = header(h, "etag")
-            .map(|e| normalize_etag(&e).to_string())
-            .unwrap_or_default();
+        let etag = etag_header(h);
         PutResult {
-            etag_kind: self.etag_kind(&etag, h),
+            etag_kind: self.etag_kind(&etag, self.encrypted_with_key(h)),
             etag,
-            crc64: self
-                .cfg
-                .dialect
-                .crc64_header()
-                .and_then(|n| header(h, n))
-                .and_then(|v| v.parse().ok()),
+            crc64: self.crc64(h),
+        }
+    }
+
+    /// A result whose ETag is in the XML body (CopyObject,
+    /// CompleteMultipartUpload) while its headers say the rest.
+    fn xml_put_result(&self, etag: String, keyed: bool, crc64: Option<u64>) -> PutResult {
+        PutResult {
+            etag_kind: self.etag_kind(&etag, keyed),
+            etag,
+            crc64,
         }
     }
 
@@ -577,6 +586,13 @@ fn skew_error(err: StoreError, corrected: bool) -> StoreError {
         message: format!("{}{hint}", err.message.trim_end().trim_end_matches('.')),
         ..err
     }
+}
+
+/// The ETag header without its quotes; empty when absent.
+fn etag_header(h: &HeaderMap) -> String {
+    header(h, "etag")
+        .map(|e| normalize_etag(&e).to_string())
+        .unwrap_or_default()
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
@@ -774,16 +790,14 @@ impl ObjectStore for HttpStore {
             );
         }
         let resp = self.send(req).await?;
-        let headers = resp.headers().clone();
-        let crc64 = self.put_result(&headers).crc64;
+        let (keyed, crc64) = (
+            self.encrypted_with_key(resp.headers()),
+            self.crc64(resp.headers()),
+        );
         let body = self.text(resp, "CopyObject").await?;
         let etag = xml::parse_etag_result("CopyObject", &body)
             .map_err(|e| e.with_context(format!("COPY {}", self.name(Some(bucket), Some(key)))))?;
-        Ok(PutResult {
-            etag_kind: self.etag_kind(&etag, &headers),
-            etag,
-            crc64,
-        })
+        Ok(self.xml_put_result(etag, keyed, crc64))
     }
 
     async fn create_multipart_upload(
@@ -813,12 +827,10 @@ impl ObjectStore for HttpStore {
             .query("uploadId", upload_id)
             .body_with_md5(body.data, &body.md5);
         let resp = self.send(req).await?;
-        let etag = header(resp.headers(), "etag")
-            .map(|e| normalize_etag(&e).to_string())
-            .unwrap_or_default();
+        let etag = etag_header(resp.headers());
         Ok(PartInfo {
             part_number,
-            etag_kind: self.etag_kind(&etag, resp.headers()),
+            etag_kind: self.etag_kind(&etag, self.encrypted_with_key(resp.headers())),
             etag,
             size,
         })
@@ -863,6 +875,7 @@ impl ObjectStore for HttpStore {
             req = req.header(d.copy_source_if_match_header(), format!("\"{etag}\""));
         }
         let resp = self.send(req).await?;
+        let keyed = self.encrypted_with_key(resp.headers());
         let body = self.text(resp, "UploadPartCopy").await?;
         let etag = xml::parse_etag_result("UploadPartCopy", &body).map_err(|e| {
             e.with_context(format!(
@@ -872,8 +885,7 @@ impl ObjectStore for HttpStore {
         })?;
         Ok(PartInfo {
             part_number,
-            // The XML answer carries no encryption headers of its own.
-            etag_kind: EtagKind::from_form(&etag),
+            etag_kind: self.etag_kind(&etag, keyed),
             etag,
             size: range.end - range.start,
         })
@@ -911,8 +923,10 @@ impl ObjectStore for HttpStore {
             .query("uploadId", upload_id)
             .xml_body(xml::complete_body(parts));
         let resp = self.send(req).await?;
-        let headers = resp.headers().clone();
-        let crc64 = self.put_result(&headers).crc64;
+        let (keyed, crc64) = (
+            self.encrypted_with_key(resp.headers()),
+            self.crc64(resp.headers()),
+        );
         let body = self.text(resp, "CompleteMultipartUpload").await?;
         let etag = xml::parse_etag_result("CompleteMultipartUpload", &body).map_err(|e| {
             e.with_context(format!(
@@ -920,11 +934,7 @@ impl ObjectStore for HttpStore {
                 self.name(Some(bucket), Some(key))
             ))
         })?;
-        Ok(PutResult {
-            etag_kind: self.etag_kind(&etag, &headers),
-            etag,
-            crc64,
-        })
+        Ok(self.xml_put_result(etag, keyed, crc64))
     }
 
     async fn abort_multipart_upload(

@@ -92,6 +92,17 @@ fn not_found(kind: StoreErrorKind, what: String) -> StoreError {
     e
 }
 
+/// A 412 as S3 gives it (classified as the HTTP store classifies it).
+fn precondition_failed() -> StoreError {
+    let mut e = StoreError::new(
+        StoreError::classify(412, Some("PreconditionFailed")),
+        "At least one of the pre-conditions you specified did not hold",
+    );
+    e.code = Some("PreconditionFailed".into());
+    e.status = Some(412);
+    e
+}
+
 fn md5_hex(data: &[u8]) -> ([u8; 16], String) {
     let d: [u8; 16] = Md5::digest(data).into();
     (d, hex::encode(d))
@@ -137,6 +148,36 @@ impl MemoryStore {
         } else {
             EtagKind::from_form(etag)
         }
+    }
+
+    /// Stores one part of an open upload (sent or copied).
+    fn add_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        data: Bytes,
+        md5: [u8; 16],
+    ) -> Result<PartInfo, StoreError> {
+        let etag = self.etag_of(&[md5], false);
+        self.with_bucket_state(bucket, |b| {
+            let u = b
+                .uploads
+                .get_mut(upload_id)
+                .filter(|u| u.key == key)
+                .ok_or_else(|| {
+                    not_found(StoreErrorKind::NoSuchUpload, format!("upload {upload_id}"))
+                })?;
+            let size = data.len() as u64;
+            u.parts.insert(part_number, (data, md5));
+            Ok(PartInfo {
+                part_number,
+                etag_kind: self.etag_kind(&etag),
+                etag,
+                size,
+            })
+        })
     }
 
     /// Request-body bytes received by PUT and UploadPart, for resume tests.
@@ -215,16 +256,8 @@ impl ObjectStore for MemoryStore {
                 format!("{key} not found"),
             )),
         })?;
-        if let Some(want) = get.if_match {
-            if want != meta.etag {
-                let mut e = StoreError::new(
-                    StoreErrorKind::Changed,
-                    "At least one of the pre-conditions you specified did not hold",
-                );
-                e.code = Some("PreconditionFailed".into());
-                e.status = Some(412);
-                return Err(e);
-            }
+        if get.if_match.is_some_and(|want| want != meta.etag) {
+            return Err(precondition_failed());
         }
         let slice = match get.range.clone() {
             Some(r) => {
@@ -450,10 +483,7 @@ impl ObjectStore for MemoryStore {
             })
         })?;
         if src.if_match.is_some_and(|e| e != o.etag) {
-            let mut e = StoreError::new(StoreErrorKind::Rejected, "the source changed");
-            e.code = Some("PreconditionFailed".into());
-            e.status = Some(412);
-            return Err(e);
+            return Err(precondition_failed());
         }
         let r = &src.range;
         if r.start >= r.end || r.end > o.data.len() as u64 {
@@ -463,24 +493,7 @@ impl ObjectStore for MemoryStore {
         }
         let data = o.data.slice(r.start as usize..r.end as usize);
         let (md5, _) = md5_hex(&data);
-        let etag = self.etag_of(&[md5], false);
-        self.with_bucket_state(bucket, |b| {
-            let u = b
-                .uploads
-                .get_mut(upload_id)
-                .filter(|u| u.key == key)
-                .ok_or_else(|| {
-                    not_found(StoreErrorKind::NoSuchUpload, format!("upload {upload_id}"))
-                })?;
-            let size = data.len() as u64;
-            u.parts.insert(part_number, (data, md5));
-            Ok(PartInfo {
-                part_number,
-                etag_kind: self.etag_kind(&etag),
-                etag,
-                size,
-            })
-        })
+        self.add_part(bucket, key, upload_id, part_number, data, md5)
     }
 
     async fn upload_part(
@@ -499,24 +512,7 @@ impl ObjectStore for MemoryStore {
             ));
         }
         self.bytes_received.fetch_add(body.len(), Ordering::Relaxed);
-        self.with_bucket_state(bucket, |b| {
-            let u = b
-                .uploads
-                .get_mut(upload_id)
-                .filter(|u| u.key == key)
-                .ok_or_else(|| {
-                    not_found(StoreErrorKind::NoSuchUpload, format!("upload {upload_id}"))
-                })?;
-            let size = body.len();
-            u.parts.insert(part_number, (body.data, body.md5));
-            let etag = self.etag_of(&[body.md5], false);
-            Ok(PartInfo {
-                part_number,
-                etag_kind: self.etag_kind(&etag),
-                etag,
-                size,
-            })
-        })
+        self.add_part(bucket, key, upload_id, part_number, body.data, body.md5)
     }
 
     async fn list_parts(

@@ -305,9 +305,7 @@ impl Runner<'_> {
             emit(summary, self.observer, ev);
         }
     }
-}
 
-impl Runner<'_> {
     /// Deletes one local file, reached the way downloads reach it: a link
     /// on the way is refused, so a delete never leaves the root.
     fn remove_local(&self, l: LocalEntry) -> Event {

@@ -181,7 +181,8 @@ fn new_temp(dir: DestDir, name: &OsStr) -> Result<Temp, TransferError> {
                 let file = match lock_temp(f, &path) {
                     Ok(f) => f,
                     // Nobody else can hold a file created a moment ago under
-                    // a random name; were it so, another name does.
+                    // a random name; were it so, it is theirs to remove and
+                    // another name does.
                     Err(TempError::Busy) => continue,
                     Err(TempError::Failed(e)) => {
                         let _ = dir.remove(&tmp);
