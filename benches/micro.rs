@@ -3,7 +3,8 @@
 //! every byte goes through (MD5, CRC-64). `cargo bench --bench micro`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use ferry::checksum::{crc64, md5};
+use ferry::checksum::flexible::crc_of;
+use ferry::checksum::{crc64, md5, Algorithm};
 use ferry::store::credentials::Credentials;
 use ferry::store::sign::{Payload, Scheme, SignableRequest};
 use ferry::sync::merge::{Keyed, MergeJoin, Step};
@@ -135,12 +136,14 @@ fn checkpoints(c: &mut Criterion) {
         key: "backups/big.bin".into(),
         part_size: 8 << 20,
         upload_id: "0004B9894A22E5B1888A1E29F8236E2D".into(),
+        checksum: Some("CRC64NVME".into()),
         parts: (1..=10_000)
             .map(|n| RecordedPart {
                 number: n,
                 etag: format!("{n:032x}"),
                 md5: format!("{n:032x}"),
                 crc64: Some(n as u64 * 7919),
+                checksum: Some("AAAAAAAAAAA=".into()),
             })
             .collect(),
     };
@@ -159,7 +162,28 @@ fn digests(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     g.bench_function("md5", |b| b.iter(|| black_box(md5(&data))));
-    g.bench_function("crc64", |b| b.iter(|| black_box(crc64(&data))));
+    // CRC-64/XZ for OSS: crc-fast (used) against crc64fast (used before).
+    g.bench_function("crc64-xz crc-fast", |b| b.iter(|| black_box(crc64(&data))));
+    g.bench_function("crc64-xz crc64fast", |b| {
+        b.iter(|| {
+            let mut d = crc64fast::Digest::new();
+            d.write(&data);
+            black_box(d.sum64())
+        })
+    });
+    // S3's checksums: crc-fast (used) against crc64fast-nvme.
+    for a in [Algorithm::Crc64Nvme, Algorithm::Crc32c, Algorithm::Crc32] {
+        g.bench_function(format!("{a} crc-fast"), |b| {
+            b.iter(|| black_box(crc_of(a, &data)))
+        });
+    }
+    g.bench_function("CRC64NVME crc64fast-nvme", |b| {
+        b.iter(|| {
+            let mut d = crc64fast_nvme::Digest::new();
+            d.write(&data);
+            black_box(d.sum64())
+        })
+    });
     g.finish();
 }
 

@@ -59,6 +59,11 @@ pub struct GlobalArgs {
     /// [default: the profile's idle_timeout, else 60s]
     #[arg(long, global = true, value_parser = idle_arg, value_name = "DURATION")]
     pub idle_timeout: Option<std::time::Duration>,
+    /// What uploads send for the server to check each body against:
+    /// crc64nvme, crc32c, crc32 or md5 [default: crc64nvme where the store
+    /// keeps checksums, else md5; CRC-64/ECMA on OSS]
+    #[arg(long, global = true, value_parser = checksum_arg, value_name = "ALGORITHM")]
+    pub checksum_algorithm: Option<crate::checksum::ChecksumChoice>,
     /// Attempts per request for network errors, throttling and 5xx
     #[arg(long, global = true, default_value_t = 6, value_name = "N")]
     pub retries: u32,
@@ -172,6 +177,15 @@ fn idle_arg(s: &str) -> Result<std::time::Duration, String> {
         d if d.is_zero() => Err("the idle timeout must be more than 0".into()),
         d => Ok(d),
     }
+}
+
+fn checksum_arg(s: &str) -> Result<crate::checksum::ChecksumChoice, String> {
+    crate::checksum::ChecksumChoice::parse(s).ok_or_else(|| {
+        format!(
+            "\"{s}\" is not one of {}",
+            crate::checksum::ChecksumChoice::NAMES
+        )
+    })
 }
 
 #[derive(Debug, Args, Clone)]

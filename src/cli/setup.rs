@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::args::{GlobalArgs, TransferArgs};
 use super::progress::Reporter;
 use super::CliError;
+use crate::checksum::ChecksumChoice;
 use crate::config::{resolve_endpoint, ConfigFile, EndpointFlags, ProcessEnv};
 use crate::location::RemoteUrl;
 use crate::store::bandwidth::Bandwidth;
@@ -23,6 +24,7 @@ pub struct StoreHandle {
     /// The endpoint URL, naming the server in checkpoints and messages.
     pub endpoint_id: String,
     pub dialect: Dialect,
+    pub checksum: ChecksumChoice,
 }
 
 pub struct Setup {
@@ -50,6 +52,7 @@ impl Setup {
                 profile: g.profile.clone(),
                 no_sign_request: g.no_sign_request,
                 idle_timeout: g.idle_timeout,
+                checksum_algorithm: g.checksum_algorithm,
             },
             retries: g.retries,
             file: Arc::new(file),
@@ -100,6 +103,7 @@ impl Setup {
             store: Arc::new(store),
             endpoint_id: s.endpoint.as_str().trim_end_matches('/').to_string(),
             dialect: s.dialect,
+            checksum: s.checksum,
         };
         self.stores
             .lock()
@@ -113,7 +117,7 @@ impl Setup {
         a: &TransferArgs,
         h: &StoreHandle,
     ) -> Result<TransferOptions, CliError> {
-        Ok(TransferOptions::checked(
+        let mut opts = TransferOptions::checked(
             Requested {
                 bigfile_threshold: a.bigfile_threshold,
                 part_size: a.part_size,
@@ -122,7 +126,9 @@ impl Setup {
             },
             &h.endpoint_id,
             h.dialect == Dialect::Oss,
-        )?)
+        )?;
+        opts.checksum = h.checksum;
+        Ok(opts)
     }
 
     pub fn context(&self, h: &StoreHandle, progress: Arc<dyn Progress>) -> Context {

@@ -8,6 +8,7 @@ use url::Url;
 use super::credentials::resolve_credentials;
 use super::file::{ConfigFile, Profile};
 use super::{ConfigError, Env};
+use crate::checksum::ChecksumChoice;
 use crate::store::credentials::Credentials;
 use crate::store::dialect::Addressing;
 use crate::store::dialect::Dialect;
@@ -30,6 +31,7 @@ pub struct EndpointFlags {
     pub profile: Option<String>,
     pub no_sign_request: bool,
     pub idle_timeout: Option<Duration>,
+    pub checksum_algorithm: Option<ChecksumChoice>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct EndpointSettings {
     pub credentials: Option<Credentials>,
     /// How long a request may go without a byte moving either way.
     pub idle_timeout: Duration,
+    /// What upload bodies are digested with.
+    pub checksum: ChecksumChoice,
 }
 
 fn parse_endpoint(raw: &str) -> Result<Url, ConfigError> {
@@ -192,6 +196,22 @@ pub fn resolve_endpoint(
         (None, Some(d)) => d.0,
         (None, None) => DEFAULT_IDLE_TIMEOUT,
     };
+    let checksum = match (flags.checksum_algorithm, &profile.checksum_algorithm) {
+        (Some(c), _) => c,
+        (None, Some(name)) => ChecksumChoice::parse(name).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "profile '{}': checksum_algorithm \"{name}\" is not one of {}",
+                profile_name.unwrap_or_default(),
+                ChecksumChoice::NAMES
+            ))
+        })?,
+        (None, None) => ChecksumChoice::Auto,
+    };
+    if let (Dialect::Oss, ChecksumChoice::Crc(a)) = (dialect, checksum) {
+        return Err(ConfigError::Invalid(format!(
+            "checksum algorithm {a}: OSS stores CRC-64/ECMA, which ferry always checks; choose md5 or leave it out"
+        )));
+    }
     let credentials = if flags.no_sign_request {
         None
     } else {
@@ -205,6 +225,7 @@ pub fn resolve_endpoint(
         scheme,
         credentials,
         idle_timeout,
+        checksum,
     })
 }
 

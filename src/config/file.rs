@@ -52,6 +52,9 @@ pub struct Profile {
     pub secret_access_key: Option<String>,
     /// A request fails after this long with no byte moving either way.
     pub idle_timeout: Option<Dur>,
+    /// `crc64nvme` (default where the store keeps it), `crc32c`, `crc32`
+    /// or `md5`.
+    pub checksum_algorithm: Option<String>,
 }
 
 /// A byte size written as `"10M"` or a plain integer.

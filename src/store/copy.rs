@@ -113,8 +113,12 @@ async fn multipart_copy(
     let opts = PutOptions {
         metadata: metadata.cloned().unwrap_or_else(|| src.metadata.clone()),
         content_type: None,
+        checksum: None,
     };
-    let upload_id = store.create_multipart_upload(bucket, key, &opts).await?;
+    let upload_id = store
+        .create_multipart_upload(bucket, key, &opts)
+        .await?
+        .upload_id;
     let if_match = (!src.etag.is_empty()).then_some(src.etag.as_str());
     let copied: Result<Vec<PartInfo>, StoreError> =
         futures::stream::iter(ranges.into_iter().enumerate().map(|(i, range)| {
@@ -142,10 +146,11 @@ async fn multipart_copy(
                 .map(|p| CompletedPart {
                     part_number: p.part_number,
                     etag: p.etag,
+                    checksum: None,
                 })
                 .collect();
             store
-                .complete_multipart_upload(bucket, key, &upload_id, &done)
+                .complete_multipart_upload(bucket, key, &upload_id, &done, None)
                 .await
         }
         Err(e) => Err(e),
@@ -207,6 +212,7 @@ mod tests {
             &PutOptions {
                 metadata: md.clone(),
                 content_type: None,
+                checksum: None,
             },
         )
         .await

@@ -124,6 +124,14 @@ impl StoreError {
             | Some("InvalidToken") => return StoreErrorKind::BadCredentials,
             Some("AccessDenied") => return StoreErrorKind::AccessDenied,
             Some("PreconditionFailed") => return StoreErrorKind::Changed,
+            // The body did not match the digest it was sent with (AWS says
+            // BadDigest for both MD5 and checksums, Garage InvalidDigest
+            // for a checksum): the bytes broke on the way, worth sending
+            // again from the source.
+            Some("BadDigest")
+            | Some("InvalidDigest")
+            | Some("XAmzContentChecksumMismatch")
+            | Some("InvalidChecksum") => return StoreErrorKind::Integrity,
             // Not the credentials and not a permission: the clock, which
             // the client corrects once before giving up.
             Some("RequestTimeTooSkewed") => return StoreErrorKind::Rejected,

@@ -12,14 +12,16 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{
-    Body, CompletedPart, CopyLimits, CopySource, DeleteFailure, GetObjectOutput, GetRequest,
-    ListPage, ListPartsPage, ListRequest, ListUploadsPage, Metadata, ObjectMeta, ObjectStore,
-    PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
+    Body, Checksum, ChecksumSupport, CompletedPart, CopyLimits, CopySource, CreatedUpload,
+    DeleteFailure, GetObjectOutput, GetRequest, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, Metadata, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions,
+    PutResult, StoreError, StoreErrorKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Head,
+    HeadPart,
     Get,
     Put,
     List,
@@ -284,7 +286,7 @@ impl ObjectStore for FaultyStore {
         bucket: &str,
         key: &str,
         opts: &PutOptions,
-    ) -> Result<String, StoreError> {
+    ) -> Result<CreatedUpload, StoreError> {
         self.run(
             Op::CreateUpload,
             self.inner.create_multipart_upload(bucket, key, opts),
@@ -294,6 +296,23 @@ impl ObjectStore for FaultyStore {
 
     fn copy_limits(&self) -> CopyLimits {
         self.inner.copy_limits()
+    }
+
+    fn checksum_support(&self) -> ChecksumSupport {
+        self.inner.checksum_support()
+    }
+
+    async fn head_object_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        part_number: u32,
+    ) -> Result<ObjectPart, StoreError> {
+        self.run(
+            Op::HeadPart,
+            self.inner.head_object_part(bucket, key, part_number),
+        )
+        .await
     }
 
     async fn upload_part_copy(
@@ -359,11 +378,12 @@ impl ObjectStore for FaultyStore {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        checksum: Option<&Checksum>,
     ) -> Result<PutResult, StoreError> {
         self.run(
             Op::Complete,
             self.inner
-                .complete_multipart_upload(bucket, key, upload_id, parts),
+                .complete_multipart_upload(bucket, key, upload_id, parts, checksum),
         )
         .await
     }

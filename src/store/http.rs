@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::bandwidth::{paced, Bandwidth, CHUNK};
+use super::checksums::{self, Learned};
 use super::credentials::Credentials;
 use super::dialect::{Addressing, Dialect};
 use super::error::Detail;
@@ -27,9 +28,10 @@ use super::sign::{Payload, Scheme, SignableRequest};
 use super::status::{error_from_answer, Asked};
 use super::xml;
 use super::{
-    Body, CompletedPart, CopyLimits, CopySource, DeleteFailure, EtagKind, GetObjectOutput,
-    GetRequest, ListPage, ListPartsPage, ListRequest, ListUploadsPage, Metadata, ObjectMeta,
-    ObjectStore, PartInfo, PutOptions, PutResult, StoreError, StoreErrorKind,
+    Body, Checksum, ChecksumSupport, CompletedPart, CopyLimits, CopySource, CreatedUpload,
+    DeleteFailure, EtagKind, GetObjectOutput, GetRequest, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, Metadata, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions,
+    PutResult, StoreError, StoreErrorKind, StoredChecksum,
 };
 use crate::checksum::{content_md5_base64, normalize_etag};
 
@@ -96,6 +98,8 @@ pub struct HttpStore {
     /// Milliseconds to add to the clock when signing: learned from a
     /// server that refused this machine's time, kept for later requests.
     clock_offset_ms: AtomicI64,
+    /// Whether this endpoint stores flexible checksums.
+    checksums: Learned,
 }
 
 /// One logical request; rebuilt and re-signed on every attempt so retries
@@ -140,6 +144,21 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// A body with whichever digests it carries: Content-MD5, and the
+    /// flexible checksum where the dialect has them.
+    fn body(mut self, body: Body, dialect: Dialect) -> Self {
+        if let Some(md5) = &body.md5 {
+            self.headers
+                .push(("content-md5".into(), content_md5_base64(md5)));
+        }
+        if let (Some(c), Dialect::S3) = (&body.checksum, dialect) {
+            self.headers
+                .push((c.algorithm.header().into(), c.to_base64()));
+        }
+        self.body = Some(body.data);
+        self
+    }
+
     fn xml_body(self, body: String) -> Self {
         let md5: [u8; 16] = Md5::digest(body.as_bytes()).into();
         self.header("content-type", "application/xml")
@@ -171,6 +190,7 @@ impl HttpStore {
             cfg,
             clock,
             clock_offset_ms: AtomicI64::new(0),
+            checksums: Learned::default(),
         })
     }
 
@@ -479,7 +499,32 @@ impl HttpStore {
             last_modified,
             metadata,
             crc64: self.crc64(h),
+            checksum: self.stored_checksum(h),
         })
+    }
+
+    /// The flexible checksum of a response (S3 only: OSS has its CRC-64).
+    fn stored_checksum(&self, h: &HeaderMap) -> Option<StoredChecksum> {
+        match self.cfg.dialect {
+            Dialect::S3 => checksums::stored_from_headers(h),
+            Dialect::Oss => None,
+        }
+    }
+
+    /// A HEAD or GET that asks for the stored checksum.
+    fn with_checksum_mode<'a>(&self, req: Request<'a>) -> Request<'a> {
+        match self.cfg.dialect {
+            Dialect::S3 => req.header(checksums::MODE_HEADER, "ENABLED"),
+            Dialect::Oss => req,
+        }
+    }
+
+    /// Learns from the answer to a body that carried a checksum whether
+    /// this endpoint stores them.
+    fn learn_checksums(&self, sent: bool, answered: bool) {
+        if sent {
+            self.checksums.learn(answered);
+        }
     }
 
     /// Whether the response says the data is encrypted with a key the
@@ -520,16 +565,22 @@ impl HttpStore {
             etag_kind: self.etag_kind(&etag, self.encrypted_with_key(h)),
             etag,
             crc64: self.crc64(h),
+            checksum: self.stored_checksum(h),
         }
     }
 
     /// A result whose ETag is in the XML body (CopyObject,
     /// CompleteMultipartUpload) while its headers say the rest.
-    fn xml_put_result(&self, etag: String, keyed: bool, crc64: Option<u64>) -> PutResult {
+    fn xml_put_result(
+        &self,
+        (etag, checksum): (String, Option<StoredChecksum>),
+        h: &HeaderMap,
+    ) -> PutResult {
         PutResult {
-            etag_kind: self.etag_kind(&etag, keyed),
+            etag_kind: self.etag_kind(&etag, self.encrypted_with_key(h)),
             etag,
-            crc64,
+            crc64: self.crc64(h),
+            checksum: checksum.or_else(|| self.stored_checksum(h)),
         }
     }
 
@@ -606,6 +657,14 @@ fn total_from_content_range(v: &str) -> Option<u64> {
     v.rsplit_once('/').and_then(|(_, t)| t.trim().parse().ok())
 }
 
+/// `bytes 100-199/1000` -> 100..200.
+fn range_from_content_range(v: &str) -> Option<std::ops::Range<u64>> {
+    let (span, _) = v.trim().strip_prefix("bytes")?.trim().split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some(a..b.checked_add(1)?)
+}
+
 #[async_trait]
 impl ObjectStore for HttpStore {
     fn describe(&self) -> String {
@@ -614,7 +673,7 @@ impl ObjectStore for HttpStore {
 
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
         let resp = self
-            .send(Request::new("HEAD", Method::HEAD, bucket, Some(key)))
+            .send(self.with_checksum_mode(Request::new("HEAD", Method::HEAD, bucket, Some(key))))
             .await;
         match resp {
             Ok(resp) => self.meta_from_headers(key, resp.headers()).map_err(|e| {
@@ -639,7 +698,7 @@ impl ObjectStore for HttpStore {
         get: &GetRequest<'_>,
     ) -> Result<GetObjectOutput, StoreError> {
         let range = get.range.clone();
-        let mut req = Request::new("GET", Method::GET, bucket, Some(key));
+        let mut req = self.with_checksum_mode(Request::new("GET", Method::GET, bucket, Some(key)));
         if let Some(etag) = get.if_match {
             // ETags are kept unquoted; the header wants an entity-tag.
             let quoted = if etag.starts_with('"') {
@@ -705,10 +764,12 @@ impl ObjectStore for HttpStore {
         body: Body,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
-        let req =
-            Request::new("PUT", Method::PUT, bucket, Some(key)).body_with_md5(body.data, &body.md5);
+        let sent = body.checksum.is_some() && self.cfg.dialect == Dialect::S3;
+        let req = Request::new("PUT", Method::PUT, bucket, Some(key)).body(body, self.cfg.dialect);
         let resp = self.send(self.with_put_options(req, opts)).await?;
-        Ok(self.put_result(resp.headers()))
+        let result = self.put_result(resp.headers());
+        self.learn_checksums(sent, result.checksum.is_some());
+        Ok(result)
     }
 
     async fn list_objects(
@@ -786,18 +847,16 @@ impl ObjectStore for HttpStore {
                 &PutOptions {
                     metadata: m.clone(),
                     content_type: None,
+                    checksum: None,
                 },
             );
         }
         let resp = self.send(req).await?;
-        let (keyed, crc64) = (
-            self.encrypted_with_key(resp.headers()),
-            self.crc64(resp.headers()),
-        );
+        let headers = resp.headers().clone();
         let body = self.text(resp, "CopyObject").await?;
-        let etag = xml::parse_etag_result("CopyObject", &body)
+        let parsed = xml::parse_etag_result("CopyObject", &body)
             .map_err(|e| e.with_context(format!("COPY {}", self.name(Some(bucket), Some(key)))))?;
-        Ok(self.xml_put_result(etag, keyed, crc64))
+        Ok(self.xml_put_result(parsed, &headers))
     }
 
     async fn create_multipart_upload(
@@ -805,12 +864,25 @@ impl ObjectStore for HttpStore {
         bucket: &str,
         key: &str,
         opts: &PutOptions,
-    ) -> Result<String, StoreError> {
-        let req =
+    ) -> Result<CreatedUpload, StoreError> {
+        let mut req =
             Request::new("CREATE-UPLOAD", Method::POST, bucket, Some(key)).query("uploads", "");
+        let asked = opts.checksum.filter(|_| self.cfg.dialect == Dialect::S3);
+        if let Some(a) = asked {
+            // FULL_OBJECT: the parts' CRCs combine into the object's, which
+            // a download checks whole. (SHAs cannot; ferry never asks.)
+            req = req
+                .header(checksums::ALGORITHM_HEADER, a.name())
+                .header(checksums::TYPE_HEADER, "FULL_OBJECT");
+        }
         let resp = self.send(self.with_put_options(req, opts)).await?;
+        let agreed = checksums::agreed_algorithm(resp.headers());
+        self.learn_checksums(asked.is_some(), agreed.is_some());
         let body = self.text(resp, "CreateMultipartUpload").await?;
-        xml::parse_initiate(&body)
+        Ok(CreatedUpload {
+            upload_id: xml::parse_initiate(&body)?,
+            checksum: agreed.filter(|a| Some(*a) == asked),
+        })
     }
 
     async fn upload_part(
@@ -822,17 +894,23 @@ impl ObjectStore for HttpStore {
         body: Body,
     ) -> Result<PartInfo, StoreError> {
         let size = body.len();
+        let sent = body.checksum.as_ref().map(|c| c.algorithm);
         let req = Request::new("UPLOAD-PART", Method::PUT, bucket, Some(key))
             .query("partNumber", part_number.to_string())
             .query("uploadId", upload_id)
-            .body_with_md5(body.data, &body.md5);
+            .body(body, self.cfg.dialect);
         let resp = self.send(req).await?;
         let etag = etag_header(resp.headers());
+        let checksum = sent.and_then(|a| {
+            let v = header(resp.headers(), a.header())?;
+            Checksum::from_base64(a, &v)
+        });
         Ok(PartInfo {
             part_number,
             etag_kind: self.etag_kind(&etag, self.encrypted_with_key(resp.headers())),
             etag,
             size,
+            checksum,
         })
     }
 
@@ -877,7 +955,7 @@ impl ObjectStore for HttpStore {
         let resp = self.send(req).await?;
         let keyed = self.encrypted_with_key(resp.headers());
         let body = self.text(resp, "UploadPartCopy").await?;
-        let etag = xml::parse_etag_result("UploadPartCopy", &body).map_err(|e| {
+        let (etag, checksum) = xml::parse_etag_result("UploadPartCopy", &body).map_err(|e| {
             e.with_context(format!(
                 "UPLOAD-PART-COPY {}",
                 self.name(Some(bucket), Some(key))
@@ -888,11 +966,63 @@ impl ObjectStore for HttpStore {
             etag_kind: self.etag_kind(&etag, keyed),
             etag,
             size: range.end - range.start,
+            checksum: checksum.map(|s| s.checksum),
         })
     }
 
     fn copy_limits(&self) -> CopyLimits {
         CopyLimits::for_dialect(self.cfg.dialect)
+    }
+
+    fn checksum_support(&self) -> ChecksumSupport {
+        match self.cfg.dialect {
+            Dialect::S3 => self.checksums.get(),
+            Dialect::Oss => ChecksumSupport::No,
+        }
+    }
+
+    async fn head_object_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        part_number: u32,
+    ) -> Result<ObjectPart, StoreError> {
+        let req = self.with_checksum_mode(
+            Request::new("HEAD-PART", Method::HEAD, bucket, Some(key))
+                .query("partNumber", part_number.to_string()),
+        );
+        let resp = self.send(req).await?;
+        let h = resp.headers();
+        let context = || {
+            format!(
+                "HEAD {} part {part_number}",
+                self.name(Some(bucket), Some(key))
+            )
+        };
+        let range = header(h, "content-range")
+            .and_then(|v| range_from_content_range(&v))
+            .or_else(|| {
+                // A one-part object may be answered with 200 and no range.
+                let len: u64 = header(h, "content-length")?.parse().ok()?;
+                (part_number == 1).then_some(0..len)
+            })
+            .ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Protocol, "no Content-Range in the answer")
+                    .with_context(context())
+            })?;
+        let parts = header(h, "x-amz-mp-parts-count")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1);
+        // As the store answered: AWS gives the part's own value, Garage
+        // the object's; the caller tells them apart.
+        let checksum = self.stored_checksum(h);
+        Ok(ObjectPart {
+            number: part_number,
+            range,
+            parts,
+            etag: etag_header(h),
+            checksum,
+        })
     }
 
     async fn list_parts(
@@ -918,23 +1048,28 @@ impl ObjectStore for HttpStore {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        checksum: Option<&Checksum>,
     ) -> Result<PutResult, StoreError> {
-        let req = Request::new("COMPLETE-UPLOAD", Method::POST, bucket, Some(key))
+        let mut req = Request::new("COMPLETE-UPLOAD", Method::POST, bucket, Some(key))
             .query("uploadId", upload_id)
             .xml_body(xml::complete_body(parts));
+        if let (Some(c), Dialect::S3) = (checksum, self.cfg.dialect) {
+            // The server compares its combination of the parts with this
+            // and refuses the completion if they differ.
+            req = req
+                .header(c.algorithm.header(), c.to_base64())
+                .header(checksums::TYPE_HEADER, "FULL_OBJECT");
+        }
         let resp = self.send(req).await?;
-        let (keyed, crc64) = (
-            self.encrypted_with_key(resp.headers()),
-            self.crc64(resp.headers()),
-        );
+        let headers = resp.headers().clone();
         let body = self.text(resp, "CompleteMultipartUpload").await?;
-        let etag = xml::parse_etag_result("CompleteMultipartUpload", &body).map_err(|e| {
+        let parsed = xml::parse_etag_result("CompleteMultipartUpload", &body).map_err(|e| {
             e.with_context(format!(
                 "COMPLETE-UPLOAD {}",
                 self.name(Some(bucket), Some(key))
             ))
         })?;
-        Ok(self.xml_put_result(etag, keyed, crc64))
+        Ok(self.xml_put_result(parsed, &headers))
     }
 
     async fn abort_multipart_upload(
@@ -1085,5 +1220,12 @@ mod tests {
         assert_eq!(total_from_content_range("bytes 0-99/1000"), Some(1000));
         assert_eq!(total_from_content_range("bytes */1000"), Some(1000));
         assert_eq!(total_from_content_range("garbage"), None);
+        assert_eq!(
+            range_from_content_range("bytes 100-199/1000"),
+            Some(100..200)
+        );
+        assert_eq!(range_from_content_range("bytes 0-0/1"), Some(0..1));
+        assert_eq!(range_from_content_range("bytes 9-3/10"), None);
+        assert_eq!(range_from_content_range("bytes */10"), None);
     }
 }

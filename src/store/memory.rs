@@ -13,12 +13,13 @@ use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
 use super::{
-    Body, CompletedPart, CopyLimits, CopySource, DeleteFailure, EtagKind, GetObjectOutput,
-    GetRequest, ListEntry, ListPage, ListPartsPage, ListRequest, ListUploadsPage, Metadata,
-    MultipartUpload, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult, StoreError,
-    StoreErrorKind,
+    Body, CompletedPart, CopyLimits, CopySource, CreatedUpload, DeleteFailure, EtagKind,
+    GetObjectOutput, GetRequest, ListEntry, ListPage, ListPartsPage, ListRequest, ListUploadsPage,
+    Metadata, MultipartUpload, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions,
+    PutResult, StoreError, StoreErrorKind,
 };
-use crate::checksum::{crc64, multipart_etag};
+use crate::checksum::flexible::{crc_combine, Hasher};
+use crate::checksum::{crc64, multipart_etag, Algorithm, Checksum, ChecksumType, StoredChecksum};
 
 #[derive(Clone)]
 struct Object {
@@ -26,13 +27,33 @@ struct Object {
     etag: String,
     last_modified: OffsetDateTime,
     metadata: Metadata,
+    checksum: Option<StoredChecksum>,
+    /// Part sizes of a multipart object, for `HEAD ?partNumber=N`.
+    parts: Vec<u64>,
 }
+
+/// One uploaded part: its bytes, MD5 and checksum in the upload's algorithm.
+type StoredPart = (Bytes, [u8; 16], Option<Checksum>);
 
 struct Upload {
     key: String,
     metadata: Metadata,
     initiated: OffsetDateTime,
-    parts: BTreeMap<u32, (Bytes, [u8; 16])>,
+    checksum: Option<Algorithm>,
+    parts: BTreeMap<u32, StoredPart>,
+}
+
+fn digest_of(a: Algorithm, data: &[u8]) -> Checksum {
+    let mut h = Hasher::new(a);
+    h.update(data);
+    h.finish()
+}
+
+fn bad_digest(what: &str) -> StoreError {
+    let mut e = StoreError::new(StoreErrorKind::Integrity, what.to_string());
+    e.code = Some("BadDigest".into());
+    e.status = Some(400);
+    e
 }
 
 #[derive(Default)]
@@ -62,6 +83,10 @@ pub struct MemoryStore {
     pub kms_etags: bool,
     /// Largest object CopyObject takes (S3: 5 GiB); tests shrink it.
     pub max_single_copy: u64,
+    /// Flexible checksums as AWS keeps them: checked on arrival, stored
+    /// (CRC-64/NVME when the client sent none), returned on HEAD/GET.
+    /// Off, the store ignores them like an older S3-compatible server.
+    pub checksums: bool,
     bytes_received: AtomicU64,
 }
 
@@ -75,6 +100,7 @@ impl Default for MemoryStore {
             report_crc64: false,
             kms_etags: false,
             max_single_copy: 5 << 30,
+            checksums: true,
             bytes_received: AtomicU64::new(0),
         }
     }
@@ -158,8 +184,9 @@ impl MemoryStore {
         upload_id: &str,
         part_number: u32,
         data: Bytes,
-        md5: [u8; 16],
+        sent: Option<&Checksum>,
     ) -> Result<PartInfo, StoreError> {
+        let md5 = md5_hex(&data).0;
         let etag = self.etag_of(&[md5], false);
         self.with_bucket_state(bucket, |b| {
             let u = b
@@ -170,12 +197,19 @@ impl MemoryStore {
                     not_found(StoreErrorKind::NoSuchUpload, format!("upload {upload_id}"))
                 })?;
             let size = data.len() as u64;
-            u.parts.insert(part_number, (data, md5));
+            let checksum = u.checksum.map(|a| digest_of(a, &data));
+            if let (Some(mine), Some(theirs)) = (&checksum, sent) {
+                if mine.algorithm == theirs.algorithm && mine != theirs {
+                    return Err(bad_digest("the part's checksum does not match its body"));
+                }
+            }
+            u.parts.insert(part_number, (data, md5, checksum.clone()));
             Ok(PartInfo {
                 part_number,
                 etag_kind: self.etag_kind(&etag),
                 etag,
                 size,
+                checksum,
             })
         })
     }
@@ -209,17 +243,35 @@ impl MemoryStore {
             metadata: o.metadata.clone(),
             crc64: self.report_crc64.then(|| crc64(&o.data)),
             etag_kind: self.etag_kind(&o.etag),
+            checksum: o.checksum.clone(),
         }
     }
 
-    fn check_md5(body: &Body) -> Result<(), StoreError> {
-        let (d, _) = md5_hex(&body.data);
-        if d != body.md5 {
-            let mut e = StoreError::new(StoreErrorKind::Rejected, "Content-MD5 does not match");
-            e.code = Some("BadDigest".into());
-            return Err(e);
+    /// Content-MD5 and the flexible checksum, as S3 checks a body.
+    fn check_body(&self, body: &Body) -> Result<(), StoreError> {
+        if let Some(md5) = body.md5 {
+            if md5_hex(&body.data).0 != md5 {
+                return Err(bad_digest("Content-MD5 does not match"));
+            }
+        }
+        if let (Some(c), true) = (&body.checksum, self.checksums) {
+            if digest_of(c.algorithm, &body.data) != *c {
+                return Err(bad_digest("the checksum does not match the body"));
+            }
         }
         Ok(())
+    }
+
+    /// What a single PUT stores: the checksum sent, or CRC-64/NVME of
+    /// the server's own, as AWS has since 2024.
+    fn put_checksum(&self, body: &Body) -> Option<StoredChecksum> {
+        self.checksums.then(|| StoredChecksum {
+            checksum: body
+                .checksum
+                .clone()
+                .unwrap_or_else(|| digest_of(Algorithm::Crc64Nvme, &body.data)),
+            kind: ChecksumType::FullObject,
+        })
     }
 }
 
@@ -290,11 +342,12 @@ impl ObjectStore for MemoryStore {
         body: Body,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
-        Self::check_md5(&body)?;
+        self.check_body(&body)?;
         self.bytes_received.fetch_add(body.len(), Ordering::Relaxed);
-        let etag = self.etag_of(&[body.md5], false);
+        let etag = self.etag_of(&[md5_hex(&body.data).0], false);
         let etag_kind = self.etag_kind(&etag);
         let crc = self.report_crc64.then(|| crc64(&body.data));
+        let checksum = self.put_checksum(&body);
         self.with_bucket_state(bucket, |b| {
             b.objects.insert(
                 key.to_string(),
@@ -303,12 +356,15 @@ impl ObjectStore for MemoryStore {
                     etag: etag.clone(),
                     last_modified: now(),
                     metadata: opts.metadata.clone(),
+                    checksum: checksum.clone(),
+                    parts: Vec::new(),
                 },
             );
             Ok(PutResult {
                 etag,
                 crc64: crc,
                 etag_kind,
+                checksum,
             })
         })
     }
@@ -428,11 +484,13 @@ impl ObjectStore for MemoryStore {
             }
             o.last_modified = now();
             let etag = o.etag.clone();
+            let checksum = o.checksum.clone();
             b.objects.insert(key.to_string(), o);
             Ok(PutResult {
                 etag_kind: self.etag_kind(&etag),
                 etag,
                 crc64: crc,
+                checksum,
             })
         })
     }
@@ -442,7 +500,8 @@ impl ObjectStore for MemoryStore {
         bucket: &str,
         key: &str,
         opts: &PutOptions,
-    ) -> Result<String, StoreError> {
+    ) -> Result<CreatedUpload, StoreError> {
+        let checksum = opts.checksum.filter(|_| self.checksums);
         let id = {
             let mut st = self.state.lock().unwrap();
             st.next_upload += 1;
@@ -455,10 +514,67 @@ impl ObjectStore for MemoryStore {
                     key: key.to_string(),
                     metadata: opts.metadata.clone(),
                     initiated: now(),
+                    checksum,
                     parts: BTreeMap::new(),
                 },
             );
-            Ok(id)
+            Ok(CreatedUpload {
+                upload_id: id,
+                checksum,
+            })
+        })
+    }
+
+    fn checksum_support(&self) -> super::ChecksumSupport {
+        if self.checksums {
+            super::ChecksumSupport::Yes
+        } else {
+            super::ChecksumSupport::No
+        }
+    }
+
+    async fn head_object_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        part_number: u32,
+    ) -> Result<ObjectPart, StoreError> {
+        let o = self.with_bucket_state(bucket, |b| {
+            b.objects
+                .get(key)
+                .cloned()
+                .ok_or_else(|| not_found(StoreErrorKind::NotFound, format!("{key} not found")))
+        })?;
+        let sizes = if o.parts.is_empty() {
+            vec![o.data.len() as u64]
+        } else {
+            o.parts.clone()
+        };
+        let i = part_number as usize;
+        if i == 0 || i > sizes.len() {
+            let mut e = StoreError::new(StoreErrorKind::Rejected, "no such part");
+            e.code = Some("InvalidPart".into());
+            return Err(e);
+        }
+        let start: u64 = sizes[..i - 1].iter().sum();
+        let range = start..start + sizes[i - 1];
+        // As AWS answers for a composite object: the part's own checksum.
+        let checksum = match &o.checksum {
+            Some(s) if matches!(s.kind, ChecksumType::Composite { .. }) => Some(StoredChecksum {
+                checksum: digest_of(
+                    s.checksum.algorithm,
+                    &o.data[range.start as usize..range.end as usize],
+                ),
+                kind: ChecksumType::FullObject,
+            }),
+            other => other.clone(),
+        };
+        Ok(ObjectPart {
+            number: part_number,
+            range,
+            parts: sizes.len() as u32,
+            etag: o.etag.clone(),
+            checksum,
         })
     }
 
@@ -492,8 +608,7 @@ impl ObjectStore for MemoryStore {
             return Err(e);
         }
         let data = o.data.slice(r.start as usize..r.end as usize);
-        let (md5, _) = md5_hex(&data);
-        self.add_part(bucket, key, upload_id, part_number, data, md5)
+        self.add_part(bucket, key, upload_id, part_number, data, None)
     }
 
     async fn upload_part(
@@ -504,7 +619,7 @@ impl ObjectStore for MemoryStore {
         part_number: u32,
         body: Body,
     ) -> Result<PartInfo, StoreError> {
-        Self::check_md5(&body)?;
+        self.check_body(&body)?;
         if !(1..=10_000).contains(&part_number) {
             return Err(StoreError::new(
                 StoreErrorKind::Rejected,
@@ -512,7 +627,14 @@ impl ObjectStore for MemoryStore {
             ));
         }
         self.bytes_received.fetch_add(body.len(), Ordering::Relaxed);
-        self.add_part(bucket, key, upload_id, part_number, body.data, body.md5)
+        self.add_part(
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body.data,
+            body.checksum.as_ref(),
+        )
     }
 
     async fn list_parts(
@@ -534,13 +656,14 @@ impl ObjectStore for MemoryStore {
             let all: Vec<PartInfo> = u
                 .parts
                 .range(marker.map(|m| m + 1).unwrap_or(0)..)
-                .map(|(n, (data, md5))| {
+                .map(|(n, (data, md5, checksum))| {
                     let etag = self.etag_of(&[*md5], false);
                     PartInfo {
                         part_number: *n,
                         etag_kind: self.etag_kind(&etag),
                         etag,
                         size: data.len() as u64,
+                        checksum: checksum.clone(),
                     }
                 })
                 .collect();
@@ -559,6 +682,7 @@ impl ObjectStore for MemoryStore {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        full: Option<&Checksum>,
     ) -> Result<PutResult, StoreError> {
         let min = self.min_part_size;
         let report = self.report_crc64;
@@ -584,13 +708,21 @@ impl ObjectStore for MemoryStore {
             }
             let mut data = Vec::new();
             let mut md5s = Vec::new();
+            let mut sizes = Vec::new();
             for (i, p) in parts.iter().enumerate() {
-                let (bytes, md5) = u.parts.get(&p.part_number).ok_or_else(|| {
+                let (bytes, md5, checksum) = u.parts.get(&p.part_number).ok_or_else(|| {
                     invalid(&format!("part {} was never uploaded", p.part_number))
                 })?;
                 if self.etag_of(&[*md5], false) != p.etag {
                     return Err(invalid(&format!("part {} ETag mismatch", p.part_number)));
                 }
+                if p.checksum.is_some() && p.checksum != *checksum {
+                    return Err(invalid(&format!(
+                        "part {} checksum mismatch",
+                        p.part_number
+                    )));
+                }
+                sizes.push(bytes.len() as u64);
                 if i + 1 < parts.len() && (bytes.len() as u64) < min {
                     let mut e = invalid("part too small");
                     e.code = Some("EntityTooSmall".into());
@@ -600,6 +732,34 @@ impl ObjectStore for MemoryStore {
                 md5s.push(*md5);
             }
             let etag = self.etag_of(&md5s, true);
+            // FULL_OBJECT: the parts' CRCs combined, which must be the
+            // value the client says the whole object has.
+            let checksum = match u.checksum {
+                Some(a) => {
+                    let mut acc = None;
+                    for p in parts {
+                        let (bytes, _, c) = &u.parts[&p.part_number];
+                        let c = c.as_ref().and_then(Checksum::crc_value).unwrap_or(0);
+                        acc = Some(match acc {
+                            None => c,
+                            Some(prev) => crc_combine(a, prev, c, bytes.len() as u64).unwrap_or(0),
+                        });
+                    }
+                    Some(Checksum::crc(a, acc.unwrap_or(0)))
+                }
+                None => None,
+            };
+            if let (Some(mine), Some(theirs)) = (&checksum, full) {
+                if mine != theirs {
+                    return Err(bad_digest(
+                        "the full-object checksum does not match the parts",
+                    ));
+                }
+            }
+            let checksum = checksum.map(|checksum| StoredChecksum {
+                checksum,
+                kind: ChecksumType::FullObject,
+            });
             let metadata = u.metadata.clone();
             b.uploads.remove(upload_id);
             let crc = report.then(|| crc64(&data));
@@ -610,12 +770,15 @@ impl ObjectStore for MemoryStore {
                     etag: etag.clone(),
                     last_modified: now(),
                     metadata,
+                    checksum: checksum.clone(),
+                    parts: sizes,
                 },
             );
             Ok(PutResult {
                 etag_kind: self.etag_kind(&etag),
                 etag,
                 crc64: crc,
+                checksum,
             })
         })
     }
@@ -750,7 +913,8 @@ mod tests {
         let id = s
             .create_multipart_upload("b", "k", &PutOptions::default())
             .await
-            .unwrap();
+            .unwrap()
+            .upload_id;
         let p1 = s
             .upload_part("b", "k", &id, 1, Body::new(&b"abcd"[..]))
             .await
@@ -769,12 +933,15 @@ mod tests {
                     CompletedPart {
                         part_number: 1,
                         etag: p1.etag,
+                        checksum: None,
                     },
                     CompletedPart {
                         part_number: 2,
                         etag: p2.etag,
+                        checksum: None,
                     },
                 ],
+                None,
             )
             .await
             .unwrap();
@@ -795,11 +962,21 @@ mod tests {
     async fn rejects_bad_digest() {
         let s = MemoryStore::with_bucket("b");
         let mut body = Body::new(&b"abc"[..]);
-        body.md5[0] ^= 1;
+        body.md5.as_mut().unwrap()[0] ^= 1;
         let err = s
             .put_object("b", "k", body, &PutOptions::default())
             .await
             .unwrap_err();
         assert_eq!(err.code.as_deref(), Some("BadDigest"));
+        assert_eq!(err.kind, StoreErrorKind::Integrity);
+        // A checksum that does not match is refused the same way.
+        let mut body = Body::new(&b"abc"[..]);
+        body.checksum = Some(crate::checksum::Checksum::crc(Algorithm::Crc32, 1));
+        let err = s
+            .put_object("b", "k", body, &PutOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Integrity);
+        assert!(s.head_object("b", "k").await.is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! [`memory::MemoryStore`] and by integration tests against a real server.
 
 pub(crate) mod bandwidth;
+pub(crate) mod checksums;
 pub mod copy;
 pub mod credentials;
 pub mod dialect;
@@ -30,6 +31,7 @@ use bytes::Bytes;
 use futures::Stream;
 use time::OffsetDateTime;
 
+pub use crate::checksum::{Algorithm, Checksum, ChecksumType, StoredChecksum};
 pub use copy::{copy_object_any_size, CopyLimits, CopySource};
 pub use error::{Detail, StoreError, StoreErrorKind};
 
@@ -82,6 +84,9 @@ pub struct ObjectMeta {
     /// `x-oss-hash-crc64ecma` when the store reports it (OSS; never S3).
     pub crc64: Option<u64>,
     pub etag_kind: EtagKind,
+    /// The flexible checksum S3 stored with the object, if any (asked for
+    /// with `x-amz-checksum-mode: ENABLED`; a ranged GET carries none).
+    pub checksum: Option<StoredChecksum>,
 }
 
 impl ObjectMeta {
@@ -178,21 +183,29 @@ impl GetObjectOutput {
     }
 }
 
-/// A request body with its MD5. The digest travels with the data because the
-/// reader already computed it in the same pass that read the bytes; the
-/// store sends it as Content-MD5 so the server rejects corrupted bodies.
+/// A request body with the digests that let the server reject it if it
+/// arrives corrupted: Content-MD5 and/or a flexible checksum. The digests
+/// travel with the data because the reader computed them in the same pass
+/// that read the bytes.
 #[derive(Debug, Clone)]
 pub struct Body {
     pub data: Bytes,
-    pub md5: [u8; 16],
+    pub md5: Option<[u8; 16]>,
+    /// Sent as `x-amz-checksum-*` (S3 only; other dialects ignore it).
+    pub checksum: Option<Checksum>,
 }
 
 impl Body {
+    /// A body with its MD5, for callers with no checksum of their own.
     pub fn new(data: impl Into<Bytes>) -> Self {
         use md5::{Digest, Md5};
         let data = data.into();
-        let md5 = Md5::digest(&data).into();
-        Body { data, md5 }
+        let md5 = Some(Md5::digest(&data).into());
+        Body {
+            data,
+            md5,
+            checksum: None,
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -208,6 +221,9 @@ impl Body {
 pub struct PutOptions {
     pub metadata: Metadata,
     pub content_type: Option<String>,
+    /// CreateMultipartUpload only: the flexible checksum every part will
+    /// carry, combined into a FULL_OBJECT checksum at completion.
+    pub checksum: Option<Algorithm>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +231,9 @@ pub struct PutResult {
     pub etag: String,
     pub crc64: Option<u64>,
     pub etag_kind: EtagKind,
+    /// The flexible checksum the server computed and stored, when it
+    /// answered with one.
+    pub checksum: Option<StoredChecksum>,
 }
 
 /// A part as the server lists it (ListParts) or as an UploadPart returned it.
@@ -224,6 +243,40 @@ pub struct PartInfo {
     pub etag: String,
     pub size: u64,
     pub etag_kind: EtagKind,
+    /// The part's flexible checksum, when the upload declared one.
+    pub checksum: Option<Checksum>,
+}
+
+/// A started multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUpload {
+    pub upload_id: String,
+    /// The checksum algorithm the server agreed to (it echoes the one
+    /// asked for); `None` from a server that ignored the request.
+    pub checksum: Option<Algorithm>,
+}
+
+/// One part of a completed multipart object (`HEAD ?partNumber=N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectPart {
+    pub number: u32,
+    /// Where the part lies in the object.
+    pub range: Range<u64>,
+    /// How many parts the object has.
+    pub parts: u32,
+    pub etag: String,
+    /// The checksum the answer carried: the part's own on AWS (for a
+    /// composite object), the whole object's on Garage.
+    pub checksum: Option<StoredChecksum>,
+}
+
+/// Whether an endpoint stores flexible checksums: learned from its first
+/// answer to a body that carried one, and remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumSupport {
+    Unknown,
+    Yes,
+    No,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -236,6 +289,8 @@ pub struct ListPartsPage {
 pub struct CompletedPart {
     pub part_number: u32,
     pub etag: String,
+    /// The part's checksum as UploadPart was given it.
+    pub checksum: Option<Checksum>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,6 +325,13 @@ pub trait ObjectStore: Send + Sync {
     fn describe(&self) -> String;
 
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError>;
+    /// `HEAD ?partNumber=N`: where part N of a multipart object lies.
+    async fn head_object_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        part_number: u32,
+    ) -> Result<ObjectPart, StoreError>;
     async fn get_object(
         &self,
         bucket: &str,
@@ -311,12 +373,18 @@ pub trait ObjectStore: Send + Sync {
         CopyLimits::for_dialect(dialect::Dialect::S3)
     }
 
+    /// Whether bodies should carry flexible checksums here. A store that
+    /// never stores them (OSS, which has its CRC-64) says `No`.
+    fn checksum_support(&self) -> ChecksumSupport {
+        ChecksumSupport::Unknown
+    }
+
     async fn create_multipart_upload(
         &self,
         bucket: &str,
         key: &str,
         opts: &PutOptions,
-    ) -> Result<String, StoreError>;
+    ) -> Result<CreatedUpload, StoreError>;
     /// UploadPartCopy: one part of a multipart upload, copied server-side
     /// from a byte range of another object.
     async fn upload_part_copy(
@@ -348,6 +416,7 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        checksum: Option<&Checksum>,
     ) -> Result<PutResult, StoreError>;
     async fn abort_multipart_upload(
         &self,

@@ -11,7 +11,7 @@ use super::{
     DeleteFailure, ListEntry, ListPage, ListPartsPage, ListUploadsPage, MultipartUpload, PartInfo,
     StoreError, StoreErrorKind,
 };
-use crate::checksum::normalize_etag;
+use crate::checksum::{normalize_etag, Algorithm, StoredChecksum};
 
 fn protocol(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::new(
@@ -259,6 +259,46 @@ struct Part {
     etag: String,
     #[serde(rename = "Size")]
     size: u64,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC32")]
+    crc32: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    sha256: Option<String>,
+    #[serde(rename = "ChecksumType")]
+    checksum_type: Option<String>,
+}
+
+/// The `Checksum*` elements S3 puts beside an ETag (ListParts parts,
+/// CompleteMultipartUpload and CopyObject results); written out in each
+/// struct because serde's `flatten` would make every sibling a string.
+macro_rules! stored_checksum {
+    ($r:expr) => {
+        stored_of(
+            [
+                (Algorithm::Sha256, &$r.sha256),
+                (Algorithm::Crc64Nvme, &$r.crc64nvme),
+                (Algorithm::Sha1, &$r.sha1),
+                (Algorithm::Crc32c, &$r.crc32c),
+                (Algorithm::Crc32, &$r.crc32),
+            ],
+            $r.checksum_type.as_deref(),
+        )
+    };
+}
+
+/// The strongest value present, with its `-N` and type as given.
+fn stored_of(
+    values: [(Algorithm, &Option<String>); 5],
+    kind: Option<&str>,
+) -> Option<StoredChecksum> {
+    values
+        .into_iter()
+        .find_map(|(a, v)| StoredChecksum::parse(a, v.as_deref()?, kind))
 }
 
 pub fn parse_list_parts(body: &str) -> Result<ListPartsPage, StoreError> {
@@ -276,6 +316,7 @@ pub fn parse_list_parts(body: &str) -> Result<ListPartsPage, StoreError> {
                 etag_kind: super::EtagKind::from_form(&etag),
                 etag,
                 size: p.size,
+                checksum: stored_checksum!(p).map(|s| s.checksum),
             }
         })
         .collect::<Vec<_>>();
@@ -303,13 +344,30 @@ pub fn parse_initiate(body: &str) -> Result<String, StoreError> {
 struct EtagResult {
     #[serde(rename = "ETag", default)]
     etag: String,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC32")]
+    crc32: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    sha256: Option<String>,
+    #[serde(rename = "ChecksumType")]
+    checksum_type: Option<String>,
 }
 
-/// The ETag of a CompleteMultipartUpload or CopyObject result.
-pub fn parse_etag_result(what: &str, body: &str) -> Result<String, StoreError> {
+/// The ETag of a CompleteMultipartUpload or CopyObject result, and the
+/// flexible checksum it reports.
+pub fn parse_etag_result(
+    what: &str,
+    body: &str,
+) -> Result<(String, Option<StoredChecksum>), StoreError> {
     check_embedded_error(body)?;
     let r: EtagResult = parse(what, body)?;
-    Ok(normalize_etag(&r.etag).to_string())
+    let stored = stored_checksum!(r);
+    Ok((normalize_etag(&r.etag).to_string(), stored))
 }
 
 #[derive(Deserialize)]
@@ -386,8 +444,16 @@ pub fn parse_delete_result(body: &str) -> Result<Vec<DeleteFailure>, StoreError>
 pub fn complete_body(parts: &[super::CompletedPart]) -> String {
     let mut s = String::from("<CompleteMultipartUpload>");
     for p in parts {
+        let checksum = match &p.checksum {
+            Some(c) => format!(
+                "<{e}>{}</{e}>",
+                c.to_base64(),
+                e = c.algorithm.xml_element()
+            ),
+            None => String::new(),
+        };
         s.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag>{checksum}</Part>",
             p.part_number,
             escape(&p.etag)
         ));
@@ -483,7 +549,8 @@ mod tests {
                 "CopyObject",
                 "<CopyObjectResult><ETag>\"x\"</ETag></CopyObjectResult>"
             )
-            .unwrap(),
+            .unwrap()
+            .0,
             "x"
         );
     }

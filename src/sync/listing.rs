@@ -116,6 +116,7 @@ impl RemoteEntry {
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             metadata: Default::default(),
             crc64: None,
+            checksum: None,
             // A listing carries no encryption headers: nothing is checked
             // against this ETag; the GET's own headers say what it is.
             etag_kind: crate::store::EtagKind::Opaque,

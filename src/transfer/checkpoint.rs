@@ -35,6 +35,11 @@ pub struct UploadCheckpoint {
     pub key: String,
     pub part_size: u64,
     pub upload_id: String,
+    /// The flexible checksum the server agreed to at CreateMultipartUpload
+    /// (`CRC64NVME`…); absent for MD5 uploads, and in checkpoints written
+    /// before checksums, which resume as MD5 uploads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
     pub parts: Vec<RecordedPart>,
 }
 
@@ -377,11 +382,13 @@ mod tests {
             key: "k".into(),
             part_size: 10,
             upload_id: "u1".into(),
+            checksum: None,
             parts: vec![RecordedPart {
                 number: 1,
                 etag: "e".into(),
                 md5: "e".into(),
                 crc64: Some(7),
+                checksum: None,
             }],
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod dest;
+pub mod digests;
 pub(crate) mod download;
 pub mod leftovers;
 pub mod parts;
@@ -87,6 +88,8 @@ pub struct TransferOptions {
     pub endpoint_id: String,
     /// Compute CRC-64 while reading (OSS verifies whole objects with it).
     pub crc64: bool,
+    /// What upload bodies carry for the server to check.
+    pub checksum: crate::checksum::ChecksumChoice,
     /// Bound on part and file buffers held at once across all transfers
     /// sharing it, so memory stays flat however many run concurrently.
     pub memory: Option<MemoryBudget>,
@@ -169,6 +172,7 @@ impl TransferOptions {
             checkpoint_dir: req.checkpoint_dir,
             endpoint_id: endpoint_id.to_string(),
             crc64,
+            checksum: Default::default(),
             memory: None,
         })
     }
@@ -215,6 +219,7 @@ impl Default for TransferOptions {
             checkpoint_dir: None,
             endpoint_id: String::new(),
             crc64: false,
+            checksum: Default::default(),
             memory: None,
         }
     }

@@ -13,16 +13,27 @@ use crate::store::PartInfo;
 pub struct RecordedPart {
     pub number: u32,
     pub etag: String,
+    /// Hex MD5; empty when the part was sent with a checksum instead.
     pub md5: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64: Option<u64>,
+    /// Base64 flexible checksum in the upload's algorithm, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     NotOnServer,
-    SizeMismatch { listed: u64, expected: u64 },
+    SizeMismatch {
+        listed: u64,
+        expected: u64,
+    },
     EtagMismatch,
+    /// Listed with a checksum other than the one recorded.
+    ChecksumMismatch,
+    /// Listed without an ETag: nothing to complete the upload with.
+    NoEtag,
     Duplicate,
 }
 
@@ -31,9 +42,10 @@ pub struct UploadResume {
     /// Confirmed by both checkpoint and server: nothing to do.
     pub done: Vec<RecordedPart>,
     /// On the server with the right size but unknown to the checkpoint
-    /// (the process died between upload and record): hash the local part
-    /// and keep the server's copy if the ETag matches, else send.
-    pub verify: Vec<(PartSpec, String)>,
+    /// (the process died between upload and record): digest the local part
+    /// and keep the server's copy if its checksum (or, without one, its
+    /// MD5 ETag) matches, else send.
+    pub verify: Vec<(PartSpec, PartInfo)>,
     /// Must be (re)sent.
     pub send: Vec<PartSpec>,
     /// Why recorded or listed parts were not trusted, for the user's notice.
@@ -42,6 +54,14 @@ pub struct UploadResume {
 
 fn same_etag(a: &str, b: &str) -> bool {
     crate::checksum::normalize_etag(a).eq_ignore_ascii_case(crate::checksum::normalize_etag(b))
+}
+
+/// A recorded checksum must be the listed one where the server lists one.
+fn same_checksum(r: &RecordedPart, server: &PartInfo) -> bool {
+    match (&r.checksum, &server.checksum) {
+        (Some(mine), Some(theirs)) => *mine == theirs.to_base64(),
+        _ => true,
+    }
 }
 
 pub fn plan_upload_resume(
@@ -71,6 +91,11 @@ pub fn plan_upload_resume(
                 continue;
             }
         };
+        if server.etag.is_empty() {
+            plan.rejected.push((spec.number, Rejection::NoEtag));
+            plan.send.push(*spec);
+            continue;
+        }
         if server.size != spec.len {
             plan.rejected.push((
                 spec.number,
@@ -83,12 +108,17 @@ pub fn plan_upload_resume(
             continue;
         }
         match rec {
-            Some(r) if same_etag(&r.etag, &server.etag) => plan.done.push(r.clone()),
-            Some(_) => {
+            Some(r) if !same_etag(&r.etag, &server.etag) => {
                 plan.rejected.push((spec.number, Rejection::EtagMismatch));
                 plan.send.push(*spec);
             }
-            None => plan.verify.push((*spec, server.etag.clone())),
+            Some(r) if !same_checksum(r, server) => {
+                plan.rejected
+                    .push((spec.number, Rejection::ChecksumMismatch));
+                plan.send.push(*spec);
+            }
+            Some(r) => plan.done.push(r.clone()),
+            None => plan.verify.push((*spec, server.clone())),
         }
     }
     plan
@@ -123,6 +153,7 @@ mod tests {
             etag: etag.into(),
             md5: etag.into(),
             crc64: None,
+            checksum: None,
         }
     }
 
@@ -132,6 +163,7 @@ mod tests {
             etag: etag.into(),
             size,
             etag_kind: crate::store::EtagKind::from_form(etag),
+            checksum: None,
         }
     }
 
@@ -212,6 +244,32 @@ mod tests {
         assert_eq!(
             p.verify.iter().map(|v| v.0.number).collect::<Vec<_>>(),
             vec![2]
+        );
+    }
+
+    #[test]
+    fn listed_checksums_and_etags_must_agree_with_the_record() {
+        use crate::checksum::{Algorithm, Checksum};
+        let l = layout(30, 10);
+        let sum = |v| Checksum::crc(Algorithm::Crc64Nvme, v);
+        let with = |mut r: RecordedPart, v| {
+            r.checksum = Some(sum(v).to_base64());
+            r
+        };
+        let mut p1 = listed(1, "a", 10);
+        p1.checksum = Some(sum(1));
+        let mut p2 = listed(2, "b", 10);
+        p2.checksum = Some(sum(99));
+        let p = plan_upload_resume(
+            &l,
+            &[with(rec(1, "a"), 1), with(rec(2, "b"), 2)],
+            &[p1, p2, listed(3, "", 10)],
+        );
+        assert_eq!(p.done.iter().map(|r| r.number).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(nums(&p.send), vec![2, 3]);
+        assert_eq!(
+            p.rejected,
+            vec![(2, Rejection::ChecksumMismatch), (3, Rejection::NoEtag)]
         );
     }
 

@@ -7,23 +7,62 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
-use md5::{Digest, Md5};
 
 use super::checkpoint::{CheckpointFile, LockError, UploadCheckpoint};
+use super::digests::{self, read_and_digest, Digested, Endpoint, Want};
 use super::parts::{choose_part_size, layout, PartSpec};
 use super::resume::{plan_upload_resume, RecordedPart};
 use super::{io, Context, TransferError, TransferOptions};
-use crate::checksum::{crc64_combine, multipart_etag, Crc64};
+use crate::checksum::flexible::crc_combine;
+use crate::checksum::{crc64_combine, multipart_etag, Algorithm, Checksum, ChecksumType};
 use crate::mtime::{file_mtime, format_mtime, Nanos, MTIME_KEY};
 use crate::store::{
-    list_all_parts, Body, CompletedPart, EtagKind, Metadata, PutOptions, StoreErrorKind,
+    list_all_parts, CompletedPart, EtagKind, Metadata, PartInfo, PutOptions, StoreError,
+    StoreErrorKind, StoredChecksum,
 };
 
 /// Attempts per part. The HTTP layer already retried each request; this
-/// covers failures it cannot see, such as a store wrapper failing a call.
+/// covers failures it cannot see, such as a store wrapper failing a call,
+/// and a body the server refused for its digest (read again from the file).
 const PART_ATTEMPTS: u32 = 4;
+
+/// Whether sending the same part again may succeed.
+fn worth_resending(e: &StoreError) -> bool {
+    e.is_retryable() || e.kind == StoreErrorKind::Integrity
+}
+
+/// Where bodies go, as far as digests are concerned.
+fn endpoint(ctx: &Context, opts: &TransferOptions) -> Endpoint {
+    if opts.crc64 {
+        Endpoint::Oss
+    } else {
+        Endpoint::S3(ctx.store.checksum_support())
+    }
+}
+
+/// The stored checksum must be the one computed here, where both exist.
+fn check_stored(
+    what: &str,
+    sent: Option<&Checksum>,
+    stored: Option<&StoredChecksum>,
+) -> Result<(), String> {
+    match (sent, stored) {
+        (Some(mine), Some(s))
+            if s.kind == ChecksumType::FullObject
+                && s.checksum.algorithm == mine.algorithm
+                && s.checksum != *mine =>
+        {
+            Err(format!(
+                "{what}: the server stored {} {} but the data sent has {}",
+                s.checksum.algorithm,
+                s.checksum.to_base64(),
+                mine.to_base64()
+            ))
+        }
+        _ => Ok(()),
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UploadOutcome {
@@ -36,32 +75,6 @@ pub struct UploadOutcome {
     pub parts_sent: u32,
     pub multipart: bool,
     pub etag: String,
-}
-
-/// Reads `len` bytes at `offset` and digests them in the same pass, chunk
-/// by chunk, so the data is hashed while it is still in cache.
-pub fn read_and_digest(
-    file: &File,
-    offset: u64,
-    len: u64,
-    want_crc: bool,
-) -> std::io::Result<(Bytes, [u8; 16], Option<u64>)> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, offset)?;
-    let mut md5 = Md5::new();
-    let mut crc = want_crc.then(Crc64::new);
-    for chunk in buf.chunks(256 * 1024) {
-        md5.update(chunk);
-        if let Some(c) = crc.as_mut() {
-            c.update(chunk);
-        }
-    }
-    Ok((
-        Bytes::from(buf),
-        md5.finalize().into(),
-        crc.map(|c| c.finish()),
-    ))
 }
 
 /// The Content-Type a browser or CDN needs, guessed from the extension as
@@ -123,50 +136,64 @@ async fn single_put(
     mtime: Nanos,
 ) -> Result<UploadOutcome, TransferError> {
     let _permit = opts.reserve(size).await;
-    let owned = path.to_path_buf();
-    let want_crc = opts.crc64;
-    let (data, md5, crc) = tokio::task::spawn_blocking(move || {
-        let f = File::open(&owned)?;
-        read_and_digest(&f, 0, size, want_crc)
-    })
-    .await
-    .expect("read task panicked")
-    .map_err(io(path, "cannot read"))?;
-    // A file rewritten while we read it would be stored as a mix of old and new.
-    if stat(path)? != (size, mtime) {
-        return Err(TransferError::SourceChanged(format!(
-            "{}: changed while it was being read; nothing was uploaded, run again",
-            path.display()
-        )));
-    }
+    let want = digests::for_put(opts.checksum, endpoint(ctx, opts));
+    let put_opts = PutOptions {
+        metadata: mtime_metadata(mtime),
+        content_type: content_type_for(path),
+        checksum: None,
+    };
     ctx.progress.start(key, size, 0);
-    let put = ctx
-        .store
-        .put_object(
-            bucket,
-            key,
-            Body { data, md5 },
-            &PutOptions {
-                metadata: mtime_metadata(mtime),
-                content_type: content_type_for(path),
-            },
-        )
-        .await?;
+    let mut attempt = 1;
+    let (d, put) = loop {
+        let owned = path.to_path_buf();
+        let d = tokio::task::spawn_blocking(move || {
+            let f = File::open(&owned)?;
+            read_and_digest(&f, 0, size, want)
+        })
+        .await
+        .expect("read task panicked")
+        .map_err(io(path, "cannot read"))?;
+        // A file rewritten while we read it would be stored as a mix of old and new.
+        if stat(path)? != (size, mtime) {
+            return Err(TransferError::SourceChanged(format!(
+                "{}: changed while it was being read; nothing was uploaded, run again",
+                path.display()
+            )));
+        }
+        match ctx.store.put_object(bucket, key, d.body(), &put_opts).await {
+            Ok(put) => break (d, put),
+            Err(e) if worth_resending(&e) && attempt < PART_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "sending the file again");
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     ctx.progress.advance(size);
     ctx.progress.finish();
-    // Content-MD5 already made the server check the body; the ETag is a
-    // second look, taken only where the store vouches it is an MD5.
-    if put.etag_kind == EtagKind::Md5 && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
-        return Err(TransferError::Integrity(format!(
-            "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}; the object is kept as stored (deleting it would lose the version it replaced); rerun without -u to send it again",
-            put.etag,
-            hex::encode(md5)
-        )));
+    let kept = "the object is kept as stored (deleting it would lose the version it replaced); rerun without -u to send it again";
+    // The server already checked the body against its digest; these are a
+    // second look at what it says it stored.
+    check_stored(
+        &format!("{bucket}/{key}"),
+        d.checksum.as_ref(),
+        put.checksum.as_ref(),
+    )
+    .map_err(|p| TransferError::Integrity(format!("{p}; {kept}")))?;
+    if let Some(md5) = d.md5 {
+        if put.etag_kind == EtagKind::Md5 && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
+            return Err(TransferError::Integrity(format!(
+                "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}; {kept}",
+                put.etag,
+                hex::encode(md5)
+            )));
+        }
     }
-    if let (Some(mine), Some(theirs)) = (crc, put.crc64) {
+    if let (Some(mine), Some(theirs)) = (d.crc64, put.crc64) {
         if mine != theirs {
             return Err(TransferError::Integrity(format!(
-                "{bucket}/{key}: CRC-64 mismatch after upload (local {mine}, server {theirs})"
+                "{bucket}/{key}: CRC-64 mismatch after upload (local {mine}, server {theirs}); {kept}"
             )));
         }
     }
@@ -192,7 +219,7 @@ struct Multipart<'a> {
 
 enum Job {
     Send(PartSpec),
-    Verify(PartSpec, String),
+    Verify(PartSpec, PartInfo),
 }
 
 struct PartDone {
@@ -266,7 +293,7 @@ impl Multipart<'_> {
                     }
                 ));
                 let mut jobs: Vec<Job> = plan.send.into_iter().map(Job::Send).collect();
-                jobs.extend(plan.verify.into_iter().map(|(s, e)| Job::Verify(s, e)));
+                jobs.extend(plan.verify.into_iter().map(|(s, p)| Job::Verify(s, p)));
                 jobs.sort_by_key(|j| match j {
                     Job::Send(s) | Job::Verify(s, _) => s.number,
                 });
@@ -276,7 +303,8 @@ impl Multipart<'_> {
             }
             None => {
                 let part_size = choose_part_size(self.size, self.opts.part_size);
-                let upload_id = self
+                let asked = digests::for_create(self.opts.checksum, endpoint(self.ctx, self.opts));
+                let created = self
                     .ctx
                     .store
                     .create_multipart_upload(
@@ -285,6 +313,7 @@ impl Multipart<'_> {
                         &PutOptions {
                             metadata: mtime_metadata(self.mtime),
                             content_type: content_type_for(self.path),
+                            checksum: asked,
                         },
                     )
                     .await?;
@@ -296,7 +325,8 @@ impl Multipart<'_> {
                     bucket: self.bucket.into(),
                     key: self.key.into(),
                     part_size,
-                    upload_id,
+                    upload_id: created.upload_id,
+                    checksum: created.checksum.map(|a| a.name().to_string()),
                     parts: Vec::new(),
                 };
                 if let Some(c) = &ckpt {
@@ -437,8 +467,9 @@ impl Multipart<'_> {
             ..Default::default()
         };
         let upload_id = cp.upload_id.clone();
+        let algorithm = upload_algorithm(cp);
         let mut stream = futures::stream::iter(jobs)
-            .map(|job| self.run_job(file.clone(), job, &upload_id))
+            .map(|job| self.run_job(file.clone(), job, &upload_id, algorithm))
             .buffer_unordered(self.opts.parallel.max(1));
         let mut last_save = Instant::now();
         loop {
@@ -483,21 +514,25 @@ impl Multipart<'_> {
                 self.path.display()
             )));
         }
+        let algorithm = upload_algorithm(cp);
         let completed: Vec<CompletedPart> = cp
             .parts
             .iter()
             .map(|p| CompletedPart {
                 part_number: p.number,
                 etag: p.etag.clone(),
+                checksum: algorithm
+                    .zip(p.checksum.as_deref())
+                    .and_then(|(a, v)| Checksum::from_base64(a, v)),
             })
             .collect();
+        let full = full_object_checksum(algorithm, &completed, &l);
         let result = self
             .ctx
             .store
-            .complete_multipart_upload(self.bucket, self.key, &upload_id, &completed)
+            .complete_multipart_upload(self.bucket, self.key, &upload_id, &completed, full.as_ref())
             .await?;
-        self.verify(cp, &l, &result.etag, result.etag_kind, result.crc64)
-            .await?;
+        self.verify(cp, &l, &result, full.as_ref()).await?;
         self.ctx.progress.finish();
         outcome.etag = result.etag;
         Ok(outcome)
@@ -507,28 +542,44 @@ impl Multipart<'_> {
         &self,
         cp: &UploadCheckpoint,
         l: &[PartSpec],
-        etag: &str,
-        etag_kind: EtagKind,
-        crc64: Option<u64>,
+        result: &crate::store::PutResult,
+        full: Option<&Checksum>,
     ) -> Result<(), TransferError> {
+        let mut problem = None;
+        // The server compared the full-object checksum before completing;
+        // what it reports having stored is checked once more.
+        if let Some(mine) = full {
+            let stored = match &result.checksum {
+                Some(s) => Some(s.clone()),
+                None => {
+                    self.ctx
+                        .store
+                        .head_object(self.bucket, self.key)
+                        .await?
+                        .checksum
+                }
+            };
+            if let Err(p) = check_stored("", Some(mine), stored.as_ref()) {
+                problem = Some(p.trim_start_matches(": ").to_string());
+            }
+        }
         let md5s: Option<Vec<[u8; 16]>> = cp
             .parts
             .iter()
             .map(|p| hex::decode(&p.md5).ok().and_then(|v| v.try_into().ok()))
             .collect();
-        let expected_etag = md5s.map(|m| multipart_etag(&m));
-        let mut problem = None;
-        if etag_kind == EtagKind::PartsMd5 {
-            if let Some(exp) = &expected_etag {
-                if !exp.eq_ignore_ascii_case(etag) {
+        if result.etag_kind == EtagKind::PartsMd5 {
+            if let Some(exp) = md5s.map(|m| multipart_etag(&m)) {
+                if !exp.eq_ignore_ascii_case(&result.etag) {
                     problem = Some(format!(
-                        "server ETag {etag}, expected {exp} from the parts sent"
+                        "server ETag {}, expected {exp} from the parts sent",
+                        result.etag
                     ));
                 }
             }
         }
         if self.opts.crc64 {
-            let server = match crc64 {
+            let server = match result.crc64 {
                 Some(c) => Some(c),
                 None => {
                     self.ctx
@@ -566,50 +617,42 @@ impl Multipart<'_> {
         file: Arc<File>,
         job: Job,
         upload_id: &str,
+        algorithm: Option<Algorithm>,
     ) -> Result<PartDone, TransferError> {
-        let (spec, server_etag) = match job {
-            Job::Send(s) => (s, None),
-            Job::Verify(s, e) => (s, Some(e)),
-        };
-        let want_crc = self.opts.crc64;
-        let _permit = self.opts.reserve(spec.len).await;
-        let (data, md5, crc) = tokio::task::spawn_blocking(move || {
-            read_and_digest(&file, spec.offset, spec.len, want_crc)
-        })
-        .await
-        .expect("read task panicked")
-        .map_err(io(self.path, "cannot read"))?;
-        let md5_hex = hex::encode(md5);
-        if let Some(e) = server_etag {
-            if crate::checksum::normalize_etag(&e).eq_ignore_ascii_case(&md5_hex) {
-                self.ctx.progress.advance(spec.len);
-                return Ok(PartDone {
-                    record: RecordedPart {
-                        number: spec.number,
-                        etag: e,
-                        md5: md5_hex,
-                        crc64: crc,
-                    },
-                    sent: false,
-                    len: spec.len,
-                });
+        let want = digests::for_part(self.opts.checksum, endpoint(self.ctx, self.opts), algorithm);
+        let _permit = self
+            .opts
+            .reserve(match &job {
+                Job::Send(s) | Job::Verify(s, _) => s.len,
+            })
+            .await;
+        if let Job::Verify(spec, listed) = &job {
+            if let Some(done) = self.reuse(&file, *spec, listed, want).await? {
+                return Ok(done);
             }
         }
+        let spec = match job {
+            Job::Send(s) | Job::Verify(s, _) => s,
+        };
         let mut attempt = 1;
-        let info = loop {
-            // Bytes clones share the buffer, so a retry costs no copy.
-            let body = Body {
-                data: data.clone(),
-                md5,
-            };
-            match self
+        let (d, info) = loop {
+            let f = file.clone();
+            let d = tokio::task::spawn_blocking(move || {
+                read_and_digest(&f, spec.offset, spec.len, want)
+            })
+            .await
+            .expect("read task panicked")
+            .map_err(io(self.path, "cannot read"))?;
+            let sent = self
                 .ctx
                 .store
-                .upload_part(self.bucket, self.key, upload_id, spec.number, body)
-                .await
-            {
-                Ok(info) => break info,
-                Err(e) if e.is_retryable() && attempt < PART_ATTEMPTS => {
+                .upload_part(self.bucket, self.key, upload_id, spec.number, d.body())
+                .await;
+            match sent {
+                Ok(info) => break (d, info),
+                // Read again on the next attempt: a body the server refused
+                // for its digest may have broken in this process's memory.
+                Err(e) if worth_resending(&e) && attempt < PART_ATTEMPTS => {
                     tracing::debug!(part = spec.number, attempt, error = %e, "retrying part");
                     tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                     attempt += 1;
@@ -617,22 +660,102 @@ impl Multipart<'_> {
                 Err(e) => return Err(e.into()),
             }
         };
-        if info.etag_kind == EtagKind::Md5 && !info.etag.eq_ignore_ascii_case(&md5_hex) {
+        let md5_hex = d.md5_hex();
+        if d.md5.is_some()
+            && info.etag_kind == EtagKind::Md5
+            && !info.etag.eq_ignore_ascii_case(&md5_hex)
+        {
             return Err(TransferError::Integrity(format!(
                 "{}: part {} stored with ETag {} but its MD5 is {md5_hex}",
                 self.key, spec.number, info.etag
             )));
         }
+        if let (Some(mine), Some(theirs)) = (&d.checksum, &info.checksum) {
+            if mine != theirs {
+                return Err(TransferError::Integrity(format!(
+                    "{}: part {} stored with {theirs} but the data sent has {}",
+                    self.key,
+                    spec.number,
+                    mine.to_base64()
+                )));
+            }
+        }
         self.ctx.progress.advance(spec.len);
         Ok(PartDone {
-            record: RecordedPart {
-                number: spec.number,
-                etag: info.etag,
-                md5: md5_hex,
-                crc64: crc,
-            },
+            record: record(spec.number, info.etag, &d),
             sent: true,
             len: spec.len,
         })
     }
+
+    /// A part the server holds but the checkpoint does not: kept if the
+    /// file's bytes match it, by the listed checksum where there is one,
+    /// else by the MD5 its ETag is.
+    async fn reuse(
+        &self,
+        file: &Arc<File>,
+        spec: PartSpec,
+        listed: &PartInfo,
+        want: Want,
+    ) -> Result<Option<PartDone>, TransferError> {
+        let by_checksum = listed.checksum.is_some() && want.checksum.is_some();
+        let want = Want {
+            md5: want.md5 || !by_checksum,
+            ..want
+        };
+        let f = file.clone();
+        let d =
+            tokio::task::spawn_blocking(move || read_and_digest(&f, spec.offset, spec.len, want))
+                .await
+                .expect("read task panicked")
+                .map_err(io(self.path, "cannot read"))?;
+        let same = if by_checksum {
+            d.checksum == listed.checksum
+        } else {
+            crate::checksum::normalize_etag(&listed.etag).eq_ignore_ascii_case(&d.md5_hex())
+        };
+        if !same {
+            return Ok(None);
+        }
+        self.ctx.progress.advance(spec.len);
+        Ok(Some(PartDone {
+            record: record(spec.number, listed.etag.clone(), &d),
+            sent: false,
+            len: spec.len,
+        }))
+    }
+}
+
+fn record(number: u32, etag: String, d: &Digested) -> RecordedPart {
+    RecordedPart {
+        number,
+        etag,
+        md5: d.md5_hex(),
+        crc64: d.crc64,
+        checksum: d.checksum.as_ref().map(Checksum::to_base64),
+    }
+}
+
+/// The algorithm an upload's parts carry, from its checkpoint.
+fn upload_algorithm(cp: &UploadCheckpoint) -> Option<Algorithm> {
+    cp.checksum.as_deref().and_then(Algorithm::parse)
+}
+
+/// The parts' CRCs combined in order: what the server must find for the
+/// whole object. `None` unless every part has one.
+fn full_object_checksum(
+    algorithm: Option<Algorithm>,
+    parts: &[CompletedPart],
+    l: &[PartSpec],
+) -> Option<Checksum> {
+    let a = algorithm?;
+    let mut acc: Option<u64> = None;
+    for (p, s) in parts.iter().zip(l) {
+        let c = p.checksum.as_ref()?.crc_value()?;
+        acc = Some(match acc {
+            None => c,
+            Some(prev) => crc_combine(a, prev, c, s.len)?,
+        });
+    }
+    Some(Checksum::crc(a, acc?))
 }

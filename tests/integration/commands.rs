@@ -71,7 +71,8 @@ fn checkpoint_and_uploads_housekeeping() {
     let store = server().store();
     let id = crate::harness::runtime()
         .block_on(store.create_multipart_upload(&server().bucket, &key, &Default::default()))
-        .unwrap();
+        .unwrap()
+        .upload_id;
     let prefix_url = server().url(key.split('/').next().unwrap());
     let ls = ferry.ok(&["uploads", "ls", &prefix_url]);
     assert!(ls.contains(&id), "{ls}");

@@ -261,6 +261,7 @@ impl Rig {
             checkpoint_dir: Some(dir.path().join("ckpt")),
             endpoint_id: server().endpoint.clone(),
             crc64: false,
+            checksum: Default::default(),
             memory: None,
         };
         Rig {

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use ferry::checksum::Crc;
 use ferry::store::memory::MemoryStore;
 use ferry::store::{
-    list_all_objects, list_all_parts, Body, CompletedPart, GetRequest, ListRequest, Metadata,
-    ObjectStore, PutOptions, StoreErrorKind,
+    list_all_objects, list_all_parts, Algorithm, Body, ChecksumType, CompletedPart, GetRequest,
+    ListRequest, Metadata, ObjectStore, PutOptions, StoreErrorKind, StoredChecksum,
 };
 
 use crate::harness::{pattern, runtime, server, unique};
@@ -25,6 +26,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
             &PutOptions {
                 metadata: meta.clone(),
                 content_type: None,
+                checksum: None,
             },
         )
         .await
@@ -73,7 +75,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
 
     // A corrupted body is refused by Content-MD5.
     let mut bad = Body::new(&b"abc"[..]);
-    bad.md5[0] ^= 0xff;
+    bad.md5.as_mut().unwrap()[0] ^= 0xff;
     let e = s
         .put_object(
             bucket,
@@ -160,19 +162,23 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
     );
     assert_eq!(head.size, 12);
 
-    // Multipart: create with metadata, parts, paginated ListParts, complete.
+    // Multipart: create with metadata and a FULL_OBJECT CRC-64/NVME,
+    // parts with their checksums, paginated ListParts, complete.
     let mkey = format!("{prefix}/multi");
-    let id = s
+    let created = s
         .create_multipart_upload(
             bucket,
             &mkey,
             &PutOptions {
                 metadata: meta.clone(),
                 content_type: None,
+                checksum: Some(Algorithm::Crc64Nvme),
             },
         )
         .await
         .unwrap();
+    assert_eq!(created.checksum, Some(Algorithm::Crc64Nvme));
+    let id = created.upload_id;
     let uploads = s
         .list_multipart_uploads(bucket, prefix, None)
         .await
@@ -183,14 +189,33 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         .any(|u| u.upload_id == id && u.key == mkey));
     let p1 = pattern(5 * 1024 * 1024, 1);
     let p2 = pattern(1000, 2);
+    let nvme = |d: &[u8]| {
+        let mut c = Crc::new(Algorithm::Crc64Nvme).unwrap();
+        c.update(d);
+        c.checksum()
+    };
+    let with_crc = |d: &Vec<u8>| Body {
+        checksum: Some(nvme(d)),
+        md5: None,
+        ..Body::new(d.clone())
+    };
+    // A body whose checksum is wrong is refused for it.
+    let mut wrong = with_crc(&p2);
+    wrong.checksum = Some(nvme(b"something else"));
+    let e = s
+        .upload_part(bucket, &mkey, &id, 2, wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, StoreErrorKind::Integrity, "{e}");
     let i1 = s
-        .upload_part(bucket, &mkey, &id, 1, Body::new(p1.clone()))
+        .upload_part(bucket, &mkey, &id, 1, with_crc(&p1))
         .await
         .unwrap();
     let i2 = s
-        .upload_part(bucket, &mkey, &id, 2, Body::new(p2.clone()))
+        .upload_part(bucket, &mkey, &id, 2, with_crc(&p2))
         .await
         .unwrap();
+    assert_eq!(i1.checksum, Some(nvme(&p1)));
     let parts = list_all_parts(s, bucket, &mkey, &id).await.unwrap();
     assert_eq!(
         parts
@@ -200,6 +225,8 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
         vec![(1, p1.len() as u64), (2, 1000)]
     );
     assert_eq!(parts[0].etag, i1.etag);
+    assert_eq!(parts[1].checksum, Some(nvme(&p2)));
+    let whole = [p1.as_slice(), p2.as_slice()].concat();
     let done = s
         .complete_multipart_upload(
             bucket,
@@ -209,19 +236,33 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
                 CompletedPart {
                     part_number: 1,
                     etag: i1.etag.clone(),
+                    checksum: i1.checksum.clone(),
                 },
                 CompletedPart {
                     part_number: 2,
                     etag: i2.etag.clone(),
+                    checksum: i2.checksum.clone(),
                 },
             ],
+            Some(&nvme(&whole)),
         )
         .await
         .unwrap();
+    let full = StoredChecksum {
+        checksum: nvme(&whole),
+        kind: ChecksumType::FullObject,
+    };
+    assert_eq!(done.checksum.as_ref(), Some(&full));
     let md5s: Vec<[u8; 16]> = [&p1, &p2].iter().map(|p| ferry::checksum::md5(p)).collect();
     assert_eq!(done.etag, ferry::checksum::multipart_etag(&md5s));
     let head = s.head_object(bucket, &mkey).await.unwrap();
     assert_eq!(head.size, p1.len() as u64 + 1000);
+    assert_eq!(head.checksum.as_ref(), Some(&full));
+    let part2 = s.head_object_part(bucket, &mkey, 2).await.unwrap();
+    assert_eq!(
+        (part2.range.clone(), part2.parts),
+        (p1.len() as u64..whole.len() as u64, 2)
+    );
     assert_eq!(
         head.metadata.get("mtime").map(String::as_str),
         Some("1700000000.123456789")
@@ -246,7 +287,8 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
     let id2 = s
         .create_multipart_upload(bucket, &mkey, &PutOptions::default())
         .await
-        .unwrap();
+        .unwrap()
+        .upload_id;
     s.abort_multipart_upload(bucket, &mkey, &id2).await.unwrap();
     let uploads = s
         .list_multipart_uploads(bucket, prefix, None)

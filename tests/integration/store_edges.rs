@@ -685,6 +685,7 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
         &PutOptions {
             metadata: md.clone(),
             content_type: None,
+            checksum: None,
         },
     ))
     .unwrap();

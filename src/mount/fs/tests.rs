@@ -75,6 +75,7 @@ async fn put(store: &dyn ObjectStore, key: &str, data: &[u8], mtime: Option<&str
             &PutOptions {
                 metadata: md,
                 content_type: None,
+                checksum: None,
             },
         )
         .await
@@ -369,6 +370,7 @@ async fn utimens_replaces_the_mtime_metadata_and_keeps_the_rest() {
         &PutOptions {
             metadata: md,
             content_type: None,
+            checksum: None,
         },
     )
     .await

@@ -1,7 +1,10 @@
 //! Checksums used to prove that what landed in the store is what we sent.
 //!
-//! Two families matter:
+//! Three families matter:
 //!
+//! * S3's flexible checksums ([`flexible`]): CRC-64/NVME, CRC-32C and
+//!   CRC-32 sent with each body and stored with the object, SHA-1 and
+//!   SHA-256 when another tool stored them.
 //! * CRC-64/XZ (ECMA-182 polynomial, reflected, init and xorout all ones).
 //!   Alibaba Cloud OSS reports it for every object in
 //!   `x-oss-hash-crc64ecma`, including multipart objects, so it is the one
@@ -13,32 +16,30 @@
 //!   multipart upload. `Content-MD5` lets the server reject a corrupted
 //!   request body before it is stored.
 
+pub mod flexible;
+
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
 
-/// Reflected form of the ECMA-182 polynomial 0x42F0E1EBA9EA3693.
-const POLY: u64 = 0xC96C_5795_D787_0F42;
-
-/// In the reflected representation the coefficient of x^0 is the top bit.
-const X0: u64 = 1 << 63;
+pub use flexible::{Algorithm, Checksum, ChecksumChoice, ChecksumType, Crc, StoredChecksum};
 
 /// Streaming CRC-64/XZ.
 #[derive(Clone)]
 pub struct Crc64 {
-    inner: crc64fast::Digest,
+    inner: crc_fast::Digest,
     len: u64,
 }
 
 impl Crc64 {
     pub fn new() -> Self {
         Self {
-            inner: crc64fast::Digest::new(),
+            inner: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
             len: 0,
         }
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        self.inner.write(data);
+        self.inner.update(data);
         self.len += data.len() as u64;
     }
 
@@ -54,7 +55,7 @@ impl Crc64 {
     /// The CRC of everything fed so far. Does not consume, so a running
     /// checksum can be sampled and then continued.
     pub fn finish(&self) -> u64 {
-        self.inner.sum64()
+        self.inner.finalize()
     }
 }
 
@@ -80,53 +81,10 @@ pub fn crc64(data: &[u8]) -> u64 {
     c.finish()
 }
 
-/// `a * b mod POLY` over GF(2), both operands reflected.
-fn multmodp(a: u64, mut b: u64) -> u64 {
-    let mut m = X0;
-    let mut p = 0u64;
-    loop {
-        if a & m != 0 {
-            p ^= b;
-            if a & (m - 1) == 0 {
-                break;
-            }
-        }
-        m >>= 1;
-        // b *= x, reducing as the x^64 term falls off the low end.
-        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
-    }
-    p
-}
-
-/// `x^(8 * n) mod POLY`: the operator that shifts a CRC past `n` zero bytes.
-fn xpow8n(mut n: u64) -> u64 {
-    // x^(2^k) for k = 3 (one byte = 8 bits) upwards, squared as we go. A
-    // table indexed by k mod the period (as zlib does for CRC-32) would save
-    // the squarings, but this is at most 61 of them per combine, and it
-    // avoids relying on a period property of this particular polynomial.
-    let mut sq = X0 >> 8; // x^8
-    let mut p = X0;
-    while n != 0 {
-        if n & 1 != 0 {
-            p = multmodp(sq, p);
-        }
-        n >>= 1;
-        if n != 0 {
-            sq = multmodp(sq, sq);
-        }
-    }
-    p
-}
-
 /// Given `crc1 = crc64(a)` and `crc2 = crc64(b)` with `len2 = b.len()`,
 /// return `crc64(a ++ b)` without touching the data.
-///
-/// This is zlib's `crc32_combine` carried over to 64 bits. The all-ones
-/// init and xorout cancel out: the register after `a` is `crc1` xor ones,
-/// and running `b` from that state differs from running it from the
-/// all-ones init only by `crc1` shifted through `len2` zero bytes.
 pub fn crc64_combine(crc1: u64, crc2: u64, len2: u64) -> u64 {
-    multmodp(xpow8n(len2), crc1) ^ crc2
+    crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, crc1, crc2, len2)
 }
 
 /// Raw MD5 digest of `data`.
@@ -171,13 +129,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Reflected form of the ECMA-182 polynomial 0x42F0E1EBA9EA3693.
+    const POLY: u64 = 0xC96C_5795_D787_0F42;
+
     #[test]
     fn crc64_check_value() {
         assert_eq!(crc64(b"123456789"), 0x995D_C9BB_DF19_39FA);
         assert_eq!(crc64(b""), 0);
     }
 
-    /// Bit-at-a-time reference, independent of crc64fast's tables/SIMD.
+    /// Bit-at-a-time reference, independent of crc-fast's tables/SIMD.
     fn crc64_reference(data: &[u8]) -> u64 {
         let mut crc = !0u64;
         for &b in data {
