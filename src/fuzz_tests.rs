@@ -309,6 +309,7 @@ fn download_checkpoint() -> impl Strategy<Value = DownloadCheckpoint> {
                     destination,
                     temp,
                     part_size,
+                    crc: (part_size % 2 == 0).then(|| "CRC64NVME".to_string()),
                     done: done
                         .into_iter()
                         .map(|(number, crc64)| DonePart { number, crc64 })

@@ -6,13 +6,32 @@ use super::ls::{format_time, parse_remote};
 use super::setup::Setup;
 use super::{CliError, Outcome};
 use crate::mtime::format_mtime;
+use crate::checksum::ChecksumType;
 use crate::transfer::download::stored_mtime;
+use crate::transfer::verify::Check;
+
+/// `--bigfile-threshold`'s default: objects below it arrive in one GET.
+const DEFAULT_BIGFILE_THRESHOLD: u64 = 100 << 20;
 
 pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;
     let h = setup.store_for(&r)?;
     let m = h.store.head_object(&r.bucket, &r.key).await?;
     let mtime = stored_mtime(&m);
+    // What `ferry cp` checks this object by; an MD5 ETag only on a single
+    // GET (below the default --bigfile-threshold).
+    let check = Check::choose(&m, m.size < DEFAULT_BIGFILE_THRESHOLD).describe();
+    let checksum = m.checksum.as_ref().map(|c| {
+        format!(
+            "{} {}{}",
+            c.checksum.algorithm,
+            c.display_value(),
+            match c.kind {
+                ChecksumType::FullObject => " (full object)",
+                ChecksumType::Composite { .. } => " (composite)",
+            }
+        )
+    });
     if a.json {
         println!(
             "{}",
@@ -23,6 +42,8 @@ pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
                 "last_modified": m.last_modified.unix_timestamp(),
                 "mtime": format_mtime(mtime),
                 "crc64": m.crc64,
+                "checksum": checksum,
+                "download_check": check,
                 "metadata": m.metadata,
             })
         );
@@ -35,6 +56,10 @@ pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
         if let Some(c) = m.crc64 {
             println!("crc64:         {c}");
         }
+        if let Some(c) = &checksum {
+            println!("checksum:      {}", visible(c));
+        }
+        println!("download check: {check}");
         for (k, v) in &m.metadata {
             println!("meta {}: {}", visible(k), visible(v));
         }

@@ -46,6 +46,7 @@ pub struct UploadCheckpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DonePart {
     pub number: u32,
+    /// The range's CRC in the download's algorithm (`crc` below).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64: Option<u64>,
 }
@@ -64,7 +65,16 @@ pub struct DownloadCheckpoint {
     #[serde(with = "lossless_path")]
     pub temp: PathBuf,
     pub part_size: u64,
+    /// The CRC the ranges were hashed with (`CRC64NVME`, `CRC-64/ECMA`…).
+    /// Checkpoints written before S3 checksums have none and only ever
+    /// hashed OSS's CRC-64/ECMA.
+    #[serde(default = "legacy_crc")]
+    pub crc: Option<String>,
     pub done: Vec<DonePart>,
+}
+
+fn legacy_crc() -> Option<String> {
+    Some("CRC-64/ECMA".into())
 }
 
 /// Paths in JSON without loss: a UTF-8 path is a string, as it always
@@ -420,6 +430,7 @@ mod tests {
             destination: odd.clone(),
             temp: odd.with_extension("part"),
             part_size: 10,
+            crc: None,
             done: vec![],
         };
         assert_eq!(decode::<DownloadCheckpoint>(&encode(&d)).unwrap(), d);
@@ -511,6 +522,7 @@ mod tests {
             destination: odd.clone(),
             temp: odd.with_file_name(".f.ferry-1.part"),
             part_size: 5,
+            crc: None,
             done: vec![],
         };
         let back = decode::<DownloadCheckpoint>(&encode(&cp)).unwrap();

@@ -18,8 +18,9 @@ use super::checkpoint::{CheckpointFile, DonePart, DownloadCheckpoint, LockError}
 use super::dest::{temp_name, DestDir, Destination};
 use super::parts::{choose_part_size, layout, PartSpec};
 use super::resume::plan_download_resume;
+use super::verify::{self, Check};
 use super::{io, Context, TransferError, TransferOptions};
-use crate::checksum::{crc64_combine, Crc64};
+use crate::checksum::flexible::Hasher;
 use crate::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
 use crate::store::{ByteStream, GetRequest, ObjectMeta, StoreError, StoreErrorKind};
 
@@ -31,6 +32,8 @@ pub struct DownloadOutcome {
     pub multipart: bool,
     /// What the server said about the object it sent (GET or HEAD headers).
     pub meta: Option<ObjectMeta>,
+    /// The whole-object check that passed.
+    pub check: Option<Check>,
 }
 
 /// Attempts per range; the store already retried the request itself, this
@@ -298,13 +301,16 @@ async fn single_get(
             .as_ref()
             .map(|o| o.meta.clone())
             .unwrap_or_else(|| head.clone());
-        // One whole-object check is enough: CRC-64 (OSS) when the store
-        // gives one, as it costs a twentieth of MD5's CPU, else the MD5
-        // the ETag is, where the store vouches that it is one (not under
-        // SSE-KMS or SSE-C, not for a multipart object).
-        let check_md5 = meta.crc64.is_none() && meta.etag_is_md5();
-        let mut md5 = check_md5.then(Md5::new);
-        let mut crc = meta.crc64.map(|_| Crc64::new());
+        // One whole-object check, the strongest the object allows (see
+        // `verify`): a stored CRC costs a twentieth of MD5's CPU; the MD5
+        // the ETag is only where the store vouches that it is one.
+        let check = Check::choose(&meta, true);
+        let mut md5 = matches!(check, Check::Md5 { .. }).then(Md5::new);
+        let mut crc = check.range_crc().map(|k| k.hasher());
+        let mut sha = match &check {
+            Check::Sha { expected } => Some(Hasher::new(expected.algorithm)),
+            _ => None,
+        };
         let mut received = 0u64;
         if let Some(out) = out {
             let mut body = out.body;
@@ -320,6 +326,9 @@ async fn single_get(
                 if let Some(c) = crc.as_mut() {
                     c.update(piece);
                 }
+                if let Some(h) = sha.as_mut() {
+                    h.update(piece);
+                }
                 ctx.progress.advance(piece.len() as u64);
                 Ok(())
             })
@@ -332,29 +341,40 @@ async fn single_get(
             )
             .into());
         }
+        let what = format!("{bucket}/{key}");
         if let Some(m) = md5 {
             let got = hex::encode(m.finalize());
             if !got.eq_ignore_ascii_case(&meta.etag) {
-                return Err(TransferError::Integrity(format!(
-                    "{bucket}/{key}: downloaded data has MD5 {got}, the object's ETag is {}",
-                    meta.etag
+                return Err(TransferError::Integrity(verify::mismatch(
+                    &what, &check, &got, &meta.etag,
                 )));
             }
         }
-        if let (Some(c), Some(expected)) = (crc, meta.crc64) {
-            let got = c.finish();
-            if got != expected {
-                return Err(TransferError::Integrity(format!(
-                    "{bucket}/{key}: downloaded data has CRC-64 {got}, the store says {expected}"
+        if let (Some(c), Check::Crc { expected, .. }) = (crc, &check) {
+            compare_crc(&what, &check, c.finish(), *expected)?;
+        }
+        if let (Some(h), Check::Sha { expected }) = (sha, &check) {
+            let got = h.finish();
+            if got != *expected {
+                return Err(TransferError::Integrity(verify::mismatch(
+                    &what,
+                    &check,
+                    &got.to_base64(),
+                    &expected.to_base64(),
                 )));
             }
         }
+        if check.reads_back(true) {
+            read_back(ctx, bucket, key, &temp, &meta, &check).await?;
+        }
+        tracing::debug!("{what}: verified by {}", check.describe());
         finalize(temp.clone(), name.clone(), stored_mtime(&meta)).await?;
         ctx.progress.finish();
         Ok(DownloadOutcome {
             size: meta.size,
             bytes_received: received,
             meta: Some(meta),
+            check: Some(check),
             ..Default::default()
         })
     }
@@ -363,6 +383,166 @@ async fn single_get(
         temp.remove();
     }
     result
+}
+
+/// Blocking file work off the runtime; an I/O error is named after `path`.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    op: &'static str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, TransferError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(io(path, op)),
+        Err(e) => joined(e),
+    }
+}
+
+/// The CRC of one range of the temporary, read back.
+fn crc_of_range(file: &File, kind: verify::CrcKind, s: &PartSpec) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut h = kind.hasher();
+    let mut buf = vec![0u8; (1 << 20).min(s.len.max(1)) as usize];
+    let mut done = 0u64;
+    while done < s.len {
+        let n = buf.len().min((s.len - done) as usize);
+        file.read_exact_at(&mut buf[..n], s.offset + done)?;
+        h.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(h.finish())
+}
+
+/// The CRCs as numbers, in the width the algorithm has.
+fn compare_crc(what: &str, check: &Check, got: u64, expected: u64) -> Result<(), TransferError> {
+    if got == expected {
+        return Ok(());
+    }
+    let (got, want) = match check {
+        Check::Crc {
+            kind: verify::CrcKind::S3(a),
+            ..
+        } => (
+            crate::checksum::Checksum::crc(*a, got).to_base64(),
+            crate::checksum::Checksum::crc(*a, expected).to_base64(),
+        ),
+        _ => (got.to_string(), expected.to_string()),
+    };
+    Err(TransferError::Integrity(verify::mismatch(
+        what, check, &got, &want,
+    )))
+}
+
+/// The checks that need the whole file in order (SHAs of a ranged
+/// download, composite checksums), made on the temporary before it is
+/// published.
+async fn read_back(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    temp: &Arc<Temp>,
+    meta: &ObjectMeta,
+    check: &Check,
+) -> Result<(), TransferError> {
+    let what = format!("{bucket}/{key}");
+    let path = temp.path();
+    match check {
+        Check::Sha { expected } => {
+            let (t, a, size) = (temp.clone(), expected.algorithm, meta.size);
+            let got = blocking(&path, "cannot read back", move || {
+                verify::digest_range(&t.file, a, 0, size)
+            })
+            .await?;
+            if got != *expected {
+                return Err(TransferError::Integrity(verify::mismatch(
+                    &what,
+                    check,
+                    &got.to_base64(),
+                    &expected.to_base64(),
+                )));
+            }
+        }
+        Check::Composite { expected, parts } => {
+            let bounds = part_bounds(ctx, bucket, key, *parts, meta).await?;
+            let (t, a, b) = (temp.clone(), expected.algorithm, bounds.clone());
+            let (got, each) = blocking(&path, "cannot read back", move || {
+                verify::composite_from_file(
+                    &t.file,
+                    a,
+                    &b.iter().map(|p| p.range.clone()).collect::<Vec<_>>(),
+                )
+            })
+            .await?;
+            // Where the store gave a part's own checksum (AWS does), each
+            // part is held to it; the composite covers the rest.
+            for (p, mine) in bounds.iter().zip(&each) {
+                if let Some(theirs) = p.checksum.as_ref().filter(|c| {
+                    c.kind == crate::checksum::ChecksumType::FullObject
+                        && c.checksum.algorithm == mine.algorithm
+                }) {
+                    if theirs.checksum != *mine {
+                        return Err(TransferError::Integrity(verify::mismatch(
+                            &format!("{what} part {}", p.number),
+                            check,
+                            &mine.to_base64(),
+                            &theirs.checksum.to_base64(),
+                        )));
+                    }
+                }
+            }
+            if got != *expected {
+                return Err(TransferError::Integrity(verify::mismatch(
+                    &what,
+                    check,
+                    &format!("{}-{parts}", got.to_base64()),
+                    &format!("{}-{parts}", expected.to_base64()),
+                )));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Where each part of a composite object lies, from `HEAD ?partNumber=N`;
+/// the parts must tile the object exactly.
+async fn part_bounds(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    parts: u32,
+    meta: &ObjectMeta,
+) -> Result<Vec<crate::store::ObjectPart>, TransferError> {
+    let mut bounds: Vec<crate::store::ObjectPart> = futures::stream::iter(1..=parts)
+        .map(|n| ctx.store.head_object_part(bucket, key, n))
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    bounds.sort_by_key(|p| p.number);
+    let mut at = 0;
+    for p in &bounds {
+        if p.range.start != at || p.etag != meta.etag {
+            return Err(StoreError::new(
+                StoreErrorKind::Changed,
+                format!(
+                    "{bucket}/{key}: part {} is not where the object's parts should be, or belongs to another version",
+                    p.number
+                ),
+            )
+            .into());
+        }
+        at = p.range.end;
+    }
+    if at != meta.size {
+        return Err(StoreError::new(
+            StoreErrorKind::Protocol,
+            format!(
+                "{bucket}/{key}: its {parts} parts cover {at} of {} bytes",
+                meta.size
+            ),
+        )
+        .into());
+    }
+    Ok(bounds)
 }
 
 fn same_object(cp: &DownloadCheckpoint, meta: &ObjectMeta) -> bool {
@@ -509,6 +689,7 @@ async fn ranged(
                 destination: canonical.clone(),
                 temp: temp.dir.canonical().join(&temp.name),
                 part_size,
+                crc: None,
                 done: Vec::new(),
             };
             if let Some(c) = &ckpt {
@@ -522,6 +703,16 @@ async fn ranged(
         }
     };
     let temp = Arc::new(temp);
+    let check = Check::choose(meta, false);
+    let crc_name = check.range_crc().map(|k| k.name().to_string());
+    if cp.crc != crc_name {
+        // Range CRCs of another algorithm say nothing here; the ranges
+        // are hashed again from the temporary at the end.
+        for d in &mut cp.done {
+            d.crc64 = None;
+        }
+        cp.crc = crc_name;
+    }
     let ranges = Ranges {
         ctx,
         opts,
@@ -529,6 +720,7 @@ async fn ranged(
         key,
         meta,
         temp: &temp,
+        check: &check,
     };
     let result = fetch_ranges(&ranges, &mut cp, todo, ckpt.as_ref()).await;
     let result = match result {
@@ -573,6 +765,7 @@ struct Ranges<'a> {
     key: &'a str,
     meta: &'a ObjectMeta,
     temp: &'a Arc<Temp>,
+    check: &'a Check,
 }
 
 async fn fetch_ranges(
@@ -628,19 +821,53 @@ async fn fetch_ranges(
     drop(stream);
     cp.done.sort_by_key(|d| d.number);
     cp.done.dedup_by_key(|d| d.number);
-    if let Some(expected) = meta.crc64 {
-        let combined = cp.done.iter().zip(&l).try_fold(0u64, |acc, (d, s)| {
-            d.crc64.map(|c| crc64_combine(acc, c, s.len))
-        });
-        match combined {
-            Some(got) if got != expected => {
-                return Err(TransferError::Integrity(format!(
-                    "{bucket}/{key}: downloaded data has CRC-64 {got}, the store says {expected}"
-                )))
+    let what = format!("{bucket}/{key}");
+    if let Check::Crc { kind, expected } = *r.check {
+        // Ranges an older run fetched without a CRC (or with another) are
+        // hashed from the temporary: the check covers every byte on disk.
+        let missing: Vec<PartSpec> = cp
+            .done
+            .iter()
+            .zip(&l)
+            .filter(|(d, _)| d.crc64.is_none())
+            .map(|(_, s)| *s)
+            .collect();
+        if !missing.is_empty() {
+            let temp = r.temp.clone();
+            let path = temp.path();
+            let found = blocking(&path, "cannot read back", move || {
+                missing
+                    .iter()
+                    .map(|s| crc_of_range(&temp.file, kind, s).map(|c| (s.number, c)))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .await?;
+            for (n, c) in found {
+                if let Some(d) = cp.done.iter_mut().find(|d| d.number == n) {
+                    d.crc64 = Some(c);
+                }
             }
-            _ => {}
+        }
+        let combined = cp
+            .done
+            .iter()
+            .zip(&l)
+            .try_fold(None::<u64>, |acc, (d, s)| {
+                let c = d.crc64?;
+                Some(Some(match acc {
+                    None => c,
+                    Some(a) => kind.combine(a, c, s.len),
+                }))
+            })
+            .flatten();
+        if let Some(got) = combined {
+            compare_crc(&what, r.check, got, expected)?;
         }
     }
+    if r.check.reads_back(false) {
+        read_back(ctx, bucket, key, r.temp, meta, r.check).await?;
+    }
+    tracing::debug!("{what}: verified by {}", r.check.describe());
     let on_disk = r
         .temp
         .file
@@ -661,6 +888,7 @@ async fn fetch_ranges(
         bytes_resumed: resumed,
         multipart: true,
         meta: Some(meta.clone()),
+        check: Some(r.check.clone()),
     })
 }
 
@@ -710,7 +938,7 @@ impl Ranges<'_> {
             .into());
         }
         let mut body = out.body;
-        let mut crc = meta.crc64.is_some().then(Crc64::new);
+        let mut crc = self.check.range_crc().map(|k| k.hasher());
         let mut written = 0u64;
         let file = &self.temp.file;
         let received = drain(&mut body, spec.len, |piece| {

@@ -12,6 +12,7 @@ pub mod parts;
 pub(crate) mod paths;
 pub mod resume;
 pub(crate) mod upload;
+pub mod verify;
 
 #[cfg(test)]
 mod download_tests;

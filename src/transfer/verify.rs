@@ -1,0 +1,330 @@
+//! Which whole-object check a download makes, and the digests that make it.
+//!
+//! The strongest the object allows, decided from its HEAD (or GET)
+//! headers alone:
+//!
+//! | the object carries | check |
+//! |---|---|
+//! | a FULL_OBJECT CRC (CRC-64/NVME, CRC-32C, CRC-32) | per-range CRCs combined, compared with it |
+//! | OSS's `x-oss-hash-crc64ecma` | the same with CRC-64/ECMA |
+//! | a FULL_OBJECT SHA-1 / SHA-256 | the file hashed in order |
+//! | a COMPOSITE checksum (`-N`) | each part's digest from its range (bounds from `HEAD ?partNumber`), then the digest of the digests |
+//! | an ETag that is an MD5 (single part, no SSE-KMS / SSE-C) | MD5, on a single GET |
+//! | nothing else | size |
+
+use std::fs::File;
+
+use crc_fast::CrcAlgorithm;
+
+use crate::checksum::flexible::{composite_of, Hasher};
+use crate::checksum::{Algorithm, Checksum, ChecksumType};
+use crate::store::ObjectMeta;
+
+/// A CRC that combines: one of S3's, or OSS's CRC-64/ECMA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrcKind {
+    S3(Algorithm),
+    OssCrc64,
+}
+
+impl CrcKind {
+    fn crc_fast(self) -> CrcAlgorithm {
+        match self {
+            CrcKind::S3(Algorithm::Crc64Nvme) => CrcAlgorithm::Crc64Nvme,
+            CrcKind::S3(Algorithm::Crc32c) => CrcAlgorithm::Crc32Iscsi,
+            CrcKind::S3(_) => CrcAlgorithm::Crc32IsoHdlc,
+            CrcKind::OssCrc64 => CrcAlgorithm::Crc64Xz,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CrcKind::S3(a) => a.name(),
+            CrcKind::OssCrc64 => "CRC-64/ECMA",
+        }
+    }
+
+    pub fn hasher(self) -> RangeCrc {
+        RangeCrc {
+            kind: self,
+            inner: crc_fast::Digest::new(self.crc_fast()),
+        }
+    }
+
+    /// The CRC of `a ++ b` from the CRCs of both and `b`'s length.
+    pub fn combine(self, crc1: u64, crc2: u64, len2: u64) -> u64 {
+        crc_fast::checksum_combine(self.crc_fast(), crc1, crc2, len2)
+    }
+}
+
+/// A running CRC of one range.
+#[derive(Clone)]
+pub struct RangeCrc {
+    kind: CrcKind,
+    inner: crc_fast::Digest,
+}
+
+impl RangeCrc {
+    pub fn update(&mut self, data: &[u8]) {
+        self.inner.update(data);
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.inner.finalize()
+    }
+
+    pub fn kind(&self) -> CrcKind {
+        self.kind
+    }
+}
+
+/// The check one download makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// A CRC of the whole object; ranges are hashed as they arrive and
+    /// their CRCs combined.
+    Crc { kind: CrcKind, expected: u64 },
+    /// A SHA of the whole object: hashed in order.
+    Sha { expected: Checksum },
+    /// S3's COMPOSITE form: the digest of the `parts` parts' digests.
+    Composite { expected: Checksum, parts: u32 },
+    /// The MD5 a single-part ETag is; made on a single GET only.
+    Md5 { etag: String },
+    /// Nothing to check but the length.
+    Size,
+}
+
+impl Check {
+    /// The strongest check `meta` allows. `whole_get`: the object arrives
+    /// in one GET, so an MD5 ETag can be checked in stream.
+    pub fn choose(meta: &ObjectMeta, whole_get: bool) -> Check {
+        if let Some(s) = &meta.checksum {
+            let a = s.checksum.algorithm;
+            match (s.kind, s.checksum.crc_value()) {
+                (ChecksumType::FullObject, Some(v)) => {
+                    return Check::Crc {
+                        kind: CrcKind::S3(a),
+                        expected: v,
+                    }
+                }
+                (ChecksumType::FullObject, None) => {
+                    return Check::Sha {
+                        expected: s.checksum.clone(),
+                    }
+                }
+                (ChecksumType::Composite { parts }, _) => {
+                    return Check::Composite {
+                        expected: s.checksum.clone(),
+                        parts,
+                    }
+                }
+            }
+        }
+        if let Some(c) = meta.crc64 {
+            return Check::Crc {
+                kind: CrcKind::OssCrc64,
+                expected: c,
+            };
+        }
+        if whole_get && meta.etag_is_md5() {
+            return Check::Md5 {
+                etag: meta.etag.clone(),
+            };
+        }
+        Check::Size
+    }
+
+    /// For `--debug`, `stat` and messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Check::Crc { kind, .. } => format!("{} of the whole object", kind.name()),
+            Check::Sha { expected } => format!("{} of the whole object", expected.algorithm),
+            Check::Composite { expected, parts } => {
+                format!("{} of each of {parts} parts", expected.algorithm)
+            }
+            Check::Md5 { .. } => "MD5 (the ETag)".into(),
+            Check::Size => "size only".into(),
+        }
+    }
+
+    /// The CRC each range is hashed with as it arrives.
+    pub fn range_crc(&self) -> Option<CrcKind> {
+        match self {
+            Check::Crc { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether the finished temporary is read back before it is published
+    /// (what cannot be hashed range by range).
+    pub fn reads_back(&self, whole_get: bool) -> bool {
+        match self {
+            Check::Composite { .. } => true,
+            Check::Sha { .. } => !whole_get,
+            _ => false,
+        }
+    }
+}
+
+/// A mismatch, worded for the user.
+pub fn mismatch(what: &str, check: &Check, got: &str, want: &str) -> String {
+    format!(
+        "{what}: downloaded data has {} {got}, the store says {want}; nothing was kept",
+        check_name(check)
+    )
+}
+
+fn check_name(check: &Check) -> String {
+    match check {
+        Check::Crc { kind, .. } => kind.name().to_string(),
+        Check::Sha { expected } | Check::Composite { expected, .. } => {
+            expected.algorithm.to_string()
+        }
+        Check::Md5 { .. } => "MD5".into(),
+        Check::Size => "size".into(),
+    }
+}
+
+/// The digest of `len` bytes of `file` at `offset`, read in order.
+pub fn digest_range(
+    file: &File,
+    algorithm: Algorithm,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<Checksum> {
+    use std::os::unix::fs::FileExt;
+    let mut h = Hasher::new(algorithm);
+    let mut buf = vec![0u8; (1 << 20).min(len.max(1)) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = buf.len().min((len - done) as usize);
+        file.read_exact_at(&mut buf[..n], offset + done)?;
+        h.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(h.finish())
+}
+
+/// The composite value of parts with these bounds, from the file.
+pub fn composite_from_file(
+    file: &File,
+    algorithm: Algorithm,
+    bounds: &[std::ops::Range<u64>],
+) -> std::io::Result<(Checksum, Vec<Checksum>)> {
+    let parts = bounds
+        .iter()
+        .map(|r| digest_range(file, algorithm, r.start, r.end - r.start))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok((composite_of(algorithm, &parts), parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::StoredChecksum;
+    use crate::store::EtagKind;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            key: "k".into(),
+            size: 10,
+            etag: "0123456789abcdef0123456789abcdef".into(),
+            last_modified: time::OffsetDateTime::UNIX_EPOCH,
+            metadata: Default::default(),
+            crc64: None,
+            etag_kind: EtagKind::Md5,
+            checksum: None,
+        }
+    }
+
+    fn stored(a: Algorithm, kind: ChecksumType) -> Option<StoredChecksum> {
+        Some(StoredChecksum {
+            checksum: Hasher::new(a).finish(),
+            kind,
+        })
+    }
+
+    #[test]
+    fn the_strongest_check_the_object_allows() {
+        let mut m = meta();
+        assert!(matches!(Check::choose(&m, true), Check::Md5 { .. }));
+        assert_eq!(Check::choose(&m, false), Check::Size);
+        m.crc64 = Some(7);
+        assert_eq!(
+            Check::choose(&m, false),
+            Check::Crc {
+                kind: CrcKind::OssCrc64,
+                expected: 7
+            }
+        );
+        m.checksum = stored(Algorithm::Crc64Nvme, ChecksumType::FullObject);
+        assert!(matches!(
+            Check::choose(&m, true),
+            Check::Crc {
+                kind: CrcKind::S3(Algorithm::Crc64Nvme),
+                ..
+            }
+        ));
+        m.checksum = stored(Algorithm::Crc32, ChecksumType::Composite { parts: 3 });
+        let c = Check::choose(&m, true);
+        assert!(matches!(c, Check::Composite { parts: 3, .. }));
+        assert!(c.reads_back(true));
+        assert_eq!(c.describe(), "CRC32 of each of 3 parts");
+        m.checksum = stored(Algorithm::Sha256, ChecksumType::FullObject);
+        let c = Check::choose(&m, false);
+        assert!(matches!(c, Check::Sha { .. }));
+        assert!(c.reads_back(false) && !c.reads_back(true));
+        m.checksum = None;
+        m.crc64 = None;
+        m.etag_kind = EtagKind::Opaque;
+        assert_eq!(Check::choose(&m, true), Check::Size);
+    }
+
+    #[test]
+    fn range_crcs_combine_for_every_kind() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for kind in [
+            CrcKind::OssCrc64,
+            CrcKind::S3(Algorithm::Crc64Nvme),
+            CrcKind::S3(Algorithm::Crc32c),
+            CrcKind::S3(Algorithm::Crc32),
+        ] {
+            let mut whole = kind.hasher();
+            whole.update(&data);
+            let mut acc = None;
+            for chunk in data.chunks(3333) {
+                let mut h = kind.hasher();
+                h.update(chunk);
+                acc = Some(match acc {
+                    None => h.finish(),
+                    Some(a) => kind.combine(a, h.finish(), chunk.len() as u64),
+                });
+            }
+            assert_eq!(acc, Some(whole.finish()), "{kind:?}");
+        }
+        // OSS's CRC-64 is the one `checksum::crc64` computes.
+        let mut h = CrcKind::OssCrc64.hasher();
+        h.update(b"123456789");
+        assert_eq!(h.finish(), crate::checksum::crc64(b"123456789"));
+    }
+
+    #[test]
+    fn composite_from_a_file_matches_the_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"aaaabbbbcc").unwrap();
+        let f = File::open(&p).unwrap();
+        let (whole, parts) =
+            composite_from_file(&f, Algorithm::Crc32, &[0..4, 4..8, 8..10]).unwrap();
+        let each: Vec<Checksum> = [&b"aaaa"[..], b"bbbb", b"cc"]
+            .iter()
+            .map(|d| {
+                let mut h = Hasher::new(Algorithm::Crc32);
+                h.update(d);
+                h.finish()
+            })
+            .collect();
+        assert_eq!(parts, each);
+        assert_eq!(whole, composite_of(Algorithm::Crc32, &each));
+    }
+}
