@@ -26,12 +26,14 @@ if ! command -v aws >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # ferry mount: fusermount3 (fuse3) mounts and unmounts; libfuse3-dev and
-# pkg-config build the fuser crate.
-if ! command -v fusermount3 >/dev/null 2>&1 || ! pkg-config --exists fuse3 2>/dev/null; then
+# pkg-config build the fuser crate. rclone is an independent client that
+# uploads without checksums.
+if ! command -v fusermount3 >/dev/null 2>&1 || ! pkg-config --exists fuse3 2>/dev/null \
+    || ! command -v rclone >/dev/null 2>&1; then
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fuse3 libfuse3-dev pkg-config >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fuse3 libfuse3-dev pkg-config rclone >/dev/null
 fi
 
 step "garage install"

@@ -5,8 +5,8 @@ use super::escape::visible;
 use super::ls::{format_time, parse_remote};
 use super::setup::Setup;
 use super::{CliError, Outcome};
-use crate::mtime::format_mtime;
 use crate::checksum::ChecksumType;
+use crate::mtime::format_mtime;
 use crate::transfer::download::stored_mtime;
 use crate::transfer::verify::Check;
 

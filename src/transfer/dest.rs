@@ -227,23 +227,25 @@ impl DestDir {
     }
 
     /// Creates a file that did not exist: never an existing file, never
-    /// through a link.
+    /// through a link. Readable too: a download reads its temporary back
+    /// for the checks that need the bytes in order.
     pub fn create_new(&self, name: &OsStr) -> std::io::Result<File> {
         let fd = rustix::fs::openat(
             &*self.fd,
             name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o666),
         )?;
         Ok(File::from(fd))
     }
 
-    /// Opens an existing regular file for writing, never through a link.
+    /// Opens an existing regular file for reading and writing, never
+    /// through a link.
     pub fn open_existing(&self, name: &OsStr) -> std::io::Result<File> {
         let fd = rustix::fs::openat(
             &*self.fd,
             name,
-            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
         let file = File::from(fd);

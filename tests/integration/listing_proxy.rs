@@ -49,6 +49,17 @@ impl ListingProxy {
         rewrite: fn(&str) -> String,
         respond: Respond,
     ) -> ListingProxy {
+        Self::start_full(upstream, rewrite, respond, |_, _, _| {})
+    }
+
+    /// As `start_with`, with `request` given every request body (method,
+    /// target, body) before it goes upstream: a wire that breaks bytes.
+    pub fn start_full(
+        upstream: &str,
+        rewrite: fn(&str) -> String,
+        respond: Respond,
+        request: RequestHook,
+    ) -> ListingProxy {
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -64,7 +75,9 @@ impl ListingProxy {
                 }
                 let Ok(client) = conn else { continue };
                 let (c, upstream) = (c.clone(), upstream.clone());
-                std::thread::spawn(move || serve(client, &upstream, rewrite, respond, &c));
+                std::thread::spawn(move || {
+                    serve(client, &upstream, (rewrite, respond, request), &c)
+                });
             }
         });
         ListingProxy {
@@ -228,17 +241,17 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 /// A response hook: method, target, headers, body.
 pub type Respond = fn(&str, &str, &mut Vec<(String, String)>, &mut Vec<u8>);
 
-fn serve(
-    client: TcpStream,
-    upstream: &str,
-    rewrite: fn(&str) -> String,
-    respond: Respond,
-    c: &ListingCounters,
-) {
+/// A request hook: method, target, body.
+pub type RequestHook = fn(&str, &str, &mut Vec<u8>);
+
+/// What the proxy changes: listing bodies, responses, requests.
+type Hooks = (fn(&str) -> String, Respond, RequestHook);
+
+fn serve(client: TcpStream, upstream: &str, hooks: Hooks, c: &ListingCounters) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
     let mut out = client.try_clone().unwrap();
     let mut reader = BufReader::new(client);
-    while let Ok(true) = one_exchange(&mut reader, &mut out, upstream, rewrite, respond, c) {}
+    while let Ok(true) = one_exchange(&mut reader, &mut out, upstream, hooks, c) {}
     let _ = out.shutdown(Shutdown::Both);
 }
 
@@ -248,8 +261,7 @@ fn one_exchange(
     reader: &mut BufReader<TcpStream>,
     out: &mut TcpStream,
     upstream: &str,
-    rewrite: fn(&str) -> String,
-    respond: Respond,
+    (rewrite, respond, request): Hooks,
     c: &ListingCounters,
 ) -> std::io::Result<bool> {
     let Some(mut req) = read_head(reader)? else {
@@ -282,6 +294,7 @@ fn one_exchange(
     } else {
         let mut b = vec![0u8; req.content_length().unwrap_or(0)];
         reader.read_exact(&mut b)?;
+        request(&method, &target, &mut b);
         b
     };
     req.remove("keep-alive");

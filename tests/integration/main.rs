@@ -7,6 +7,7 @@ mod listing_proxy;
 mod proxy;
 
 mod bad_input;
+mod checksums;
 mod commands;
 mod delete_safety;
 mod download_edges;
