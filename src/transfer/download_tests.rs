@@ -278,3 +278,79 @@ async fn a_basename_of_255_bytes_downloads() {
         assert_eq!(std::fs::read(&dest).unwrap(), b"long");
     }
 }
+
+/// A store that keeps checksums gets CRC-64/NVME and no MD5; one that
+/// ignores them gets Content-MD5; each download says which check ran.
+#[tokio::test]
+async fn checksums_where_the_store_keeps_them_md5_where_it_does_not() {
+    use crate::checksum::{Algorithm, ChecksumType};
+    use crate::transfer::verify::{Check, CrcKind};
+    for keeps in [true, false] {
+        let mut m = MemoryStore::new();
+        m.checksums = keeps;
+        m.min_part_size = 64 * 1024;
+        let m = Arc::new(m);
+        m.create_bucket(B).await.unwrap();
+        let counted = Arc::new(FaultyStore::new(m.clone()));
+        let ctx = Context {
+            store: counted.clone(),
+            progress: Arc::new(NoProgress),
+            cancel: Cancel::never(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ranged_opts(None);
+        for (name, len) in [("small", 1000usize), ("big", 300 * 1024)] {
+            let bytes = data(len, 9);
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            upload_file(&ctx, &opts, &path, B, name).await.unwrap();
+            let meta = m.head_object(B, name).await.unwrap();
+            match (&meta.checksum, keeps) {
+                (Some(s), true) => {
+                    assert_eq!(s.kind, ChecksumType::FullObject);
+                    let crc = crate::checksum::flexible::crc_of(Algorithm::Crc64Nvme, &bytes);
+                    assert_eq!(
+                        s.checksum,
+                        crate::checksum::Checksum::crc(Algorithm::Crc64Nvme, crc.unwrap())
+                    );
+                }
+                (None, false) => {}
+                other => panic!("{name}: {other:?}"),
+            }
+            let back = dir.path().join(format!("{name}.back"));
+            let (root, file) = file_target(&back).unwrap();
+            let out = download_object(
+                &ctx,
+                &opts,
+                B,
+                name,
+                Target {
+                    dest: &root,
+                    rel: &file,
+                },
+                meta,
+            )
+            .await
+            .unwrap();
+            assert_eq!(std::fs::read(&back).unwrap(), bytes);
+            let check = out.check.unwrap();
+            match (keeps, name) {
+                (true, _) => assert!(
+                    matches!(
+                        check,
+                        Check::Crc {
+                            kind: CrcKind::S3(Algorithm::Crc64Nvme),
+                            ..
+                        }
+                    ),
+                    "{check:?}"
+                ),
+                (false, "small") => assert!(matches!(check, Check::Md5 { .. }), "{check:?}"),
+                (false, _) => assert_eq!(check, Check::Size),
+            }
+        }
+        // One PUT (the small file); the big one went in parts.
+        assert_eq!(counted.calls(Op::Put), 1);
+        assert!(counted.calls(Op::UploadPart) >= 5);
+    }
+}

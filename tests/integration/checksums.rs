@@ -11,14 +11,14 @@ use ferry::checksum::{Algorithm, Crc};
 use crate::harness::{aws, server, sha256_file, stderr, unique, write_file, Ferry};
 use crate::listing_proxy::ListingProxy;
 
-fn nvme_base64(data: &[u8]) -> String {
+pub fn nvme_base64(data: &[u8]) -> String {
     let mut c = Crc::new(Algorithm::Crc64Nvme).unwrap();
     c.update(data);
     c.checksum().to_base64()
 }
 
 /// `aws s3api head-object --checksum-mode ENABLED`, as JSON.
-fn aws_head(key: &str) -> serde_json::Value {
+pub fn aws_head(key: &str) -> serde_json::Value {
     let out = aws(&[
         "s3api",
         "head-object",
