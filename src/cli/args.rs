@@ -64,6 +64,10 @@ pub struct GlobalArgs {
     /// keeps checksums, else md5; CRC-64/ECMA on OSS]
     #[arg(long, global = true, value_parser = checksum_arg, value_name = "ALGORITHM")]
     pub checksum_algorithm: Option<crate::checksum::ChecksumChoice>,
+    /// SSE-C: write and read objects encrypted with the 256-bit key in
+    /// FILE (32 bytes, or their base64); needed to download them too
+    #[arg(long, global = true, value_name = "FILE")]
+    pub sse_c_key_file: Option<PathBuf>,
     /// Attempts per request for network errors, throttling and 5xx
     #[arg(long, global = true, default_value_t = 6, value_name = "N")]
     pub retries: u32,

@@ -3,6 +3,7 @@
 //! pool), and cancellation.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::args::{GlobalArgs, TransferArgs};
@@ -32,6 +33,7 @@ pub struct Setup {
     retries: u32,
     pub file: Arc<ConfigFile>,
     bandwidth: Option<Arc<Bandwidth>>,
+    customer_key: Option<PathBuf>,
     stores: Mutex<HashMap<Dialect, StoreHandle>>,
     pub cancel: Cancel,
     pub reporter: Arc<Reporter>,
@@ -57,6 +59,7 @@ impl Setup {
             retries: g.retries,
             file: Arc::new(file),
             bandwidth: g.bwlimit.map(|b| Arc::new(Bandwidth::new(b))),
+            customer_key: g.sse_c_key_file.clone(),
             stores: Mutex::new(HashMap::new()),
             cancel,
             reporter: Arc::new(Reporter::new(g.quiet)),
@@ -78,6 +81,7 @@ impl Setup {
                 .bandwidth
                 .clone()
                 .or_else(|| bwlimit.map(|b| Arc::new(Bandwidth::new(b)))),
+            customer_key: self.customer_key.clone(),
             stores: Mutex::new(HashMap::new()),
             cancel: self.cancel.clone(),
             reporter: self.reporter.clone(),
@@ -93,6 +97,24 @@ impl Setup {
         cfg.credentials = s.credentials;
         cfg.idle_timeout = s.idle_timeout;
         cfg.bandwidth = self.bandwidth.clone();
+        cfg.customer_key =
+            match &self.customer_key {
+                None => None,
+                Some(_) if s.dialect == Dialect::Oss => return Err(CliError::Usage(
+                    "--sse-c-key-file applies to s3:// only (OSS has no customer-provided keys)"
+                        .into(),
+                )),
+                Some(path) => {
+                    let bytes = std::fs::read(path).map_err(|e| {
+                        CliError::Usage(format!("--sse-c-key-file {}: {e}", path.display()))
+                    })?;
+                    Some(
+                        crate::store::sse_c::CustomerKey::from_file_bytes(&bytes).map_err(|e| {
+                            CliError::Usage(format!("--sse-c-key-file {}: {e}", path.display()))
+                        })?,
+                    )
+                }
+            };
         cfg.retry = RetryPolicy {
             max_attempts: self.retries,
             ..RetryPolicy::default()

@@ -14,6 +14,12 @@
 //! response's). If another client replaced the object, the server answers
 //! 412 and the read fails with `Changed` (ESTALE) instead of splicing new
 //! bytes after old ones.
+//!
+//! A handle read from the first byte to the last in order is verified
+//! whole: the first read asks (HEAD, beside its GET) for the object's
+//! stored CRC, the bytes are hashed as they are handed out, and the read
+//! that reaches the end fails with EIO if they do not match. Reads out of
+//! order end the check for that handle (nothing to combine them with).
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -23,6 +29,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::store::{GetRequest, ObjectStore, StoreError, StoreErrorKind};
+use crate::transfer::verify::{Check, CrcKind, RangeCrc};
 use crate::transfer::MIB;
 
 pub const FIRST_WINDOW: u64 = MIB;
@@ -154,6 +161,20 @@ pub async fn fetch_range(
     }
 }
 
+/// The whole-object check of a handle read in order.
+enum InOrder {
+    /// The HEAD that says what to check, asked at the first read.
+    Asking(tokio::task::JoinHandle<Result<crate::store::ObjectMeta, StoreError>>),
+    /// Hashing: the bytes handed out so far, all of them from offset 0.
+    Hashing {
+        crc: Box<RangeCrc>,
+        expected: u64,
+        pos: u64,
+    },
+    /// Nothing (more) to check.
+    Off,
+}
+
 /// Read state of one open handle on a remote object.
 pub struct RemoteReader {
     store: Arc<dyn ObjectStore>,
@@ -173,8 +194,11 @@ pub struct RemoteReader {
     /// Reads in a row that continued the one before.
     streak: u32,
     budget: Arc<ReadAhead>,
+    in_order: InOrder,
     /// GETs issued, for tests and statistics.
     pub gets: u64,
+    /// Whether a read reached the end in order and matched the stored CRC.
+    pub verified: bool,
 }
 
 impl RemoteReader {
@@ -198,7 +222,9 @@ impl RemoteReader {
             next_len: FIRST_WINDOW,
             expect: None,
             streak: 0,
+            in_order: InOrder::Off,
             gets: 0,
+            verified: false,
         }
     }
 
@@ -250,6 +276,12 @@ impl RemoteReader {
         let end = (off + len as u64).min(self.size);
         if off >= end {
             return Ok(Bytes::new());
+        }
+        if self.expect.is_none() && off == 0 && self.size > 0 {
+            let (store, bucket, key) = (self.store.clone(), self.bucket.clone(), self.key.clone());
+            self.in_order = InOrder::Asking(tokio::spawn(async move {
+                store.head_object(&bucket, &key).await
+            }));
         }
         let continues = self.expect == Some(off) || (self.expect.is_none() && off == 0);
         self.streak = if continues { self.streak + 1 } else { 0 };
@@ -337,7 +369,68 @@ impl RemoteReader {
             let to = (end.min(we) - ws) as usize;
             out.extend_from_slice(&data[from..to]);
         }
-        Ok(out.freeze())
+        let out = out.freeze();
+        self.check_in_order(off, &out).await?;
+        Ok(out)
+    }
+
+    /// Hashes what a read hands out while reads go in order from 0; at the
+    /// end, the CRC must be the stored one.
+    async fn check_in_order(&mut self, off: u64, data: &[u8]) -> Result<(), StoreError> {
+        if let InOrder::Asking(h) = &mut self.in_order {
+            let head = h.await.ok().and_then(Result::ok);
+            self.in_order = match head {
+                // Only the version this handle reads, and only a check
+                // that combines (a stored FULL_OBJECT CRC or OSS's CRC-64).
+                Some(m) if self.etag.as_deref().is_none_or(|e| e == m.etag) => {
+                    match Check::choose(&m, false) {
+                        Check::Crc { kind, expected } => InOrder::Hashing {
+                            crc: Box::new(kind.hasher()),
+                            expected,
+                            pos: 0,
+                        },
+                        _ => InOrder::Off,
+                    }
+                }
+                _ => InOrder::Off,
+            };
+        }
+        let InOrder::Hashing { crc, expected, pos } = &mut self.in_order else {
+            return Ok(());
+        };
+        if off != *pos {
+            self.in_order = InOrder::Off;
+            return Ok(());
+        }
+        crc.update(data);
+        *pos += data.len() as u64;
+        if *pos < self.size {
+            return Ok(());
+        }
+        let (got, want, kind) = (crc.finish(), *expected, crc.kind());
+        self.in_order = InOrder::Off;
+        if got != want {
+            return Err(StoreError::new(
+                StoreErrorKind::Integrity,
+                format!(
+                    "{}: the data read has {} {}, the store says {}",
+                    self.key,
+                    kind.name(),
+                    shown(kind, got),
+                    shown(kind, want)
+                ),
+            ));
+        }
+        self.verified = true;
+        Ok(())
+    }
+}
+
+/// A CRC as S3 writes it (base64), OSS's as a number.
+fn shown(kind: CrcKind, v: u64) -> String {
+    match kind {
+        CrcKind::S3(a) => crate::checksum::Checksum::crc(a, v).to_base64(),
+        CrcKind::OssCrc64 => v.to_string(),
     }
 }
 
@@ -349,6 +442,55 @@ mod tests {
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn a_file_read_in_order_is_verified_whole_and_bit_rot_is_an_error() {
+        let store = MemoryStore::with_bucket("b");
+        let d = data((3 * MIB) as usize + 17);
+        for key in ["good", "rotten"] {
+            store
+                .put_object("b", key, Body::new(d.clone()), &PutOptions::default())
+                .await
+                .unwrap();
+        }
+        store.corrupt("b", "rotten", 2 * MIB as usize);
+        async fn read_all(
+            store: Arc<MemoryStore>,
+            key: &str,
+            len: u64,
+        ) -> (bool, Result<(), StoreError>, u64) {
+            let mut r = RemoteReader::new(store, "b", key, len, None, ReadAhead::new(64 * MIB));
+            let mut off = 0u64;
+            while off < len {
+                match r.read(off, 128 * 1024).await {
+                    Ok(b) => off += b.len() as u64,
+                    Err(e) => return (r.verified, Err(e), off),
+                }
+            }
+            (r.verified, Ok(()), off)
+        }
+        let len = d.len() as u64;
+        let (verified, last, _) = read_all(store.clone(), "good", len).await;
+        assert!(verified && last.is_ok());
+        let (verified, last, off) = read_all(store.clone(), "rotten", len).await;
+        let e = last.unwrap_err();
+        assert_eq!(e.kind, StoreErrorKind::Integrity, "{e}");
+        assert!(e.message.contains("CRC64NVME"), "{e}");
+        // Caught at the read that reaches the end, not before.
+        assert!(!verified && off + 128 * 1024 >= d.len() as u64);
+        // Out of order: nothing to check, nothing claimed.
+        let mut r = RemoteReader::new(
+            store.clone(),
+            "b",
+            "good",
+            d.len() as u64,
+            None,
+            ReadAhead::new(64 * MIB),
+        );
+        r.read(MIB, 1000).await.unwrap();
+        r.read(0, 1000).await.unwrap();
+        assert!(!r.verified);
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ use super::idle::{Activity, Guarded, Watched};
 use super::retry::RetryPolicy;
 use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
+use super::sse_c::CustomerKey;
 use super::status::{error_from_answer, Asked};
 use super::xml;
 use super::{
@@ -72,6 +73,8 @@ pub struct HttpStoreConfig {
     pub pool_size: usize,
     /// Shared limit on body bytes per second, both directions together.
     pub bandwidth: Option<Arc<Bandwidth>>,
+    /// SSE-C: the key every object is written and read with.
+    pub customer_key: Option<CustomerKey>,
 }
 
 impl HttpStoreConfig {
@@ -87,6 +90,7 @@ impl HttpStoreConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             pool_size: 64,
             bandwidth: None,
+            customer_key: None,
         }
     }
 }
@@ -511,6 +515,22 @@ impl HttpStore {
         }
     }
 
+    /// A request on an object's data: with the SSE-C key, if any.
+    fn with_key<'a>(&self, mut req: Request<'a>) -> Request<'a> {
+        if let Some(k) = &self.cfg.customer_key {
+            req.headers.extend(k.headers());
+        }
+        req
+    }
+
+    /// A copy: the source is read and the destination written with the key.
+    fn with_copy_keys<'a>(&self, mut req: Request<'a>) -> Request<'a> {
+        if let Some(k) = &self.cfg.customer_key {
+            req.headers.extend(k.copy_source_headers());
+        }
+        self.with_key(req)
+    }
+
     /// A HEAD or GET that asks for the stored checksum.
     fn with_checksum_mode<'a>(&self, req: Request<'a>) -> Request<'a> {
         match self.cfg.dialect {
@@ -673,7 +693,12 @@ impl ObjectStore for HttpStore {
 
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
         let resp = self
-            .send(self.with_checksum_mode(Request::new("HEAD", Method::HEAD, bucket, Some(key))))
+            .send(self.with_key(self.with_checksum_mode(Request::new(
+                "HEAD",
+                Method::HEAD,
+                bucket,
+                Some(key),
+            ))))
             .await;
         match resp {
             Ok(resp) => self.meta_from_headers(key, resp.headers()).map_err(|e| {
@@ -698,7 +723,12 @@ impl ObjectStore for HttpStore {
         get: &GetRequest<'_>,
     ) -> Result<GetObjectOutput, StoreError> {
         let range = get.range.clone();
-        let mut req = self.with_checksum_mode(Request::new("GET", Method::GET, bucket, Some(key)));
+        let mut req = self.with_key(self.with_checksum_mode(Request::new(
+            "GET",
+            Method::GET,
+            bucket,
+            Some(key),
+        )));
         if let Some(etag) = get.if_match {
             // ETags are kept unquoted; the header wants an entity-tag.
             let quoted = if etag.starts_with('"') {
@@ -765,7 +795,9 @@ impl ObjectStore for HttpStore {
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
         let sent = body.checksum.is_some() && self.cfg.dialect == Dialect::S3;
-        let req = Request::new("PUT", Method::PUT, bucket, Some(key)).body(body, self.cfg.dialect);
+        let req = self.with_key(
+            Request::new("PUT", Method::PUT, bucket, Some(key)).body(body, self.cfg.dialect),
+        );
         let resp = self.send(self.with_put_options(req, opts)).await?;
         let result = self.put_result(resp.headers());
         self.learn_checksums(sent, result.checksum.is_some());
@@ -851,7 +883,7 @@ impl ObjectStore for HttpStore {
                 },
             );
         }
-        let resp = self.send(req).await?;
+        let resp = self.send(self.with_copy_keys(req)).await?;
         let headers = resp.headers().clone();
         let body = self.text(resp, "CopyObject").await?;
         let parsed = xml::parse_etag_result("CopyObject", &body)
@@ -875,7 +907,9 @@ impl ObjectStore for HttpStore {
                 .header(checksums::ALGORITHM_HEADER, a.name())
                 .header(checksums::TYPE_HEADER, "FULL_OBJECT");
         }
-        let resp = self.send(self.with_put_options(req, opts)).await?;
+        let resp = self
+            .send(self.with_key(self.with_put_options(req, opts)))
+            .await?;
         let agreed = checksums::agreed_algorithm(resp.headers());
         self.learn_checksums(asked.is_some(), agreed.is_some());
         let body = self.text(resp, "CreateMultipartUpload").await?;
@@ -899,7 +933,7 @@ impl ObjectStore for HttpStore {
             .query("partNumber", part_number.to_string())
             .query("uploadId", upload_id)
             .body(body, self.cfg.dialect);
-        let resp = self.send(req).await?;
+        let resp = self.send(self.with_key(req)).await?;
         let etag = etag_header(resp.headers());
         let checksum = sent.and_then(|a| {
             let v = header(resp.headers(), a.header())?;
@@ -952,7 +986,7 @@ impl ObjectStore for HttpStore {
         if let Some(etag) = src.if_match {
             req = req.header(d.copy_source_if_match_header(), format!("\"{etag}\""));
         }
-        let resp = self.send(req).await?;
+        let resp = self.send(self.with_copy_keys(req)).await?;
         let keyed = self.encrypted_with_key(resp.headers());
         let body = self.text(resp, "UploadPartCopy").await?;
         let (etag, checksum) = xml::parse_etag_result("UploadPartCopy", &body).map_err(|e| {
@@ -987,9 +1021,11 @@ impl ObjectStore for HttpStore {
         key: &str,
         part_number: u32,
     ) -> Result<ObjectPart, StoreError> {
-        let req = self.with_checksum_mode(
-            Request::new("HEAD-PART", Method::HEAD, bucket, Some(key))
-                .query("partNumber", part_number.to_string()),
+        let req = self.with_key(
+            self.with_checksum_mode(
+                Request::new("HEAD-PART", Method::HEAD, bucket, Some(key))
+                    .query("partNumber", part_number.to_string()),
+            ),
         );
         let resp = self.send(req).await?;
         let h = resp.headers();
@@ -1060,7 +1096,9 @@ impl ObjectStore for HttpStore {
                 .header(c.algorithm.header(), c.to_base64())
                 .header(checksums::TYPE_HEADER, "FULL_OBJECT");
         }
-        let resp = self.send(req).await?;
+        // With a checksum the server reads the parts' to combine them, so
+        // an SSE-C upload completes with its key (AWS documents the same).
+        let resp = self.send(self.with_key(req)).await?;
         let headers = resp.headers().clone();
         let body = self.text(resp, "CompleteMultipartUpload").await?;
         let parsed = xml::parse_etag_result("CompleteMultipartUpload", &body).map_err(|e| {

@@ -214,6 +214,21 @@ impl MemoryStore {
         })
     }
 
+    /// Flips one stored byte and leaves ETag and checksum as they were:
+    /// bit rot at the server, which only a whole-object check catches.
+    pub fn corrupt(&self, bucket: &str, key: &str, offset: usize) {
+        let _ = self.with_bucket_state(bucket, |b| {
+            if let Some(o) = b.objects.get_mut(key) {
+                let mut d = o.data.to_vec();
+                if let Some(x) = d.get_mut(offset) {
+                    *x ^= 0x01;
+                }
+                o.data = d.into();
+            }
+            Ok(())
+        });
+    }
+
     /// Request-body bytes received by PUT and UploadPart, for resume tests.
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received.load(Ordering::Relaxed)

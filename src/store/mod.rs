@@ -19,6 +19,7 @@ pub(crate) mod idle;
 pub mod memory;
 pub(crate) mod retry;
 pub mod sign;
+pub mod sse_c;
 pub(crate) mod status;
 pub(crate) mod xml;
 

@@ -267,3 +267,87 @@ fn objects_other_tools_wrote_are_verified_as_strongly_as_they_allow() {
     let out = download(&ferry, &server().url(&key), &back);
     assert_eq!(verified_by(&out), "MD5 (the ETag)");
 }
+
+#[test]
+fn sse_c_objects_round_trip_verified_by_their_checksum() {
+    let ferry = Ferry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sse-c.key");
+    std::fs::write(&key_file, crate::harness::pattern(32, 77)).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+    let prefix = unique("checksums-ssec");
+    for (name, len) in [("single", 1usize << 20), ("multi", 12 << 20)] {
+        let src = write_file(&dir.path().join(name), len, 31);
+        let key = format!("{prefix}/{name}");
+        ferry.ok(&[
+            "--sse-c-key-file",
+            key_arg,
+            "cp",
+            "--bigfile-threshold",
+            "5M",
+            "--part-size",
+            "5M",
+            src.to_str().unwrap(),
+            &server().url(&key),
+        ]);
+        // The AWS CLI reads the checksum back with the same key.
+        let out = aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            &server().bucket,
+            "--key",
+            &key,
+            "--sse-customer-algorithm",
+            "AES256",
+            "--sse-customer-key",
+            &format!("fileb://{key_arg}"),
+            "--checksum-mode",
+            "ENABLED",
+            "--output",
+            "json",
+        ]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let data = std::fs::read(&src).unwrap();
+        assert_eq!(
+            head["ChecksumCRC64NVME"].as_str(),
+            Some(nvme_base64(&data).as_str()),
+            "{name}: {head}"
+        );
+        assert_eq!(head["SSECustomerAlgorithm"].as_str(), Some("AES256"));
+        // The ETag is not the data's MD5 under SSE-C; the checksum is what
+        // the download is verified by.
+        let back = dir.path().join(format!("{name}.back"));
+        let out = ferry.run(&[
+            "--sse-c-key-file",
+            key_arg,
+            "--debug",
+            "cp",
+            "--bigfile-threshold",
+            "5M",
+            &server().url(&key),
+            back.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(verified_by(&out), "CRC64NVME of the whole object", "{name}");
+        assert_eq!(sha256_file(&back), sha256_file(&src), "{name}");
+        // Without the key: one line, exit 1, nothing written.
+        let nokey = dir.path().join(format!("{name}.nokey"));
+        let out = ferry.run(&["cp", &server().url(&key), nokey.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(!nokey.exists());
+        assert!(!stderr(&out).contains(&nvme_base64(&data)));
+    }
+    // A key file that holds no key is a usage error naming the file.
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, b"short").unwrap();
+    let out = ferry.run(&[
+        "--sse-c-key-file",
+        bad.to_str().unwrap(),
+        "ls",
+        &server().url(""),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.key"), "{}", stderr(&out));
+}

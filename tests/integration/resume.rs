@@ -451,9 +451,10 @@ fn truncated_download_body_is_refetched() {
     assert_eq!(rig.faulty.calls(Op::Get), 6);
 }
 
-/// The single-GET path checks the whole object against its MD5 ETag (S3),
-/// the ranged path against the combined CRC-64 (OSS). Either way a damaged
-/// download fails as an integrity error and leaves nothing behind.
+/// The single-GET path checks the whole object against its stored
+/// CRC-64/NVME (S3), the ranged path against the combined CRC-64/ECMA
+/// (OSS). Either way a damaged download fails as an integrity error and
+/// leaves nothing behind.
 #[test]
 fn corrupted_download_body_is_caught_and_leaves_nothing() {
     let rig = Rig::new("fault-corrupt");
@@ -463,7 +464,7 @@ fn corrupted_download_body_is_caught_and_leaves_nothing() {
     let dest = rig.dir.path().join("down").join("x.bin");
     let err = rig.download(&dest).unwrap_err();
     assert!(matches!(err, TransferError::Integrity(_)), "{err}");
-    assert!(err.to_string().contains("MD5"), "{err}");
+    assert!(err.to_string().contains("CRC64NVME"), "{err}");
     let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -473,8 +474,10 @@ fn corrupted_download_body_is_caught_and_leaves_nothing() {
 
 #[test]
 fn corrupted_ranged_download_fails_the_crc64_check() {
+    // OSS: its CRC-64 and no flexible checksums.
     let mut memory = ferry::store::memory::MemoryStore::new();
     memory.report_crc64 = true;
+    memory.checksums = false;
     let memory = Arc::new(memory);
     let faulty = Arc::new(FaultyStore::new(memory.clone()));
     let dir = tempfile::tempdir().unwrap();
@@ -509,7 +512,7 @@ fn corrupted_ranged_download_fails_the_crc64_check() {
         .block_on(download_file(&ctx, &opts, "b", "k", &dest))
         .unwrap_err();
     assert!(matches!(err, TransferError::Integrity(_)), "{err}");
-    assert!(err.to_string().contains("CRC-64"), "{err}");
+    assert!(err.to_string().contains("CRC-64/ECMA"), "{err}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
