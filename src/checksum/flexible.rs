@@ -10,8 +10,9 @@
 //! hashed in order.
 
 use base64::Engine as _;
-use crc_fast::CrcAlgorithm;
 use sha1::Digest as _;
+
+use super::crc::{Crc, CrcKind};
 
 /// The algorithms S3 stores. ferry sends only the CRCs; the SHAs are
 /// verified when another tool stored them.
@@ -79,16 +80,7 @@ impl Algorithm {
     }
 
     pub fn is_crc(self) -> bool {
-        self.crc_fast().is_some()
-    }
-
-    fn crc_fast(self) -> Option<CrcAlgorithm> {
-        match self {
-            Algorithm::Crc64Nvme => Some(CrcAlgorithm::Crc64Nvme),
-            Algorithm::Crc32c => Some(CrcAlgorithm::Crc32Iscsi),
-            Algorithm::Crc32 => Some(CrcAlgorithm::Crc32IsoHdlc),
-            Algorithm::Sha1 | Algorithm::Sha256 => None,
-        }
+        CrcKind::of(self).is_some()
     }
 
     /// `CRC64NVME`, `crc64nvme`, `crc-64-nvme`… as a user or a server may
@@ -250,60 +242,15 @@ impl StoredChecksum {
     }
 }
 
-/// Streaming CRC in one of S3's CRC algorithms.
-#[derive(Clone)]
-pub struct Crc {
-    algorithm: Algorithm,
-    inner: crc_fast::Digest,
-    len: u64,
-}
-
-impl Crc {
-    /// `None` for an algorithm that is not a CRC.
-    pub fn new(algorithm: Algorithm) -> Option<Crc> {
-        Some(Crc {
-            algorithm,
-            inner: crc_fast::Digest::new(algorithm.crc_fast()?),
-            len: 0,
-        })
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.inner.update(data);
-        self.len += data.len() as u64;
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn finish(&self) -> u64 {
-        self.inner.finalize()
-    }
-
-    pub fn checksum(&self) -> Checksum {
-        Checksum::crc(self.algorithm, self.finish())
-    }
-}
-
 /// The CRC of `a ++ b` from `crc(a)`, `crc(b)` and `b.len()`; `None` for a
 /// SHA.
 pub fn crc_combine(algorithm: Algorithm, crc1: u64, crc2: u64, len2: u64) -> Option<u64> {
-    Some(crc_fast::checksum_combine(
-        algorithm.crc_fast()?,
-        crc1,
-        crc2,
-        len2,
-    ))
+    Some(CrcKind::of(algorithm)?.combine(crc1, crc2, len2))
 }
 
 /// The CRC of `data` in one go; `None` for a SHA.
 pub fn crc_of(algorithm: Algorithm, data: &[u8]) -> Option<u64> {
-    Some(crc_fast::checksum(algorithm.crc_fast()?, data))
+    Some(CrcKind::of(algorithm)?.of_bytes(data))
 }
 
 /// Any of the five, streaming.
@@ -319,7 +266,9 @@ impl Hasher {
         match algorithm {
             Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            crc => Hasher::Crc(Crc::new(crc).expect("every other algorithm is a CRC")),
+            crc => Hasher::Crc(Crc::new(
+                CrcKind::of(crc).expect("every other algorithm is a CRC"),
+            )),
         }
     }
 
@@ -333,7 +282,7 @@ impl Hasher {
 
     pub fn finish(self) -> Checksum {
         match self {
-            Hasher::Crc(c) => c.checksum(),
+            Hasher::Crc(c) => c.checksum().expect("an S3 CRC"),
             Hasher::Sha1(h) => Checksum {
                 algorithm: Algorithm::Sha1,
                 digest: h.finalize().to_vec(),
@@ -448,12 +397,12 @@ mod tests {
                 let whole = crc_of(alg, &ab).unwrap();
                 let joined = crc_combine(alg, crc_of(alg, &a).unwrap(), crc_of(alg, &b).unwrap(), b.len() as u64).unwrap();
                 prop_assert_eq!(joined, whole);
-                let mut c = Crc::new(alg).unwrap();
+                let mut c = Crc::new(CrcKind::of(alg).unwrap());
                 let cut = cut.min(ab.len());
                 c.update(&ab[..cut]);
                 c.update(&ab[cut..]);
                 prop_assert_eq!(c.finish(), whole);
-                let sum = c.checksum();
+                let sum = c.checksum().unwrap();
                 prop_assert_eq!(sum.crc_value(), Some(whole));
                 prop_assert_eq!(Checksum::from_base64(alg, &sum.to_base64()), Some(sum));
             }

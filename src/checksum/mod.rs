@@ -10,81 +10,31 @@
 //!   `x-oss-hash-crc64ecma`, including multipart objects, so it is the one
 //!   whole-object checksum we can verify there. Parts are uploaded
 //!   concurrently, so the per-part CRCs are folded together with
-//!   [`crc64_combine`] instead of re-reading the file.
+//!   [`crc64_combine`] instead of re-reading the file. Every CRC is in
+//!   [`crc`].
 //! * MD5-based ETags as S3 (and Garage, MinIO, ...) compute them: the plain
 //!   hex MD5 for a single PUT, and `hex(md5(md5_1 || ... || md5_n))-n` for a
 //!   multipart upload. `Content-MD5` lets the server reject a corrupted
 //!   request body before it is stored.
 
+pub mod crc;
 pub mod flexible;
 
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
 
-pub use flexible::{Algorithm, Checksum, ChecksumChoice, ChecksumType, Crc, StoredChecksum};
+pub use crc::{Crc, CrcKind};
+pub use flexible::{Algorithm, Checksum, ChecksumChoice, ChecksumType, StoredChecksum};
 
-/// Streaming CRC-64/XZ.
-#[derive(Clone)]
-pub struct Crc64 {
-    inner: crc_fast::Digest,
-    len: u64,
-}
-
-impl Crc64 {
-    pub fn new() -> Self {
-        Self {
-            inner: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
-            len: 0,
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.inner.update(data);
-        self.len += data.len() as u64;
-    }
-
-    /// Number of bytes fed so far; the `len2` a later [`crc64_combine`] needs.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The CRC of everything fed so far. Does not consume, so a running
-    /// checksum can be sampled and then continued.
-    pub fn finish(&self) -> u64 {
-        self.inner.finalize()
-    }
-}
-
-impl Default for Crc64 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for Crc64 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Crc64")
-            .field("crc", &format_args!("{:#018x}", self.finish()))
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-/// CRC-64/XZ of `data` in one go.
+/// CRC-64/XZ (OSS's CRC-64/ECMA) of `data` in one go.
 pub fn crc64(data: &[u8]) -> u64 {
-    let mut c = Crc64::new();
-    c.update(data);
-    c.finish()
+    CrcKind::Crc64Ecma.of_bytes(data)
 }
 
 /// Given `crc1 = crc64(a)` and `crc2 = crc64(b)` with `len2 = b.len()`,
 /// return `crc64(a ++ b)` without touching the data.
 pub fn crc64_combine(crc1: u64, crc2: u64, len2: u64) -> u64 {
-    crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, crc1, crc2, len2)
+    CrcKind::Crc64Ecma.combine(crc1, crc2, len2)
 }
 
 /// Raw MD5 digest of `data`.
@@ -168,7 +118,7 @@ mod tests {
     #[test]
     fn crc64_streaming_equals_one_shot() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i ^ (i >> 3)) as u8).collect();
-        let mut c = Crc64::new();
+        let mut c = Crc::new(CrcKind::Crc64Ecma);
         for chunk in data.chunks(333) {
             c.update(chunk);
         }

@@ -28,8 +28,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::checksum::Crc;
 use crate::store::{GetRequest, ObjectStore, StoreError, StoreErrorKind};
-use crate::transfer::verify::{Check, CrcKind, RangeCrc};
+use crate::transfer::verify::Check;
 use crate::transfer::MIB;
 
 pub const FIRST_WINDOW: u64 = MIB;
@@ -167,7 +168,7 @@ enum InOrder {
     Asking(tokio::task::JoinHandle<Result<crate::store::ObjectMeta, StoreError>>),
     /// Hashing: the bytes handed out so far, all of them from offset 0.
     Hashing {
-        crc: Box<RangeCrc>,
+        crc: Box<Crc>,
         expected: u64,
         pos: u64,
     },
@@ -385,7 +386,7 @@ impl RemoteReader {
                 Some(m) if self.etag.as_deref().is_none_or(|e| e == m.etag) => {
                     match Check::choose(&m, false) {
                         Check::Crc { kind, expected } => InOrder::Hashing {
-                            crc: Box::new(kind.hasher()),
+                            crc: Box::new(Crc::new(kind)),
                             expected,
                             pos: 0,
                         },
@@ -416,21 +417,13 @@ impl RemoteReader {
                     "{}: the data read has {} {}, the store says {}",
                     self.key,
                     kind.name(),
-                    shown(kind, got),
-                    shown(kind, want)
+                    kind.show(got),
+                    kind.show(want)
                 ),
             ));
         }
         self.verified = true;
         Ok(())
-    }
-}
-
-/// A CRC as S3 writes it (base64), OSS's as a number.
-fn shown(kind: CrcKind, v: u64) -> String {
-    match kind {
-        CrcKind::S3(a) => crate::checksum::Checksum::crc(a, v).to_base64(),
-        CrcKind::OssCrc64 => v.to_string(),
     }
 }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use md5::{Digest as _, Md5};
 
 pub use crate::checksum::ChecksumChoice;
-use crate::checksum::{Algorithm, Checksum, Crc, Crc64};
+use crate::checksum::{Algorithm, Checksum, Crc, CrcKind};
 use crate::store::{Body, ChecksumSupport};
 
 /// The digests one body is read with.
@@ -114,8 +114,8 @@ pub fn read_and_digest(
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, offset)?;
     let mut md5 = want.md5.then(Md5::new);
-    let mut crc = want.checksum.and_then(Crc::new);
-    let mut crc64 = want.crc64.then(Crc64::new);
+    let mut crc = want.checksum.and_then(CrcKind::of).map(Crc::new);
+    let mut crc64 = want.crc64.then(|| Crc::new(CrcKind::Crc64Ecma));
     for chunk in buf.chunks(256 * 1024) {
         if let Some(m) = md5.as_mut() {
             m.update(chunk);
@@ -130,7 +130,7 @@ pub fn read_and_digest(
     Ok(Digested {
         data: Bytes::from(buf),
         md5: md5.map(|m| m.finalize().into()),
-        checksum: crc.map(|c| c.checksum()),
+        checksum: crc.and_then(|c| c.checksum()),
         crc64: crc64.map(|c| c.finish()),
     })
 }

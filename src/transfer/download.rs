@@ -18,7 +18,7 @@ use super::checkpoint::{CheckpointFile, DonePart, DownloadCheckpoint, LockError}
 use super::dest::{temp_name, DestDir, Destination};
 use super::parts::{choose_part_size, layout, PartSpec};
 use super::resume::plan_download_resume;
-use super::verify::{self, Check};
+use super::verify::{self, Check, Crc};
 use super::{io, Context, TransferError, TransferOptions};
 use crate::checksum::flexible::Hasher;
 use crate::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
@@ -306,7 +306,7 @@ async fn single_get(
         // the ETag is only where the store vouches that it is one.
         let check = Check::choose(&meta, true);
         let mut md5 = matches!(check, Check::Md5 { .. }).then(Md5::new);
-        let mut crc = check.range_crc().map(|k| k.hasher());
+        let mut crc = check.range_crc().map(Crc::new);
         let mut sha = match &check {
             Check::Sha { expected } => Some(Hasher::new(expected.algorithm)),
             _ => None,
@@ -400,7 +400,7 @@ async fn blocking<T: Send + 'static>(
 /// The CRC of one range of the temporary, read back.
 fn crc_of_range(file: &File, kind: verify::CrcKind, s: &PartSpec) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt;
-    let mut h = kind.hasher();
+    let mut h = Crc::new(kind);
     let mut buf = vec![0u8; (1 << 20).min(s.len.max(1)) as usize];
     let mut done = 0u64;
     while done < s.len {
@@ -418,13 +418,7 @@ fn compare_crc(what: &str, check: &Check, got: u64, expected: u64) -> Result<(),
         return Ok(());
     }
     let (got, want) = match check {
-        Check::Crc {
-            kind: verify::CrcKind::S3(a),
-            ..
-        } => (
-            crate::checksum::Checksum::crc(*a, got).to_base64(),
-            crate::checksum::Checksum::crc(*a, expected).to_base64(),
-        ),
+        Check::Crc { kind, .. } => (kind.show(got), kind.show(expected)),
         _ => (got.to_string(), expected.to_string()),
     };
     Err(TransferError::Integrity(verify::mismatch(
@@ -938,7 +932,7 @@ impl Ranges<'_> {
             .into());
         }
         let mut body = out.body;
-        let mut crc = self.check.range_crc().map(|k| k.hasher());
+        let mut crc = self.check.range_crc().map(Crc::new);
         let mut written = 0u64;
         let file = &self.temp.file;
         let received = drain(&mut body, spec.len, |piece| {

@@ -339,7 +339,7 @@ async fn checksums_where_the_store_keeps_them_md5_where_it_does_not() {
                     matches!(
                         check,
                         Check::Crc {
-                            kind: CrcKind::S3(Algorithm::Crc64Nvme),
+                            kind: CrcKind::Crc64Nvme,
                             ..
                         }
                     ),

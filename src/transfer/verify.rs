@@ -14,69 +14,10 @@
 
 use std::fs::File;
 
-use crc_fast::CrcAlgorithm;
-
 use crate::checksum::flexible::{composite_of, Hasher};
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
+pub use crate::checksum::{Crc, CrcKind};
 use crate::store::ObjectMeta;
-
-/// A CRC that combines: one of S3's, or OSS's CRC-64/ECMA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrcKind {
-    S3(Algorithm),
-    OssCrc64,
-}
-
-impl CrcKind {
-    fn crc_fast(self) -> CrcAlgorithm {
-        match self {
-            CrcKind::S3(Algorithm::Crc64Nvme) => CrcAlgorithm::Crc64Nvme,
-            CrcKind::S3(Algorithm::Crc32c) => CrcAlgorithm::Crc32Iscsi,
-            CrcKind::S3(_) => CrcAlgorithm::Crc32IsoHdlc,
-            CrcKind::OssCrc64 => CrcAlgorithm::Crc64Xz,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CrcKind::S3(a) => a.name(),
-            CrcKind::OssCrc64 => "CRC-64/ECMA",
-        }
-    }
-
-    pub fn hasher(self) -> RangeCrc {
-        RangeCrc {
-            kind: self,
-            inner: crc_fast::Digest::new(self.crc_fast()),
-        }
-    }
-
-    /// The CRC of `a ++ b` from the CRCs of both and `b`'s length.
-    pub fn combine(self, crc1: u64, crc2: u64, len2: u64) -> u64 {
-        crc_fast::checksum_combine(self.crc_fast(), crc1, crc2, len2)
-    }
-}
-
-/// A running CRC of one range.
-#[derive(Clone)]
-pub struct RangeCrc {
-    kind: CrcKind,
-    inner: crc_fast::Digest,
-}
-
-impl RangeCrc {
-    pub fn update(&mut self, data: &[u8]) {
-        self.inner.update(data);
-    }
-
-    pub fn finish(&self) -> u64 {
-        self.inner.finalize()
-    }
-
-    pub fn kind(&self) -> CrcKind {
-        self.kind
-    }
-}
 
 /// The check one download makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,13 +40,10 @@ impl Check {
     /// in one GET, so an MD5 ETag can be checked in stream.
     pub fn choose(meta: &ObjectMeta, whole_get: bool) -> Check {
         if let Some(s) = &meta.checksum {
-            let a = s.checksum.algorithm;
-            match (s.kind, s.checksum.crc_value()) {
-                (ChecksumType::FullObject, Some(v)) => {
-                    return Check::Crc {
-                        kind: CrcKind::S3(a),
-                        expected: v,
-                    }
+            let crc = CrcKind::of(s.checksum.algorithm).zip(s.checksum.crc_value());
+            match (s.kind, crc) {
+                (ChecksumType::FullObject, Some((kind, expected))) => {
+                    return Check::Crc { kind, expected }
                 }
                 (ChecksumType::FullObject, None) => {
                     return Check::Sha {
@@ -122,7 +60,7 @@ impl Check {
         }
         if let Some(c) = meta.crc64 {
             return Check::Crc {
-                kind: CrcKind::OssCrc64,
+                kind: CrcKind::Crc64Ecma,
                 expected: c,
             };
         }
@@ -253,7 +191,7 @@ mod tests {
         assert_eq!(
             Check::choose(&m, false),
             Check::Crc {
-                kind: CrcKind::OssCrc64,
+                kind: CrcKind::Crc64Ecma,
                 expected: 7
             }
         );
@@ -261,7 +199,7 @@ mod tests {
         assert!(matches!(
             Check::choose(&m, true),
             Check::Crc {
-                kind: CrcKind::S3(Algorithm::Crc64Nvme),
+                kind: CrcKind::Crc64Nvme,
                 ..
             }
         ));
@@ -284,16 +222,16 @@ mod tests {
     fn range_crcs_combine_for_every_kind() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for kind in [
-            CrcKind::OssCrc64,
-            CrcKind::S3(Algorithm::Crc64Nvme),
-            CrcKind::S3(Algorithm::Crc32c),
-            CrcKind::S3(Algorithm::Crc32),
+            CrcKind::Crc64Ecma,
+            CrcKind::Crc64Nvme,
+            CrcKind::Crc32c,
+            CrcKind::Crc32,
         ] {
-            let mut whole = kind.hasher();
+            let mut whole = Crc::new(kind);
             whole.update(&data);
             let mut acc = None;
             for chunk in data.chunks(3333) {
-                let mut h = kind.hasher();
+                let mut h = Crc::new(kind);
                 h.update(chunk);
                 acc = Some(match acc {
                     None => h.finish(),
@@ -303,7 +241,7 @@ mod tests {
             assert_eq!(acc, Some(whole.finish()), "{kind:?}");
         }
         // OSS's CRC-64 is the one `checksum::crc64` computes.
-        let mut h = CrcKind::OssCrc64.hasher();
+        let mut h = Crc::new(CrcKind::Crc64Ecma);
         h.update(b"123456789");
         assert_eq!(h.finish(), crate::checksum::crc64(b"123456789"));
     }

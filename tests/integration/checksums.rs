@@ -6,15 +6,15 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ferry::checksum::{Algorithm, Crc};
+use ferry::checksum::{Crc, CrcKind};
 
 use crate::harness::{aws, server, sha256_file, stderr, unique, write_file, Ferry};
 use crate::listing_proxy::ListingProxy;
 
 pub fn nvme_base64(data: &[u8]) -> String {
-    let mut c = Crc::new(Algorithm::Crc64Nvme).unwrap();
+    let mut c = Crc::new(CrcKind::Crc64Nvme);
     c.update(data);
-    c.checksum().to_base64()
+    c.checksum().unwrap().to_base64()
 }
 
 /// `aws s3api head-object --checksum-mode ENABLED`, as JSON.

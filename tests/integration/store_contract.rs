@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ferry::checksum::Crc;
+use ferry::checksum::{Crc, CrcKind};
 use ferry::store::memory::MemoryStore;
 use ferry::store::{
     list_all_objects, list_all_parts, Algorithm, Body, ChecksumType, CompletedPart, GetRequest,
@@ -190,9 +190,9 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
     let p1 = pattern(5 * 1024 * 1024, 1);
     let p2 = pattern(1000, 2);
     let nvme = |d: &[u8]| {
-        let mut c = Crc::new(Algorithm::Crc64Nvme).unwrap();
+        let mut c = Crc::new(CrcKind::Crc64Nvme);
         c.update(d);
-        c.checksum()
+        c.checksum().unwrap()
     };
     let with_crc = |d: &Vec<u8>| Body {
         checksum: Some(nvme(d)),
