@@ -399,16 +399,8 @@ async fn blocking<T: Send + 'static>(
 
 /// The CRC of one range of the temporary, read back.
 fn crc_of_range(file: &File, kind: verify::CrcKind, s: &PartSpec) -> std::io::Result<u64> {
-    use std::os::unix::fs::FileExt;
     let mut h = Crc::new(kind);
-    let mut buf = vec![0u8; (1 << 20).min(s.len.max(1)) as usize];
-    let mut done = 0u64;
-    while done < s.len {
-        let n = buf.len().min((s.len - done) as usize);
-        file.read_exact_at(&mut buf[..n], s.offset + done)?;
-        h.update(&buf[..n]);
-        done += n as u64;
-    }
+    verify::each_chunk(file, s.offset, s.len, |c| h.update(c))?;
     Ok(h.finish())
 }
 

@@ -230,24 +230,29 @@ async fn etags_that_are_not_md5s_neither_fail_downloads_nor_delete_uploads() {
             .unwrap();
         assert_eq!(&stored[..], &bytes[..], "{name} kept on the server");
         let back = dir.path().join(format!("{name}.back"));
-        let (root, file) = file_target(&back).unwrap();
         let meta = m.head_object(B, name).await.unwrap();
         assert_ne!(meta.etag, hex::encode(md5_of(bytes)));
-        download_object(
-            &ctx,
-            &opts,
-            B,
-            name,
-            Target {
-                dest: &root,
-                rel: &file,
-            },
-            meta,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        download_to(&ctx, &opts, name, &back, meta)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(&std::fs::read(&back).unwrap(), bytes);
     }
+}
+
+/// Downloads `key` of bucket `B` to the file `path`, from its HEAD.
+async fn download_to(
+    ctx: &Context,
+    opts: &TransferOptions,
+    key: &str,
+    path: &Path,
+    meta: crate::store::ObjectMeta,
+) -> Result<DownloadOutcome, TransferError> {
+    let (root, file) = file_target(path).unwrap();
+    let target = Target {
+        dest: &root,
+        rel: &file,
+    };
+    download_object(ctx, opts, B, key, target, meta).await
 }
 
 fn md5_of(bytes: &[u8]) -> [u8; 16] {
@@ -318,20 +323,7 @@ async fn checksums_where_the_store_keeps_them_md5_where_it_does_not() {
                 other => panic!("{name}: {other:?}"),
             }
             let back = dir.path().join(format!("{name}.back"));
-            let (root, file) = file_target(&back).unwrap();
-            let out = download_object(
-                &ctx,
-                &opts,
-                B,
-                name,
-                Target {
-                    dest: &root,
-                    rel: &file,
-                },
-                meta,
-            )
-            .await
-            .unwrap();
+            let out = download_to(&ctx, &opts, name, &back, meta).await.unwrap();
             assert_eq!(std::fs::read(&back).unwrap(), bytes);
             let check = out.check.unwrap();
             match (keeps, name) {

@@ -123,6 +123,25 @@ fn check_name(check: &Check) -> String {
     }
 }
 
+/// Reads `len` bytes of `file` at `offset` in order, a MiB at a time.
+pub fn each_chunk(
+    file: &File,
+    offset: u64,
+    len: u64,
+    mut f: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (1 << 20).min(len.max(1)) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = buf.len().min((len - done) as usize);
+        file.read_exact_at(&mut buf[..n], offset + done)?;
+        f(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// The digest of `len` bytes of `file` at `offset`, read in order.
 pub fn digest_range(
     file: &File,
@@ -130,16 +149,8 @@ pub fn digest_range(
     offset: u64,
     len: u64,
 ) -> std::io::Result<Checksum> {
-    use std::os::unix::fs::FileExt;
     let mut h = Hasher::new(algorithm);
-    let mut buf = vec![0u8; (1 << 20).min(len.max(1)) as usize];
-    let mut done = 0u64;
-    while done < len {
-        let n = buf.len().min((len - done) as usize);
-        file.read_exact_at(&mut buf[..n], offset + done)?;
-        h.update(&buf[..n]);
-        done += n as u64;
-    }
+    each_chunk(file, offset, len, |c| h.update(c))?;
     Ok(h.finish())
 }
 
