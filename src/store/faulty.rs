@@ -56,6 +56,10 @@ pub enum Fault {
     /// GET bodies arrive whole but with the first byte of every chunk
     /// flipped: damage no length check can see.
     CorruptBody,
+    /// Refuse before the request reaches the store with this error code
+    /// and a 400, classified as the HTTP store classifies it
+    /// (`InvalidPart` from a cluster that listed a part it cannot use).
+    Refuse(&'static str),
 }
 
 /// Which calls (counted per operation, from 1) a fault applies to.
@@ -151,6 +155,15 @@ impl FaultyStore {
     {
         match self.enter(op) {
             Some(Fault::Fail(kind)) => Err(injected(kind, op)),
+            Some(Fault::Refuse(code)) => {
+                let mut e = StoreError::new(
+                    StoreError::classify(400, Some(code)),
+                    format!("injected {code} in {op:?}"),
+                );
+                e.code = Some(code.into());
+                e.status = Some(400);
+                Err(e)
+            }
             Some(Fault::FailAfter(kind)) => {
                 call.await?;
                 Err(injected(kind, op))

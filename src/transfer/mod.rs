@@ -16,6 +16,8 @@ pub mod verify;
 
 #[cfg(test)]
 mod download_tests;
+#[cfg(test)]
+mod upload_tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

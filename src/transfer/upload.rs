@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use std::collections::BTreeSet;
+
+use futures::{StreamExt, TryStreamExt};
 
 use super::checkpoint::{CheckpointFile, LockError, UploadCheckpoint};
 use super::digests::{self, read_and_digest, Digested, Endpoint, Want};
@@ -472,6 +474,7 @@ impl Multipart<'_> {
             .map(|job| self.run_job(file.clone(), job, &upload_id, algorithm))
             .buffer_unordered(self.opts.parallel.max(1));
         let mut last_save = Instant::now();
+        let mut sent_here = BTreeSet::new();
         loop {
             let next = tokio::select! {
                 biased;
@@ -483,6 +486,7 @@ impl Multipart<'_> {
             if done.sent {
                 outcome.bytes_sent += done.len;
                 outcome.parts_sent += 1;
+                sent_here.insert(done.record.number);
             } else {
                 outcome.bytes_resumed += done.len;
             }
@@ -514,28 +518,164 @@ impl Multipart<'_> {
                 self.path.display()
             )));
         }
-        let algorithm = upload_algorithm(cp);
-        let completed: Vec<CompletedPart> = cp
-            .parts
-            .iter()
-            .map(|p| CompletedPart {
-                part_number: p.number,
-                etag: p.etag.clone(),
-                checksum: algorithm
-                    .zip(p.checksum.as_deref())
-                    .and_then(|(a, v)| Checksum::from_base64(a, v)),
-            })
-            .collect();
-        let full = full_object_checksum(algorithm, &completed, &l);
-        let result = self
-            .ctx
-            .store
-            .complete_multipart_upload(self.bucket, self.key, &upload_id, &completed, full.as_ref())
+        let (result, full) = self
+            .complete(cp, &l, &file, &sent_here, &mut outcome)
             .await?;
         self.verify(cp, &l, &result, full.as_ref()).await?;
         self.ctx.progress.finish();
         outcome.etag = result.etag;
         Ok(outcome)
+    }
+
+    /// CompleteMultipartUpload, riding out what a cluster answers when a
+    /// node fails: `InvalidPart` for a part it listed (one in flight when
+    /// the last run died can be listed before its data is whole), and an
+    /// answer lost after the completion took place.
+    async fn complete(
+        &self,
+        cp: &mut UploadCheckpoint,
+        l: &[PartSpec],
+        file: &Arc<File>,
+        sent_here: &BTreeSet<u32>,
+        outcome: &mut UploadOutcome,
+    ) -> Result<(crate::store::PutResult, Option<Checksum>), TransferError> {
+        let algorithm = upload_algorithm(cp);
+        let (mut resent, mut asked_again) = (false, false);
+        loop {
+            let completed = completed_parts(cp, algorithm);
+            let full = full_object_checksum(algorithm, &completed, l);
+            let answer = self
+                .ctx
+                .store
+                .complete_multipart_upload(
+                    self.bucket,
+                    self.key,
+                    &cp.upload_id,
+                    &completed,
+                    full.as_ref(),
+                )
+                .await;
+            let e = match answer {
+                Ok(r) => return Ok((r, full)),
+                Err(e) => e,
+            };
+            if matches!(e.code.as_deref(), Some("InvalidPart" | "InvalidPartOrder")) && !resent {
+                resent = true;
+                let disputed = self.disputed(cp, l, sent_here).await?;
+                self.ctx.progress.note(&format!(
+                    "{}: the server refused to complete with parts it listed ({}); sending {} part(s) again",
+                    self.path.display(),
+                    e.code.as_deref().unwrap_or_default(),
+                    disputed.len()
+                ));
+                let upload_id = cp.upload_id.clone();
+                let again: Vec<PartDone> = futures::stream::iter(disputed)
+                    .map(|spec| self.run_job(file.clone(), Job::Send(spec), &upload_id, algorithm))
+                    .buffer_unordered(self.opts.parallel.max(1))
+                    .try_collect()
+                    .await?;
+                for done in again {
+                    outcome.bytes_sent += done.len;
+                    outcome.parts_sent += 1;
+                    if !sent_here.contains(&done.record.number) {
+                        outcome.bytes_resumed -= done.len.min(outcome.bytes_resumed);
+                    }
+                    if let Some(p) = cp.parts.iter_mut().find(|p| p.number == done.record.number) {
+                        *p = done.record;
+                    }
+                }
+                continue;
+            }
+            if e.is_retryable() && !asked_again {
+                // The store already retried; this covers an answer lost
+                // above it. A completion that took place answers
+                // NoSuchUpload to the second ask, handled below.
+                asked_again = true;
+                continue;
+            }
+            if e.kind == StoreErrorKind::NoSuchUpload {
+                if let Some(r) = self.completed_earlier(cp, full.as_ref()).await? {
+                    return Ok((r, full));
+                }
+            }
+            return Err(e.into());
+        }
+    }
+
+    /// The parts to send again when the server refuses to complete: those
+    /// this run did not send itself (taken over from the last run or from
+    /// the listing), and any the server now lists otherwise than recorded.
+    async fn disputed(
+        &self,
+        cp: &UploadCheckpoint,
+        l: &[PartSpec],
+        sent_here: &BTreeSet<u32>,
+    ) -> Result<Vec<PartSpec>, TransferError> {
+        let listed = list_all_parts(
+            self.ctx.store.as_ref(),
+            self.bucket,
+            self.key,
+            &cp.upload_id,
+        )
+        .await?;
+        Ok(l.iter()
+            .filter(|s| {
+                let rec = cp.parts.iter().find(|p| p.number == s.number);
+                let on_server = listed.iter().find(|p| p.part_number == s.number);
+                let agrees = match (rec, on_server) {
+                    (Some(r), Some(p)) => {
+                        p.size == s.len
+                            && crate::checksum::normalize_etag(&p.etag)
+                                .eq_ignore_ascii_case(crate::checksum::normalize_etag(&r.etag))
+                    }
+                    _ => false,
+                };
+                !agrees || !sent_here.contains(&s.number)
+            })
+            .copied()
+            .collect())
+    }
+
+    /// After NoSuchUpload to a completion: the object, if an earlier
+    /// attempt whose answer was lost completed it. It must be this file:
+    /// its size, its mtime, and the full-object checksum where there is
+    /// one (else the multipart ETag of the parts' MD5s).
+    async fn completed_earlier(
+        &self,
+        cp: &UploadCheckpoint,
+        full: Option<&Checksum>,
+    ) -> Result<Option<crate::store::PutResult>, TransferError> {
+        let head = match self.ctx.store.head_object(self.bucket, self.key).await {
+            Ok(h) => h,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let ours = head.size == self.size
+            && head.metadata.get(MTIME_KEY) == Some(&format_mtime(self.mtime))
+            && match (full, &head.checksum) {
+                (Some(mine), Some(s)) => s.checksum == *mine,
+                _ => {
+                    let md5s: Option<Vec<[u8; 16]>> = cp
+                        .parts
+                        .iter()
+                        .map(|p| hex::decode(&p.md5).ok().and_then(|v| v.try_into().ok()))
+                        .collect();
+                    md5s.is_some_and(|m| multipart_etag(&m).eq_ignore_ascii_case(&head.etag))
+                }
+            };
+        if !ours {
+            return Ok(None);
+        }
+        self.ctx.progress.note(&format!(
+            "{}: the completion's answer was lost; the object on the server is this upload",
+            self.path.display()
+        ));
+        Ok(Some(crate::store::PutResult {
+            etag: head.etag,
+            crc64: head.crc64,
+            etag_kind: head.etag_kind,
+            checksum: head.checksum,
+        }))
     }
 
     async fn verify(
@@ -734,6 +874,20 @@ fn record(number: u32, etag: String, d: &Digested) -> RecordedPart {
         crc64: d.crc64,
         checksum: d.checksum.as_ref().map(Checksum::to_base64),
     }
+}
+
+/// The parts as CompleteMultipartUpload lists them.
+fn completed_parts(cp: &UploadCheckpoint, algorithm: Option<Algorithm>) -> Vec<CompletedPart> {
+    cp.parts
+        .iter()
+        .map(|p| CompletedPart {
+            part_number: p.number,
+            etag: p.etag.clone(),
+            checksum: algorithm
+                .zip(p.checksum.as_deref())
+                .and_then(|(a, v)| Checksum::from_base64(a, v)),
+        })
+        .collect()
 }
 
 /// The algorithm an upload's parts carry, from its checkpoint.
