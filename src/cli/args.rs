@@ -82,7 +82,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy files or objects (upload, download, or server-side copy)
-    Cp(CpArgs),
+    Cp(Box<CpArgs>),
     /// List objects under a prefix
     Ls(LsArgs),
     /// Show an object's size, times, ETag and metadata
@@ -207,6 +207,49 @@ pub struct TransferArgs {
     /// Parts in flight per file
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel: usize,
+    #[command(flatten)]
+    pub object: ObjectArgs,
+}
+
+/// What uploads store with each object besides its bytes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ObjectArgs {
+    /// Content-Type of every upload [default: guessed from the file name]
+    #[arg(long, value_name = "TYPE", conflicts_with = "no_guess_mime_type")]
+    pub content_type: Option<String>,
+    /// Send no Content-Type (the store's default) instead of guessing one
+    #[arg(long)]
+    pub no_guess_mime_type: bool,
+    /// Storage class: S3 STANDARD, STANDARD_IA, ONEZONE_IA,
+    /// INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE…; OSS
+    /// Standard, IA, Archive, ColdArchive, DeepColdArchive
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Server-side encryption with the store's keys: AES256, or aws:kms
+    /// (OSS: KMS) with --sse-kms-key-id
+    #[arg(long, value_name = "AES256|aws:kms")]
+    pub sse: Option<String>,
+    /// The KMS key for --sse aws:kms [default: the store's]
+    #[arg(long, value_name = "KEY", requires = "sse")]
+    pub sse_kms_key_id: Option<String>,
+    /// A canned ACL: private, public-read, bucket-owner-full-control…
+    #[arg(long, value_name = "ACL")]
+    pub acl: Option<String>,
+    /// User metadata on every upload (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
+    #[arg(long, value_name = "VALUE")]
+    pub content_disposition: Option<String>,
+    #[arg(long, value_name = "VALUE")]
+    pub content_encoding: Option<String>,
+    /// When caches should consider the object stale (an HTTP date or RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub expires: Option<String>,
+    /// Tags on every upload (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
 }
 
 #[derive(Debug, Args)]

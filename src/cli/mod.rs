@@ -10,6 +10,7 @@ mod cp;
 mod escape;
 mod ls;
 mod mount;
+mod object_args;
 mod progress;
 mod rm;
 mod run;
@@ -185,7 +186,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliError> {
     let setup = setup::Setup::new(&cli.global, cancel)?;
     match cli.command {
-        Command::Cp(a) => cp::run(&setup, a).await,
+        Command::Cp(a) => cp::run(&setup, *a).await,
         Command::Ls(a) => ls::run(&setup, a).await,
         Command::Stat(a) => stat::run(&setup, a).await,
         Command::Rm(a) => rm::run(&setup, a).await,

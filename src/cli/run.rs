@@ -89,6 +89,7 @@ async fn run_job(
             bigfile_threshold: job.bigfile_threshold.value,
             part_size: job.part_size.value,
             parallel: job.parallel.value,
+            object: Default::default(),
         },
         &h,
     )?;

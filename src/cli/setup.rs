@@ -150,6 +150,15 @@ impl Setup {
             h.dialect == Dialect::Oss,
         )?;
         opts.checksum = h.checksum;
+        let r = super::object_args::resolve(&a.object, h.dialect).map_err(CliError::Usage)?;
+        if r.object.encryption.is_some() && self.customer_key.is_some() {
+            return Err(CliError::Usage(
+                "--sse and --sse-c-key-file: an object is encrypted with the store's keys or with yours, not both".into(),
+            ));
+        }
+        opts.content_type = r.content_type;
+        opts.metadata = r.metadata;
+        opts.object = r.object;
         Ok(opts)
     }
 

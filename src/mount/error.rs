@@ -71,6 +71,8 @@ pub fn store_errno(kind: StoreErrorKind) -> i32 {
         StoreErrorKind::AccessDenied | StoreErrorKind::BadCredentials => libc::EACCES,
         // The object was replaced while an open handle was reading it.
         StoreErrorKind::Changed => libc::ESTALE,
+        // Archived: unreadable until restored, as a file on a tape.
+        StoreErrorKind::Archived => libc::EACCES,
         StoreErrorKind::NoSuchUpload
         | StoreErrorKind::Throttled
         | StoreErrorKind::Server

@@ -114,6 +114,7 @@ async fn multipart_copy(
         metadata: metadata.cloned().unwrap_or_else(|| src.metadata.clone()),
         content_type: None,
         checksum: None,
+        object: Default::default(),
     };
     let upload_id = store
         .create_multipart_upload(bucket, key, &opts)
@@ -213,6 +214,7 @@ mod tests {
                 metadata: md.clone(),
                 content_type: None,
                 checksum: None,
+                object: Default::default(),
             },
         )
         .await

@@ -34,6 +34,88 @@ impl Dialect {
         }
     }
 
+    pub fn storage_class_header(self) -> &'static str {
+        match self {
+            Dialect::S3 => "x-amz-storage-class",
+            Dialect::Oss => "x-oss-storage-class",
+        }
+    }
+
+    pub fn acl_header(self) -> &'static str {
+        match self {
+            Dialect::S3 => "x-amz-acl",
+            Dialect::Oss => "x-oss-object-acl",
+        }
+    }
+
+    pub fn tagging_header(self) -> &'static str {
+        match self {
+            Dialect::S3 => "x-amz-tagging",
+            Dialect::Oss => "x-oss-tagging",
+        }
+    }
+
+    /// Server-side encryption: the header, and the values for AES256 and
+    /// KMS; then the header naming a KMS key.
+    pub fn encryption_headers(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Dialect::S3 => (
+                "x-amz-server-side-encryption",
+                "AES256",
+                "aws:kms",
+                "x-amz-server-side-encryption-aws-kms-key-id",
+            ),
+            Dialect::Oss => (
+                "x-oss-server-side-encryption",
+                "AES256",
+                "KMS",
+                "x-oss-server-side-encryption-key-id",
+            ),
+        }
+    }
+
+    /// The storage classes the store documents, in its spelling.
+    pub fn storage_classes(self) -> &'static [&'static str] {
+        match self {
+            Dialect::S3 => &[
+                "STANDARD",
+                "REDUCED_REDUNDANCY",
+                "STANDARD_IA",
+                "ONEZONE_IA",
+                "INTELLIGENT_TIERING",
+                "GLACIER",
+                "DEEP_ARCHIVE",
+                "GLACIER_IR",
+                "OUTPOSTS",
+                "SNOW",
+                "EXPRESS_ONEZONE",
+            ],
+            Dialect::Oss => &[
+                "Standard",
+                "IA",
+                "Archive",
+                "ColdArchive",
+                "DeepColdArchive",
+            ],
+        }
+    }
+
+    /// The canned ACLs the store documents for objects.
+    pub fn canned_acls(self) -> &'static [&'static str] {
+        match self {
+            Dialect::S3 => &[
+                "private",
+                "public-read",
+                "public-read-write",
+                "authenticated-read",
+                "aws-exec-read",
+                "bucket-owner-read",
+                "bucket-owner-full-control",
+            ],
+            Dialect::Oss => &["default", "private", "public-read", "public-read-write"],
+        }
+    }
+
     pub fn meta_prefix(self) -> &'static str {
         match self {
             Dialect::S3 => "x-amz-meta-",

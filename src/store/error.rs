@@ -32,6 +32,9 @@ pub enum StoreErrorKind {
     Rejected,
     /// A response we could not make sense of.
     Protocol,
+    /// An archived object (Glacier, OSS Archive) that must be restored
+    /// before it can be read.
+    Archived,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -611,6 +611,32 @@ impl HttpStore {
         if let Some(ct) = &opts.content_type {
             req = req.header("content-type", ct);
         }
+        let (o, d) = (&opts.object, self.cfg.dialect);
+        let plain = [
+            (d.storage_class_header(), &o.storage_class),
+            (d.acl_header(), &o.acl),
+            (d.tagging_header(), &o.tagging),
+            ("cache-control", &o.cache_control),
+            ("content-disposition", &o.content_disposition),
+            ("content-encoding", &o.content_encoding),
+            ("expires", &o.expires),
+        ];
+        for (name, value) in plain {
+            if let Some(v) = value {
+                req = req.header(name, v);
+            }
+        }
+        let (sse, aes, kms, key_header) = d.encryption_headers();
+        match &o.encryption {
+            Some(super::Encryption::Aes256) => req = req.header(sse, aes),
+            Some(super::Encryption::Kms { key_id }) => {
+                req = req.header(sse, kms);
+                if let Some(k) = key_id {
+                    req = req.header(key_header, k);
+                }
+            }
+            None => {}
+        }
         req
     }
 
@@ -880,6 +906,7 @@ impl ObjectStore for HttpStore {
                     metadata: m.clone(),
                     content_type: None,
                     checksum: None,
+                    object: Default::default(),
                 },
             );
         }

@@ -218,10 +218,39 @@ impl Body {
     }
 }
 
+/// Server-side encryption with keys the store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 / OSS's AES256.
+    Aes256,
+    /// SSE-KMS (OSS: KMS), with the store's default key unless one is named.
+    Kms { key_id: Option<String> },
+}
+
+/// What an upload asks the store to keep with an object besides its
+/// bytes, metadata and Content-Type. Names are checked against the
+/// dialect before anything is sent (`cli::object_args`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectOptions {
+    pub storage_class: Option<String>,
+    pub encryption: Option<Encryption>,
+    /// A canned ACL.
+    pub acl: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    /// An HTTP date.
+    pub expires: Option<String>,
+    /// `k=v&k2=v2`, URL-encoded.
+    pub tagging: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
     pub metadata: Metadata,
     pub content_type: Option<String>,
+    /// Storage class, encryption, ACL, caching headers, tags.
+    pub object: ObjectOptions,
     /// CreateMultipartUpload only: the flexible checksum every part will
     /// carry, combined into a FULL_OBJECT checksum at completion.
     pub checksum: Option<Algorithm>,

@@ -93,6 +93,21 @@ pub fn error_from_answer(
         err = err.with_detail(Detail::ClockSkew {
             server_time: Some(t),
         });
+    } else if err.code.as_deref() == Some("InvalidObjectState") {
+        // AWS (GLACIER, DEEP_ARCHIVE, archived tiers) and OSS (Archive,
+        // ColdArchive) refuse to read an archived object with this code.
+        let class = header(headers, dialect.storage_class_header())
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let how = match dialect {
+            Dialect::S3 => "aws s3api restore-object",
+            Dialect::Oss => "ossutil restore",
+        };
+        err.kind = StoreErrorKind::Archived;
+        err.message = format!(
+            "the object is in an archive storage class{class} and must be restored before it can be read ({how}); {}",
+            err.message.trim_end_matches('.')
+        );
     }
     err
 }
@@ -211,6 +226,28 @@ mod tests {
         // Tue, 02 Jan 2024 03:04:05 GMT
         signed_at: time::macros::datetime!(2024-01-02 03:04:05 UTC),
     };
+
+    #[test]
+    fn an_archived_object_says_how_to_restore_it() {
+        // AWS: 403 InvalidObjectState for a GLACIER object not restored;
+        // OSS answers an Archive object the same way.
+        let body = "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage class</Message></Error>";
+        let h = headers(&[("x-amz-storage-class", "DEEP_ARCHIVE")]);
+        let e = error_from_answer(Dialect::S3, 403, &h, body, &ASKED);
+        assert_eq!(e.kind, StoreErrorKind::Archived);
+        assert!(!e.is_retryable());
+        let m = e.to_string();
+        assert!(
+            m.contains("(DEEP_ARCHIVE)") && m.contains("aws s3api restore-object"),
+            "{m}"
+        );
+        let h = headers(&[("x-oss-storage-class", "ColdArchive")]);
+        let m = error_from_answer(Dialect::Oss, 403, &h, body, &ASKED).to_string();
+        assert!(
+            m.contains("(ColdArchive)") && m.contains("ossutil restore"),
+            "{m}"
+        );
+    }
 
     #[test]
     fn a_redirect_names_the_buckets_region() {

@@ -49,7 +49,7 @@ pub fn parse_http_date(s: &str) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| protocol("date header", e))
 }
 
-#[cfg(test)]
+/// An HTTP date (RFC 7231 IMF-fixdate), as `Expires` carries it.
 pub fn format_http_date(t: OffsetDateTime) -> String {
     let fmt = format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"

@@ -93,9 +93,27 @@ pub struct TransferOptions {
     pub crc64: bool,
     /// What upload bodies carry for the server to check.
     pub checksum: crate::checksum::ChecksumChoice,
+    /// The Content-Type uploads are given.
+    pub content_type: ContentType,
+    /// User metadata every upload carries (`--metadata`), beside `mtime`.
+    pub metadata: crate::store::Metadata,
+    /// Storage class, encryption, ACL, caching headers and tags of uploads.
+    pub object: crate::store::ObjectOptions,
     /// Bound on part and file buffers held at once across all transfers
     /// sharing it, so memory stays flat however many run concurrently.
     pub memory: Option<MemoryBudget>,
+}
+
+/// The Content-Type of uploads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ContentType {
+    /// From the file name's extension (`mime_guess`).
+    #[default]
+    Guess,
+    /// `--content-type`.
+    Fixed(String),
+    /// `--no-guess-mime-type`: none, the store's default.
+    None,
 }
 
 /// A byte budget shared by concurrent transfers, counted in MiB.
@@ -176,6 +194,9 @@ impl TransferOptions {
             endpoint_id: endpoint_id.to_string(),
             crc64,
             checksum: Default::default(),
+            content_type: ContentType::Guess,
+            metadata: Default::default(),
+            object: Default::default(),
             memory: None,
         })
     }
@@ -223,6 +244,9 @@ impl Default for TransferOptions {
             endpoint_id: String::new(),
             crc64: false,
             checksum: Default::default(),
+            content_type: ContentType::Guess,
+            metadata: Default::default(),
+            object: Default::default(),
             memory: None,
         }
     }

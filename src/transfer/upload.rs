@@ -15,13 +15,13 @@ use super::checkpoint::{CheckpointFile, LockError, UploadCheckpoint};
 use super::digests::{self, read_and_digest, Digested, Endpoint, Want};
 use super::parts::{choose_part_size, layout, PartSpec};
 use super::resume::{plan_upload_resume, RecordedPart};
-use super::{io, Context, TransferError, TransferOptions};
+use super::{io, ContentType, Context, TransferError, TransferOptions};
 use crate::checksum::flexible::crc_combine;
 use crate::checksum::{crc64_combine, multipart_etag, Algorithm, Checksum, ChecksumType};
 use crate::mtime::{file_mtime, format_mtime, Nanos, MTIME_KEY};
 use crate::store::{
-    list_all_parts, CompletedPart, EtagKind, Metadata, PartInfo, PutOptions, StoreError,
-    StoreErrorKind, StoredChecksum,
+    list_all_parts, CompletedPart, EtagKind, PartInfo, PutOptions, StoreError, StoreErrorKind,
+    StoredChecksum,
 };
 
 /// Attempts per part. The HTTP layer already retried each request; this
@@ -79,16 +79,28 @@ pub struct UploadOutcome {
     pub etag: String,
 }
 
-/// The Content-Type a browser or CDN needs, guessed from the extension as
-/// the AWS CLI and rclone do; none (the store's default) when unknown.
-fn content_type_for(path: &Path) -> Option<String> {
-    mime_guess::from_path(path).first_raw().map(str::to_string)
+/// The Content-Type a browser or CDN needs: the one asked for, else
+/// guessed from the extension as the AWS CLI and rclone do; none (the
+/// store's default) when unknown or when guessing is off.
+fn content_type_for(opts: &TransferOptions, path: &Path) -> Option<String> {
+    match &opts.content_type {
+        ContentType::Fixed(t) => Some(t.clone()),
+        ContentType::Guess => mime_guess::from_path(path).first_raw().map(str::to_string),
+        ContentType::None => None,
+    }
 }
 
-fn mtime_metadata(mtime: Nanos) -> Metadata {
-    let mut m = Metadata::new();
-    m.insert(MTIME_KEY.into(), format_mtime(mtime));
-    m
+/// What an upload stores with the object: the user's metadata, the
+/// file's mtime (which no user key replaces), and the object options.
+fn put_options(opts: &TransferOptions, path: &Path, mtime: Nanos) -> PutOptions {
+    let mut metadata = opts.metadata.clone();
+    metadata.insert(MTIME_KEY.into(), format_mtime(mtime));
+    PutOptions {
+        metadata,
+        content_type: content_type_for(opts, path),
+        checksum: None,
+        object: opts.object.clone(),
+    }
 }
 
 fn stat(path: &Path) -> Result<(u64, Nanos), TransferError> {
@@ -139,11 +151,7 @@ async fn single_put(
 ) -> Result<UploadOutcome, TransferError> {
     let _permit = opts.reserve(size).await;
     let want = digests::for_put(opts.checksum, endpoint(ctx, opts));
-    let put_opts = PutOptions {
-        metadata: mtime_metadata(mtime),
-        content_type: content_type_for(path),
-        checksum: None,
-    };
+    let put_opts = put_options(opts, path, mtime);
     ctx.progress.start(key, size, 0);
     let mut attempt = 1;
     let (d, put) = loop {
@@ -313,9 +321,8 @@ impl Multipart<'_> {
                         self.bucket,
                         self.key,
                         &PutOptions {
-                            metadata: mtime_metadata(self.mtime),
-                            content_type: content_type_for(self.path),
                             checksum: asked,
+                            ..put_options(self.opts, self.path, self.mtime)
                         },
                     )
                     .await?;

@@ -21,6 +21,9 @@ pub fn aws_style(body: &str) -> String {
     body.replace("%20", "+")
 }
 
+/// Method, target and header fields of one request.
+pub type RequestHead = (String, String, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct ListingCounters {
     /// ListObjectsV2 requests forwarded.
@@ -29,6 +32,8 @@ pub struct ListingCounters {
     pub rewritten: AtomicU64,
     /// Method and target of every request forwarded.
     pub requests: Mutex<Vec<(String, String)>>,
+    /// Method, target and header fields of every request forwarded.
+    pub heads: Mutex<Vec<RequestHead>>,
     stop: AtomicBool,
 }
 
@@ -103,6 +108,23 @@ impl ListingProxy {
             .iter()
             .filter(|(m, t)| m == method && t.contains(needle))
             .count()
+    }
+
+    /// The header fields of the requests whose method is `method` and
+    /// whose target contains `needle`, names lower-cased.
+    pub fn headers_of(&self, method: &str, needle: &str) -> Vec<Vec<(String, String)>> {
+        self.counters
+            .heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, t, _)| m == method && t.contains(needle))
+            .map(|(_, _, h)| {
+                h.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect()
+            })
+            .collect()
     }
 
     pub fn reset(&self) {
@@ -278,6 +300,10 @@ fn one_exchange(
         .lock()
         .unwrap()
         .push((method.clone(), target.clone()));
+    c.heads
+        .lock()
+        .unwrap()
+        .push((method.clone(), target.clone(), req.headers.clone()));
     let client_keeps_alive = !req
         .get("connection")
         .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -358,6 +384,11 @@ fn one_exchange(
     } else {
         body.clear();
         respond(&method, &target, &mut resp.headers, &mut body);
+    }
+    // A hook answers with another status through a `:status` field.
+    if let Some(code) = resp.get(":status").map(str::to_string) {
+        resp.remove(":status");
+        resp.start = format!("HTTP/1.1 {code} Hooked");
     }
     resp.remove("connection");
     resp.remove("keep-alive");

@@ -14,6 +14,7 @@ mod download_edges;
 mod jobs;
 mod listing_encoding;
 mod mount;
+mod object_options;
 mod resume;
 mod roundtrip;
 mod store_contract;

@@ -269,8 +269,8 @@ impl Rig {
             checkpoint_dir: Some(dir.path().join("ckpt")),
             endpoint_id: server().endpoint.clone(),
             crc64: false,
-            checksum: Default::default(),
             memory: None,
+            ..TransferOptions::default()
         };
         Rig {
             dir,

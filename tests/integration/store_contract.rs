@@ -27,6 +27,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
                 metadata: meta.clone(),
                 content_type: None,
                 checksum: None,
+                object: Default::default(),
             },
         )
         .await
@@ -173,6 +174,7 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
                 metadata: meta.clone(),
                 content_type: None,
                 checksum: Some(Algorithm::Crc64Nvme),
+                object: Default::default(),
             },
         )
         .await

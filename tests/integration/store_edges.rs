@@ -686,6 +686,7 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
             metadata: md.clone(),
             content_type: None,
             checksum: None,
+            object: Default::default(),
         },
     ))
     .unwrap();

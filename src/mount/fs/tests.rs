@@ -76,6 +76,7 @@ async fn put(store: &dyn ObjectStore, key: &str, data: &[u8], mtime: Option<&str
                 metadata: md,
                 content_type: None,
                 checksum: None,
+                object: Default::default(),
             },
         )
         .await
@@ -371,6 +372,7 @@ async fn utimens_replaces_the_mtime_metadata_and_keeps_the_rest() {
             metadata: md,
             content_type: None,
             checksum: None,
+            object: Default::default(),
         },
     )
     .await
