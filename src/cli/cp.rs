@@ -167,7 +167,6 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 &d.bucket,
                 &key,
                 None,
-                None,
                 &limits,
             )
             .await?;

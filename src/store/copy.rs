@@ -70,9 +70,9 @@ pub fn copy_ranges(size: u64, part_size: u64) -> Result<Vec<Range<u64>>, StoreEr
 }
 
 /// Copies `src_bucket/src_key` to `bucket/key` server-side, whatever its
-/// size. `size`, when the caller knows it, spares a HEAD for copies that
-/// fit one CopyObject.
-#[allow(clippy::too_many_arguments)]
+/// size, as the same object: its metadata (or `metadata` in its place),
+/// Content-Type, caching headers, storage class and encryption carry over
+/// ([`PutOptions::like`]), and the copy is of the version the HEAD saw.
 pub async fn copy_object_any_size(
     store: &dyn ObjectStore,
     src_bucket: &str,
@@ -80,22 +80,20 @@ pub async fn copy_object_any_size(
     bucket: &str,
     key: &str,
     metadata: Option<&Metadata>,
-    size: Option<u64>,
     limits: &CopyLimits,
 ) -> Result<PutResult, StoreError> {
-    if size.is_some_and(|s| s <= limits.max_single) {
-        return store
-            .copy_object(src_bucket, src_key, bucket, key, metadata)
-            .await;
-    }
     let src = store.head_object(src_bucket, src_key).await?;
+    let opts = PutOptions::like(
+        &src,
+        metadata.cloned().unwrap_or_else(|| src.metadata.clone()),
+    );
     if src.size <= limits.max_single {
         return store
-            .copy_object(src_bucket, src_key, bucket, key, metadata)
+            .copy_object(src_bucket, src_key, bucket, key, &opts)
             .await;
     }
     let what = format!("multipart copy {src_bucket}/{src_key} -> {bucket}/{key}");
-    multipart_copy(store, src_bucket, &src, bucket, key, metadata, limits)
+    multipart_copy(store, src_bucket, &src, bucket, key, &opts, limits)
         .await
         .map_err(|e| e.with_context(what))
 }
@@ -106,18 +104,12 @@ async fn multipart_copy(
     src: &ObjectMeta,
     bucket: &str,
     key: &str,
-    metadata: Option<&Metadata>,
+    opts: &PutOptions,
     limits: &CopyLimits,
 ) -> Result<PutResult, StoreError> {
     let ranges = copy_ranges(src.size, limits.part_size)?;
-    let opts = PutOptions {
-        metadata: metadata.cloned().unwrap_or_else(|| src.metadata.clone()),
-        content_type: None,
-        checksum: None,
-        object: Default::default(),
-    };
     let upload_id = store
-        .create_multipart_upload(bucket, key, &opts)
+        .create_multipart_upload(bucket, key, opts)
         .await?
         .upload_id;
     let if_match = (!src.etag.is_empty()).then_some(src.etag.as_str());
@@ -227,12 +219,15 @@ mod tests {
         let (m, md) = store_with(25).await;
         let f = FaultyStore::new(m.clone());
         // CopyObject itself refuses an object this large.
-        assert!(f.copy_object("b", "src", "b", "plain", None).await.is_err());
+        assert!(f
+            .copy_object("b", "src", "b", "plain", &PutOptions::default())
+            .await
+            .is_err());
         let limits = CopyLimits {
             max_single: 10,
             part_size: 8,
         };
-        copy_object_any_size(&f, "b", "src", "b", "dst", None, Some(25), &limits)
+        copy_object_any_size(&f, "b", "src", "b", "dst", None, &limits)
             .await
             .unwrap();
         assert_eq!(f.calls(Op::UploadPartCopy), 4);
@@ -248,21 +243,40 @@ mod tests {
         assert_eq!(got.bytes().await.unwrap(), src.bytes().await.unwrap());
         // Replaced metadata when asked.
         let new: Metadata = [("mtime".to_string(), "99".to_string())].into();
-        copy_object_any_size(&f, "b", "src", "b", "dst2", Some(&new), None, &limits)
+        copy_object_any_size(&f, "b", "src", "b", "dst2", Some(&new), &limits)
             .await
             .unwrap();
         assert_eq!(m.head_object("b", "dst2").await.unwrap().metadata, new);
     }
 
     #[tokio::test]
-    async fn within_the_limit_one_copy_object_and_no_head() {
+    async fn within_the_limit_one_head_and_one_copy_that_keeps_the_object_as_it_was() {
         let (m, _) = store_with(10).await;
-        let f = FaultyStore::new(m);
+        // An object with a type, caching headers and a class of its own.
+        let opts = PutOptions {
+            content_type: Some("text/html".into()),
+            object: crate::store::ObjectOptions {
+                storage_class: Some("STANDARD_IA".into()),
+                cache_control: Some("max-age=60".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        m.put_object(
+            "b",
+            "typed",
+            crate::store::Body::new(&b"0123456789"[..]),
+            &opts,
+        )
+        .await
+        .unwrap();
+        let f = FaultyStore::new(m.clone());
         let limits = CopyLimits {
             max_single: 10,
             part_size: 8,
         };
-        copy_object_any_size(&f, "b", "src", "b", "dst", None, Some(10), &limits)
+        let new: Metadata = [("mtime".to_string(), "7".to_string())].into();
+        copy_object_any_size(&f, "b", "typed", "b", "dst", Some(&new), &limits)
             .await
             .unwrap();
         assert_eq!(
@@ -271,8 +285,12 @@ mod tests {
                 f.calls(Op::Head),
                 f.calls(Op::UploadPartCopy)
             ),
-            (1, 0, 0)
+            (1, 1, 0)
         );
+        let copy = m.head_object("b", "dst").await.unwrap();
+        assert_eq!(copy.metadata, new);
+        assert_eq!(copy.content_type.as_deref(), Some("text/html"));
+        assert_eq!(copy.object, opts.object);
     }
 
     #[tokio::test]
@@ -289,7 +307,7 @@ mod tests {
             max_single: 10,
             part_size: 8,
         };
-        let err = copy_object_any_size(&f, "b", "src", "b", "dst", None, None, &limits)
+        let err = copy_object_any_size(&f, "b", "src", "b", "dst", None, &limits)
             .await
             .unwrap_err();
         assert!(

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use super::{
     Body, Checksum, ChecksumSupport, CompletedPart, CopyLimits, CopySource, CreatedUpload,
     DeleteFailure, GetObjectOutput, GetRequest, ListPage, ListPartsPage, ListRequest,
-    ListUploadsPage, Metadata, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions,
-    PutResult, StoreError, StoreErrorKind,
+    ListUploadsPage, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions, PutResult,
+    StoreError, StoreErrorKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -284,12 +284,12 @@ impl ObjectStore for FaultyStore {
         src_key: &str,
         bucket: &str,
         key: &str,
-        metadata: Option<&Metadata>,
+        opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
         self.run(
             Op::Copy,
             self.inner
-                .copy_object(src_bucket, src_key, bucket, key, metadata),
+                .copy_object(src_bucket, src_key, bucket, key, opts),
         )
         .await
     }

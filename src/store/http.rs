@@ -504,7 +504,34 @@ impl HttpStore {
             metadata,
             crc64: self.crc64(h),
             checksum: self.stored_checksum(h),
+            content_type: header(h, "content-type"),
+            object: self.object_options(h),
         })
+    }
+
+    /// The storage class, encryption and caching headers of an answer.
+    fn object_options(&self, h: &HeaderMap) -> super::ObjectOptions {
+        let d = self.cfg.dialect;
+        let (sse, _, kms, key_header) = d.encryption_headers();
+        let encryption = header(h, sse).map(|v| {
+            if v.eq_ignore_ascii_case(kms) {
+                super::Encryption::Kms {
+                    key_id: header(h, key_header),
+                }
+            } else {
+                super::Encryption::Aes256
+            }
+        });
+        super::ObjectOptions {
+            storage_class: header(h, d.storage_class_header()),
+            encryption,
+            acl: None,
+            cache_control: header(h, "cache-control"),
+            content_disposition: header(h, "content-disposition"),
+            content_encoding: header(h, "content-encoding"),
+            expires: header(h, "expires"),
+            tagging: None,
+        }
     }
 
     /// The flexible checksum of a response (S3 only: OSS has its CRC-64).
@@ -885,7 +912,7 @@ impl ObjectStore for HttpStore {
         src_key: &str,
         bucket: &str,
         key: &str,
-        metadata: Option<&Metadata>,
+        opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
         let d = self.cfg.dialect;
         d.check_key(src_key).map_err(|e| {
@@ -898,18 +925,8 @@ impl ObjectStore for HttpStore {
             d.copy_source_header(),
             format!("/{}/{}", src_bucket, encode_path(src_key)),
         );
-        if let Some(m) = metadata {
-            req = req.header(d.metadata_directive_header(), "REPLACE");
-            req = self.with_put_options(
-                req,
-                &PutOptions {
-                    metadata: m.clone(),
-                    content_type: None,
-                    checksum: None,
-                    object: Default::default(),
-                },
-            );
-        }
+        req = req.header(d.metadata_directive_header(), "REPLACE");
+        req = self.with_put_options(req, opts);
         let resp = self.send(self.with_copy_keys(req)).await?;
         let headers = resp.headers().clone();
         let body = self.text(resp, "CopyObject").await?;
@@ -1251,7 +1268,7 @@ mod tests {
         assert!(e.to_string().contains("cannot be empty"), "{e}");
         // The source of a copy too.
         let e = oss
-            .copy_object("b", &long, "b", "short", None)
+            .copy_object("b", &long, "b", "short", &PutOptions::default())
             .await
             .unwrap_err();
         assert!(matches!(e.detail(), Some(Detail::InvalidKey { .. })), "{e}");

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use super::{
     Body, CompletedPart, CopyLimits, CopySource, CreatedUpload, DeleteFailure, EtagKind,
     GetObjectOutput, GetRequest, ListEntry, ListPage, ListPartsPage, ListRequest, ListUploadsPage,
-    Metadata, MultipartUpload, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions,
-    PutResult, StoreError, StoreErrorKind,
+    Metadata, MultipartUpload, ObjectMeta, ObjectOptions, ObjectPart, ObjectStore, PartInfo,
+    PutOptions, PutResult, StoreError, StoreErrorKind,
 };
 use crate::checksum::flexible::{crc_combine, Hasher};
 use crate::checksum::{crc64, multipart_etag, Algorithm, Checksum, ChecksumType, StoredChecksum};
@@ -30,6 +30,8 @@ struct Object {
     checksum: Option<StoredChecksum>,
     /// Part sizes of a multipart object, for `HEAD ?partNumber=N`.
     parts: Vec<u64>,
+    content_type: Option<String>,
+    object: ObjectOptions,
 }
 
 /// One uploaded part: its bytes, MD5 and checksum in the upload's algorithm.
@@ -38,6 +40,8 @@ type StoredPart = (Bytes, [u8; 16], Option<Checksum>);
 struct Upload {
     key: String,
     metadata: Metadata,
+    content_type: Option<String>,
+    object: ObjectOptions,
     initiated: OffsetDateTime,
     checksum: Option<Algorithm>,
     parts: BTreeMap<u32, StoredPart>,
@@ -259,6 +263,8 @@ impl MemoryStore {
             crc64: self.report_crc64.then(|| crc64(&o.data)),
             etag_kind: self.etag_kind(&o.etag),
             checksum: o.checksum.clone(),
+            content_type: o.content_type.clone(),
+            object: o.object.clone(),
         }
     }
 
@@ -373,6 +379,8 @@ impl ObjectStore for MemoryStore {
                     metadata: opts.metadata.clone(),
                     checksum: checksum.clone(),
                     parts: Vec::new(),
+                    content_type: opts.content_type.clone(),
+                    object: opts.object.clone(),
                 },
             );
             Ok(PutResult {
@@ -472,7 +480,7 @@ impl ObjectStore for MemoryStore {
         src_key: &str,
         bucket: &str,
         key: &str,
-        metadata: Option<&Metadata>,
+        opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
         let src = self.with_bucket_state(src_bucket, |b| {
             b.objects
@@ -494,9 +502,9 @@ impl ObjectStore for MemoryStore {
         let crc = self.report_crc64.then(|| crc64(&src.data));
         self.with_bucket_state(bucket, |b| {
             let mut o = src;
-            if let Some(m) = metadata {
-                o.metadata = m.clone();
-            }
+            o.metadata = opts.metadata.clone();
+            o.content_type = opts.content_type.clone();
+            o.object = opts.object.clone();
             o.last_modified = now();
             let etag = o.etag.clone();
             let checksum = o.checksum.clone();
@@ -528,6 +536,8 @@ impl ObjectStore for MemoryStore {
                 Upload {
                     key: key.to_string(),
                     metadata: opts.metadata.clone(),
+                    content_type: opts.content_type.clone(),
+                    object: opts.object.clone(),
                     initiated: now(),
                     checksum,
                     parts: BTreeMap::new(),
@@ -775,7 +785,8 @@ impl ObjectStore for MemoryStore {
                 checksum,
                 kind: ChecksumType::FullObject,
             });
-            let metadata = u.metadata.clone();
+            let (metadata, content_type, object) =
+                (u.metadata.clone(), u.content_type.clone(), u.object.clone());
             b.uploads.remove(upload_id);
             let crc = report.then(|| crc64(&data));
             b.objects.insert(
@@ -787,6 +798,8 @@ impl ObjectStore for MemoryStore {
                     metadata,
                     checksum: checksum.clone(),
                     parts: sizes,
+                    content_type,
+                    object,
                 },
             );
             Ok(PutResult {

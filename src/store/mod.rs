@@ -88,6 +88,10 @@ pub struct ObjectMeta {
     /// The flexible checksum S3 stored with the object, if any (asked for
     /// with `x-amz-checksum-mode: ENABLED`; a ranged GET carries none).
     pub checksum: Option<StoredChecksum>,
+    pub content_type: Option<String>,
+    /// Storage class, encryption and caching headers as the store reports
+    /// them (a HEAD carries no ACL or tags).
+    pub object: ObjectOptions,
 }
 
 impl ObjectMeta {
@@ -245,7 +249,7 @@ pub struct ObjectOptions {
     pub tagging: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOptions {
     pub metadata: Metadata,
     pub content_type: Option<String>,
@@ -254,6 +258,21 @@ pub struct PutOptions {
     /// CreateMultipartUpload only: the flexible checksum every part will
     /// carry, combined into a FULL_OBJECT checksum at completion.
     pub checksum: Option<Algorithm>,
+}
+
+impl PutOptions {
+    /// What a copy of `src` must carry to be the same object elsewhere:
+    /// a copy that replaces metadata drops the Content-Type and caching
+    /// headers, and S3 gives every copy the STANDARD class and the
+    /// bucket's encryption unless told otherwise.
+    pub fn like(src: &ObjectMeta, metadata: Metadata) -> PutOptions {
+        PutOptions {
+            metadata,
+            content_type: src.content_type.clone(),
+            object: src.object.clone(),
+            checksum: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,14 +406,16 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         keys: &[String],
     ) -> Result<Vec<DeleteFailure>, StoreError>;
-    /// Server-side copy. `metadata: Some` replaces the user metadata, `None` keeps it.
+    /// Server-side copy that gives the copy exactly `opts` (metadata,
+    /// Content-Type, storage class…): [`PutOptions::like`] the source keeps
+    /// them, [`copy_object_any_size`] does so for every copy ferry makes.
     async fn copy_object(
         &self,
         src_bucket: &str,
         src_key: &str,
         bucket: &str,
         key: &str,
-        metadata: Option<&Metadata>,
+        opts: &PutOptions,
     ) -> Result<PutResult, StoreError>;
 
     /// What one `copy_object` can take; [`copy_object_any_size`] goes

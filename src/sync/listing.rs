@@ -120,6 +120,8 @@ impl RemoteEntry {
             // A listing carries no encryption headers: nothing is checked
             // against this ETag; the GET's own headers say what it is.
             etag_kind: crate::store::EtagKind::Opaque,
+            content_type: None,
+            object: Default::default(),
         }
     }
 }

@@ -183,6 +183,8 @@ mod tests {
             crc64: None,
             etag_kind: EtagKind::Md5,
             checksum: None,
+            content_type: None,
+            object: Default::default(),
         }
     }
 

@@ -54,6 +54,17 @@ fn uploads_keep_content_type_caching_headers_and_metadata() {
             "{name}: the mtime stays"
         );
     }
+    // A server-side copy (here ferry's remote-to-remote cp; the mount's
+    // rename and re-time go the same way) keeps all of it.
+    for name in ["page.html", "big.bin"] {
+        let from = format!("{prefix}/{name}");
+        let to = format!("{prefix}/copy-{name}");
+        ferry.ok(&["cp", &server().url(&from), &server().url(&to)]);
+        let (a, b) = (aws_head(&from), aws_head(&to));
+        for field in ["ContentType", "CacheControl", "ContentDisposition", "Metadata"] {
+            assert_eq!(a[field], b[field], "{name}: {field}");
+        }
+    }
     // No guessing: an .html file stored without text/html.
     let src = write_file(&dir.path().join("plain.html"), 10, 3);
     let key = format!("{prefix}/plain.html");

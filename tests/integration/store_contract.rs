@@ -153,7 +153,8 @@ async fn contract(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) {
     // Copy with replaced metadata (how mtime is updated in place).
     let mut m2 = Metadata::new();
     m2.insert("mtime".into(), "1800000000".into());
-    s.copy_object(bucket, &key, bucket, &key, Some(&m2))
+    let like = PutOptions::like(&s.head_object(bucket, &key).await.unwrap(), m2.clone());
+    s.copy_object(bucket, &key, bucket, &key, &like)
         .await
         .unwrap();
     let head = s.head_object(bucket, &key).await.unwrap();

@@ -704,7 +704,6 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
         &s.bucket,
         &dst,
         None,
-        None,
         &limits,
     ))
     .unwrap();
@@ -737,7 +736,6 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
         &s.bucket,
         &dst2,
         Some(&new),
-        Some(12 << 20),
         &limits,
     ))
     .unwrap();

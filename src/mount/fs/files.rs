@@ -474,7 +474,6 @@ impl MountFs {
             self.bucket(),
             &key,
             Some(&md),
-            Some(meta.size),
             &self.store.copy_limits(),
         )
         .await

@@ -141,7 +141,6 @@ impl MountFs {
                 self.bucket(),
                 &dst_key,
                 None,
-                Some(size),
                 &self.store.copy_limits(),
             )
             .await;
@@ -291,7 +290,7 @@ impl MountFs {
             .collect();
         type Copied = Result<Superseded, (String, crate::store::StoreError)>;
         let copies: Vec<Copied> =
-            futures::stream::iter(pairs.into_iter().map(|(from, to, size)| {
+            futures::stream::iter(pairs.into_iter().map(|(from, to, _size)| {
                 let store = self.store.clone();
                 let bucket = self.bucket().to_string();
                 async move {
@@ -303,7 +302,6 @@ impl MountFs {
                         &bucket,
                         &to,
                         None,
-                        Some(size),
                         &limits,
                     )
                     .await;
