@@ -14,6 +14,7 @@ use crate::config::file::{DeleteLimit, JobTable, Size};
 use crate::config::jobs::Job;
 use crate::config::ProcessEnv;
 use crate::location::Location;
+use crate::store::dialect::Dialect;
 use crate::units::human;
 use crate::watch::WatchOptions;
 
@@ -286,6 +287,16 @@ pub fn config(setup: &Setup, cmd: ConfigCmd) -> Result<Outcome, CliError> {
             .unwrap_or_else(|| "(none)".into())
     );
     if job.is_none() {
+        // The credentials this command line would use, per scheme.
+        println!("credentials:");
+        for d in [Dialect::S3, Dialect::Oss] {
+            let line = match setup.credential_source(d) {
+                Ok(Some((source, key))) => format!("{source}, key {}", mask(&key)),
+                Ok(None) => "none (--no-sign-request)".into(),
+                Err(e) => format!("not found: {e}"),
+            };
+            println!("  {:<22} {}", format!("{}://", d.name()), line);
+        }
         for (name, p) in &f.profiles {
             println!("[profiles.{name}]");
             let show = |k: &str, v: Option<String>| {

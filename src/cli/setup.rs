@@ -88,6 +88,14 @@ impl Setup {
         }
     }
 
+    /// Where this run's credentials for `dialect` come from, and their key id.
+    pub fn credential_source(
+        &self,
+        dialect: Dialect,
+    ) -> Result<Option<(String, String)>, crate::config::ConfigError> {
+        crate::config::endpoint::credential_source(dialect, &self.flags, &self.file, &ProcessEnv)
+    }
+
     pub fn store_for(&self, url: &RemoteUrl) -> Result<StoreHandle, CliError> {
         if let Some(h) = self.stores.lock().unwrap().get(&url.dialect) {
             return Ok(h.clone());

@@ -64,22 +64,37 @@ pub fn resolve_credentials(
     profile: &Profile,
     env: &dyn Env,
 ) -> Result<Credentials, ConfigError> {
+    resolve_with_source(dialect, profile, env).map(|(c, _)| c)
+}
+
+/// As [`resolve_credentials`], with where the credentials came from, for
+/// `ferry config show` (never the secret itself).
+pub fn resolve_with_source(
+    dialect: Dialect,
+    profile: &Profile,
+    env: &dyn Env,
+) -> Result<(Credentials, String), ConfigError> {
     if let (Some(id_var), Some(secret_var)) =
         (&profile.access_key_id_env, &profile.secret_access_key_env)
     {
         let token_var = profile.session_token_env.as_deref().unwrap_or("");
-        return from_env(env, id_var, secret_var, token_var).ok_or_else(|| {
-            ConfigError::MissingCredentials(format!(
-                "the profile names {id_var} and {secret_var} for credentials, but they are not set"
-            ))
-        });
+        return from_env(env, id_var, secret_var, token_var)
+            .map(|c| (c, format!("environment variables {id_var} and {secret_var}, named by the profile")))
+            .ok_or_else(|| {
+                ConfigError::MissingCredentials(format!(
+                    "the profile names {id_var} and {secret_var} for credentials, but they are not set"
+                ))
+            });
     }
     if let (Some(id), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key) {
-        return Ok(Credentials {
-            access_key_id: id.clone(),
-            secret_access_key: secret.clone(),
-            session_token: None,
-        });
+        return Ok((
+            Credentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: None,
+            },
+            "inline in the config file's profile".into(),
+        ));
     }
     if profile.credentials_file.is_some() || profile.credentials_profile.is_some() {
         let path = profile
@@ -91,6 +106,12 @@ pub fn resolve_credentials(
         return read_ini_section(&path, section)
             .as_ref()
             .and_then(from_section)
+            .map(|c| {
+                (
+                    c,
+                    format!("{} [{section}], named by the profile", path.display()),
+                )
+            })
             .ok_or_else(|| {
                 ConfigError::MissingCredentials(format!(
                     "{}: no credentials in section [{section}]",
@@ -101,21 +122,23 @@ pub fn resolve_credentials(
     match dialect {
         Dialect::S3 => {
             if let Some(c) = from_env(env, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") {
-                return Ok(c);
+                return Ok((c, "environment (AWS_ACCESS_KEY_ID)".into()));
             }
             let section = env.var("AWS_PROFILE").unwrap_or_else(|| "default".into());
-            if let Some(c) = default_shared_file(env)
-                .and_then(|p| read_ini_section(&p, &section))
-                .as_ref()
-                .and_then(from_section)
-            {
-                return Ok(c);
+            if let Some(path) = default_shared_file(env) {
+                if let Some(c) = read_ini_section(&path, &section)
+                    .as_ref()
+                    .and_then(from_section)
+                {
+                    return Ok((c, format!("{} [{section}]", path.display())));
+                }
             }
             Err(ConfigError::MissingCredentials(
                 "no credentials for s3://: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, add them to ~/.aws/credentials, or pass --no-sign-request for public buckets".into(),
             ))
         }
         Dialect::Oss => from_env(env, "OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN")
+            .map(|c| (c, "environment (OSS_ACCESS_KEY_ID)".into()))
             .ok_or_else(|| {
                 ConfigError::MissingCredentials(
                     "no credentials for oss://: set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or name them in a profile".into(),

@@ -5,7 +5,29 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::credentials::resolve_credentials;
+use super::credentials::{resolve_credentials, resolve_with_source};
+
+/// Where the credentials for `dialect` come from with these flags, and the
+/// access key id they carry (never the secret); `None` when requests go
+/// unsigned.
+pub fn credential_source(
+    dialect: Dialect,
+    flags: &EndpointFlags,
+    file: &ConfigFile,
+    env: &dyn Env,
+) -> Result<Option<(String, String)>, ConfigError> {
+    if flags.no_sign_request {
+        return Ok(None);
+    }
+    let profile_name = flags.profile.clone().or_else(|| env.var("FERRY_PROFILE"));
+    let empty = Profile::default();
+    let profile = match &profile_name {
+        Some(name) => file.profile(name)?,
+        None => &empty,
+    };
+    let (c, source) = resolve_with_source(dialect, profile, env)?;
+    Ok(Some((source, c.access_key_id)))
+}
 use super::file::{ConfigFile, Profile};
 use super::{ConfigError, Env};
 use crate::checksum::ChecksumChoice;

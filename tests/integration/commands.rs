@@ -147,3 +147,49 @@ fn keys_with_control_characters_are_escaped_for_people_and_raw_for_json() {
         "{plan:?}"
     );
 }
+
+#[test]
+fn config_show_names_where_the_credentials_come_from_and_never_the_secret() {
+    let ferry = Ferry::new();
+    let show = ferry.ok(&["config", "show"]);
+    let s3 = show
+        .lines()
+        .find(|l| l.contains("s3://"))
+        .unwrap_or_default();
+    assert!(s3.contains("environment (AWS_ACCESS_KEY_ID)"), "{show}");
+    assert!(
+        s3.contains(&format!("{}****", &server().access_key[..4])),
+        "{show}"
+    );
+    assert!(!show.contains(&server().secret_key), "{show}");
+    let oss = show
+        .lines()
+        .find(|l| l.contains("oss://"))
+        .unwrap_or_default();
+    assert!(
+        oss.contains("not found") && oss.contains("OSS_ACCESS_KEY_ID"),
+        "{show}"
+    );
+    // From a shared credentials file, with AWS_PROFILE.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[work]\naws_access_key_id = AKIDFROMFILE\naws_secret_access_key = hidden-secret\n",
+    )
+    .unwrap();
+    let out = ferry
+        .command(&["config", "show"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &file)
+        .env("AWS_PROFILE", "work")
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        show.contains(&format!("{} [work], key AKID****", file.display())),
+        "{show}"
+    );
+    assert!(!show.contains("hidden-secret"), "{show}");
+}

@@ -61,7 +61,12 @@ fn uploads_keep_content_type_caching_headers_and_metadata() {
         let to = format!("{prefix}/copy-{name}");
         ferry.ok(&["cp", &server().url(&from), &server().url(&to)]);
         let (a, b) = (aws_head(&from), aws_head(&to));
-        for field in ["ContentType", "CacheControl", "ContentDisposition", "Metadata"] {
+        for field in [
+            "ContentType",
+            "CacheControl",
+            "ContentDisposition",
+            "Metadata",
+        ] {
             assert_eq!(a[field], b[field], "{name}: {field}");
         }
     }
