@@ -84,16 +84,21 @@ async fn run_job(
         ))
     })?;
     let h = js.store_for(remote)?;
-    let transfer = js.transfer_options(
-        &TransferArgs {
-            checkpoint_dir: Some(job.checkpoint_dir.value.clone()),
-            bigfile_threshold: job.bigfile_threshold.value,
-            part_size: job.part_size.value,
-            parallel: job.parallel.value,
-            object: Default::default(),
-        },
-        &h,
-    )?;
+    let transfer = js
+        .transfer_options(
+            &TransferArgs {
+                checkpoint_dir: Some(job.checkpoint_dir.value.clone()),
+                bigfile_threshold: job.bigfile_threshold.value,
+                part_size: job.part_size.value,
+                parallel: job.parallel.value,
+                object: object_args(&job.object),
+            },
+            &h,
+        )
+        .map_err(|e| match e {
+            CliError::Usage(m) => CliError::Usage(format!("job '{}': {m}", job.name)),
+            other => other,
+        })?;
     let spec = TreeSpec {
         update: job.update.value,
         delete: job.delete.value,
@@ -264,6 +269,30 @@ pub fn list(setup: &Setup) -> Result<Outcome, CliError> {
         println!("{name}: {} -> {}  [{last}]", job.source, job.destination);
     }
     Ok(Outcome::Success)
+}
+
+/// A job's `object` table as the flags `cp` takes, so one check serves both.
+fn object_args(t: &crate::config::file::ObjectTable) -> super::args::ObjectArgs {
+    let pairs = |m: &Option<std::collections::BTreeMap<String, String>>| {
+        m.iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    };
+    super::args::ObjectArgs {
+        content_type: t.content_type.clone(),
+        no_guess_mime_type: t.guess_mime_type == Some(false),
+        storage_class: t.storage_class.clone(),
+        sse: t.sse.clone(),
+        sse_kms_key_id: t.sse_kms_key_id.clone(),
+        acl: t.acl.clone(),
+        metadata: pairs(&t.metadata),
+        cache_control: t.cache_control.clone(),
+        content_disposition: t.content_disposition.clone(),
+        content_encoding: t.content_encoding.clone(),
+        expires: t.expires.clone(),
+        tag: pairs(&t.tags),
+    }
 }
 
 /// The first four characters, then stars: never slices inside a

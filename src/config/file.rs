@@ -128,6 +128,87 @@ pub struct JobTable {
     /// `--max-delete`: a count (`100`) or a share (`"50%"`).
     pub max_delete: Option<DeleteLimit>,
     pub allow_empty_source: Option<bool>,
+    /// `[jobs.NAME.object]` / `[defaults.object]`: what uploads store with
+    /// each object (the command line's object options).
+    pub object: Option<ObjectTable>,
+}
+
+/// The object options of a job, key by key as `cp` takes them as flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectTable {
+    pub content_type: Option<String>,
+    /// `false`: send no guessed Content-Type.
+    pub guess_mime_type: Option<bool>,
+    pub storage_class: Option<String>,
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub acl: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub expires: Option<String>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl ObjectTable {
+    /// The keys set (`object.KEY`), each with its value as `config show`
+    /// prints it.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let map = |m: &Option<std::collections::BTreeMap<String, String>>| {
+            m.as_ref().map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        [
+            ("object.content_type", self.content_type.clone()),
+            (
+                "object.guess_mime_type",
+                self.guess_mime_type.map(|b| b.to_string()),
+            ),
+            ("object.storage_class", self.storage_class.clone()),
+            ("object.sse", self.sse.clone()),
+            ("object.sse_kms_key_id", self.sse_kms_key_id.clone()),
+            ("object.acl", self.acl.clone()),
+            ("object.cache_control", self.cache_control.clone()),
+            (
+                "object.content_disposition",
+                self.content_disposition.clone(),
+            ),
+            ("object.content_encoding", self.content_encoding.clone()),
+            ("object.expires", self.expires.clone()),
+            ("object.metadata", map(&self.metadata)),
+            ("object.tags", map(&self.tags)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+
+    /// Key by key, this table's value where it sets one, else `under`'s.
+    pub fn over(&self, under: &ObjectTable) -> ObjectTable {
+        fn or<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+            a.clone().or_else(|| b.clone())
+        }
+        ObjectTable {
+            content_type: or(&self.content_type, &under.content_type),
+            guess_mime_type: or(&self.guess_mime_type, &under.guess_mime_type),
+            storage_class: or(&self.storage_class, &under.storage_class),
+            sse: or(&self.sse, &under.sse),
+            sse_kms_key_id: or(&self.sse_kms_key_id, &under.sse_kms_key_id),
+            acl: or(&self.acl, &under.acl),
+            cache_control: or(&self.cache_control, &under.cache_control),
+            content_disposition: or(&self.content_disposition, &under.content_disposition),
+            content_encoding: or(&self.content_encoding, &under.content_encoding),
+            expires: or(&self.expires, &under.expires),
+            metadata: or(&self.metadata, &under.metadata),
+            tags: or(&self.tags, &under.tags),
+        }
+    }
 }
 
 /// A delete limit written as `100` or `"50%"`.

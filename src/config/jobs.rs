@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::{line_col, ConfigFile, JobTable};
+use super::file::{line_col, ConfigFile, JobTable, ObjectTable};
 use super::{ConfigError, Env};
 use crate::location::Location;
 use crate::sync::plan::MaxDelete;
@@ -57,6 +57,10 @@ pub struct Job {
     pub rescan_interval: Valued<Duration>,
     pub max_delete: Valued<MaxDelete>,
     pub allow_empty_source: Valued<bool>,
+    /// The job's object options over `[defaults.object]`, key by key.
+    pub object: ObjectTable,
+    /// Which keys of `object` the job itself set (the rest are defaults').
+    pub object_from_job: Vec<&'static str>,
 }
 
 /// A job's delete limit unless it sets one: a pass deletes at most half of
@@ -206,7 +210,13 @@ impl ConfigFile {
             .as_ref()
             .map(|s| s.get_ref().clone())
             .unwrap_or_default();
+        let (jo, dobj) = (
+            j.object.clone().unwrap_or_default(),
+            d.object.clone().unwrap_or_default(),
+        );
         Ok(Job {
+            object: jo.over(&dobj),
+            object_from_job: jo.entries().into_iter().map(|(k, _)| k).collect(),
             name: name.to_string(),
             profile: pick_opt(f.profile.clone(), j.profile.clone(), d.profile.clone()),
             update: pick(f.update, j.update, d.update, true),
@@ -367,6 +377,16 @@ impl Job {
                 self.rescan_interval.origin,
             ),
         ]
+        .into_iter()
+        .chain(self.object.entries().into_iter().map(|(k, v)| {
+            let origin = if self.object_from_job.contains(&k) {
+                Origin::Job
+            } else {
+                Origin::Defaults
+            };
+            (k, v, origin)
+        }))
+        .collect()
     }
 }
 
@@ -424,6 +444,48 @@ mod tests {
             e.starts_with("c.toml:4:11") && e.contains("unknown unit"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn object_options_merge_key_by_key_over_the_defaults() {
+        let c = parse(
+            "[defaults.object]\nstorage_class = \"STANDARD_IA\"\ncache_control = \"max-age=1\"\n[jobs.a]\nsource = \"/d\"\ndestination = \"s3://bkt/x\"\n[jobs.a.object]\ncache_control = \"no-cache\"\nmetadata = { owner = \"ops\" }\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [("HOME", "/home/u")].into_iter().collect();
+        let j = c.resolve_job("a", &JobTable::default(), &env).unwrap();
+        assert_eq!(j.object.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(j.object.cache_control.as_deref(), Some("no-cache"));
+        assert_eq!(
+            j.object
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("owner"))
+                .map(String::as_str),
+            Some("ops")
+        );
+        let shown: Vec<(&str, String, Origin)> = j
+            .describe()
+            .into_iter()
+            .filter(|(k, _, _)| k.starts_with("object."))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    "object.storage_class",
+                    "STANDARD_IA".to_string(),
+                    Origin::Defaults
+                ),
+                ("object.cache_control", "no-cache".to_string(), Origin::Job),
+                ("object.metadata", "owner=ops".to_string(), Origin::Job),
+            ]
+        );
+        // Unknown keys in the table are errors, as everywhere in the file.
+        let e = parse("[defaults.object]\nstorage = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -339,3 +339,46 @@ fn sigterm_during_large_upload_resumes_on_restart() {
     );
     assert_eq!(remote_tree(&prefix)[0].1, sha256_file(&big));
 }
+
+#[test]
+fn a_jobs_object_options_reach_every_upload_and_bad_ones_name_the_job() {
+    let ferry = Ferry::new();
+    let src = ferry.home.path().join("site");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("index.html"), b"<p>hi</p>").unwrap();
+    let prefix = unique("job-object");
+    let cfg = config(
+        &ferry,
+        &format!(
+            "[defaults.object]\ncache_control = \"max-age=300\"\n{}[jobs.site.object]\nmetadata = {{ owner = \"web\" }}\n",
+            job_toml("site", &src, &server().url(&prefix), "")
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    ferry.ok(&["--config", c, "run", "site"]);
+    let head = crate::checksums::aws_head(&format!("{prefix}/index.html"));
+    assert_eq!(head["CacheControl"].as_str(), Some("max-age=300"), "{head}");
+    assert_eq!(head["ContentType"].as_str(), Some("text/html"), "{head}");
+    assert_eq!(head["Metadata"]["owner"].as_str(), Some("web"), "{head}");
+    let show = ferry.ok(&["--config", c, "config", "show", "site"]);
+    assert!(
+        show.lines()
+            .any(|l| l.contains("object.cache_control") && l.contains("[defaults]")),
+        "{show}"
+    );
+    // A storage class the store does not have: a usage error naming the job.
+    let cfg = config(
+        &ferry,
+        &format!(
+            "{}[jobs.cold.object]\nstorage_class = \"FROZEN\"\n",
+            job_toml("cold", &src, &server().url(&prefix), "")
+        ),
+    );
+    let out = ferry.run(&["--config", cfg.to_str().unwrap(), "run", "cold"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("job 'cold'") && stderr(&out).contains("FROZEN"),
+        "{}",
+        stderr(&out)
+    );
+}
