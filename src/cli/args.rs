@@ -100,7 +100,7 @@ pub enum Command {
     #[command(subcommand)]
     Uploads(UploadsCmd),
     /// Mount a bucket prefix as a folder (FUSE); writes upload resumably
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
     /// Unmount a `ferry mount`, waiting for its pending uploads
     Unmount(UnmountArgs),
     /// Run backup jobs defined in the config file
@@ -392,6 +392,9 @@ fn duration_secs_arg(s: &str) -> Result<std::time::Duration, String> {
 pub struct MountArgs {
     /// s3://BUCKET[/PREFIX] or oss://BUCKET[/PREFIX]
     pub url: String,
+    /// What files written through the mount are stored with
+    #[command(flatten)]
+    pub object: ObjectArgs,
     /// An existing directory
     pub mountpoint: PathBuf,
     /// Staging area for written files and their upload journal

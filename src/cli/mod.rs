@@ -194,7 +194,7 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
         Command::Rb(a) => bucket::remove(&setup, a).await,
         Command::Checkpoint(a) => checkpoints::run(&setup, a).await,
         Command::Uploads(a) => uploads::run(&setup, a).await,
-        Command::Mount(a) => mount::mount(&setup, a).await,
+        Command::Mount(a) => mount::mount(&setup, *a).await,
         Command::Unmount(a) => mount::unmount(&setup, a).await,
         Command::Run(a) => run::run(&setup, a).await,
         Command::Watch(a) => run::watch(&setup, a).await,

@@ -41,6 +41,7 @@ pub async fn mount(setup: &Setup, a: MountArgs) -> Result<Outcome, CliError> {
     };
     // Checked before anything touches the network or the cache dir.
     TransferOptions::checked(requested.clone(), "", false)?;
+    let object = super::object_args::resolve(&a.object, url.dialect).map_err(CliError::Usage)?;
     let h = setup.store_for(&url)?;
     let prefix = crate::mount::names::normalize_prefix(&url.key);
     let cache_dir = a
@@ -94,6 +95,11 @@ pub async fn mount(setup: &Setup, a: MountArgs) -> Result<Outcome, CliError> {
             h.dialect == Dialect::Oss,
         )?
     };
+    // As `cp` uploads: the checksum choice and the object options.
+    cfg.transfer.checksum = h.checksum;
+    cfg.transfer.content_type = object.content_type;
+    cfg.transfer.metadata = object.metadata;
+    cfg.transfer.object = object.object;
     let reporter = setup.reporter.clone();
     let notify: crate::mount::fs::Notify =
         Arc::new(move |m: &str| reporter.say(&format!("ferry: {m}")));

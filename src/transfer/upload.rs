@@ -80,24 +80,25 @@ pub struct UploadOutcome {
 }
 
 /// The Content-Type a browser or CDN needs: the one asked for, else
-/// guessed from the extension as the AWS CLI and rclone do; none (the
-/// store's default) when unknown or when guessing is off.
-fn content_type_for(opts: &TransferOptions, path: &Path) -> Option<String> {
+/// guessed from the key's extension as the AWS CLI and rclone do (the key,
+/// not the path read: the mount uploads from staged files of other
+/// names); none (the store's default) when unknown or guessing is off.
+fn content_type_for(opts: &TransferOptions, key: &str) -> Option<String> {
     match &opts.content_type {
         ContentType::Fixed(t) => Some(t.clone()),
-        ContentType::Guess => mime_guess::from_path(path).first_raw().map(str::to_string),
+        ContentType::Guess => mime_guess::from_path(key).first_raw().map(str::to_string),
         ContentType::None => None,
     }
 }
 
 /// What an upload stores with the object: the user's metadata, the
 /// file's mtime (which no user key replaces), and the object options.
-fn put_options(opts: &TransferOptions, path: &Path, mtime: Nanos) -> PutOptions {
+fn put_options(opts: &TransferOptions, key: &str, mtime: Nanos) -> PutOptions {
     let mut metadata = opts.metadata.clone();
     metadata.insert(MTIME_KEY.into(), format_mtime(mtime));
     PutOptions {
         metadata,
-        content_type: content_type_for(opts, path),
+        content_type: content_type_for(opts, key),
         checksum: None,
         object: opts.object.clone(),
     }
@@ -151,7 +152,7 @@ async fn single_put(
 ) -> Result<UploadOutcome, TransferError> {
     let _permit = opts.reserve(size).await;
     let want = digests::for_put(opts.checksum, endpoint(ctx, opts));
-    let put_opts = put_options(opts, path, mtime);
+    let put_opts = put_options(opts, key, mtime);
     ctx.progress.start(key, size, 0);
     let mut attempt = 1;
     let (d, put) = loop {
@@ -322,7 +323,7 @@ impl Multipart<'_> {
                         self.key,
                         &PutOptions {
                             checksum: asked,
-                            ..put_options(self.opts, self.path, self.mtime)
+                            ..put_options(self.opts, self.key, self.mtime)
                         },
                     )
                     .await?;
