@@ -24,6 +24,11 @@ if ! command -v aws >/dev/null 2>&1; then
     python3 -m pip install --quiet awscli
     hash -r
 fi
+# moto plays STS and the EC2 instance metadata service for the credential tests.
+if ! command -v moto_server >/dev/null 2>&1; then
+    python3 -m pip install --quiet 'moto[server]'
+    hash -r
+fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # ferry mount: fusermount3 (fuse3) mounts and unmounts; libfuse3-dev and
 # pkg-config build the fuser crate. rclone is an independent client that

@@ -102,6 +102,14 @@ impl Setup {
         }
         let s = resolve_endpoint(url.dialect, &self.flags, &self.file, &ProcessEnv)?;
         let mut cfg = HttpStoreConfig::new(s.endpoint.clone(), s.dialect, s.scheme, s.addressing);
+        // Credentials are found now, not at the first request: a run with
+        // none stops here with the reason (exit 2), and a role or instance
+        // profile is asked once before the transfers start.
+        if let Some(source) = &s.credentials {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| handle.block_on(source.credentials()))
+                .map_err(|e| CliError::Usage(e.message))?;
+        }
         cfg.credentials = s.credentials;
         cfg.idle_timeout = s.idle_timeout;
         cfg.bandwidth = self.bandwidth.clone();

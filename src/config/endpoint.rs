@@ -7,6 +7,27 @@ use url::Url;
 
 use super::credentials::{resolve_credentials, resolve_with_source};
 
+/// Keys ferry finds itself (environment, shared credentials file, the
+/// profile's own settings), else for S3 the AWS SDK's chain, unless the
+/// profile named its credentials (then their absence is the error).
+fn credential_source_for(
+    dialect: Dialect,
+    profile: &Profile,
+    env: &dyn Env,
+) -> Result<std::sync::Arc<dyn CredentialSource>, ConfigError> {
+    match resolve_credentials(dialect, profile, env) {
+        Ok(c) => Ok(std::sync::Arc::new(c)),
+        Err(ConfigError::MissingCredentials(_))
+            if dialect == Dialect::S3 && !profile.names_credentials() =>
+        {
+            Ok(std::sync::Arc::new(super::aws_chain::AwsChain::new(
+                env.var("AWS_PROFILE"),
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Where the credentials for `dialect` come from with these flags, and the
 /// access key id they carry (never the secret); `None` when requests go
 /// unsigned.
@@ -25,13 +46,28 @@ pub fn credential_source(
         Some(name) => file.profile(name)?,
         None => &empty,
     };
-    let (c, source) = resolve_with_source(dialect, profile, env)?;
-    Ok(Some((source, c.access_key_id)))
+    match resolve_with_source(dialect, profile, env) {
+        Ok((c, source)) => Ok(Some((source, c.access_key_id))),
+        Err(ConfigError::MissingCredentials(_))
+            if dialect == Dialect::S3 && !profile.names_credentials() =>
+        {
+            let chain = super::aws_chain::AwsChain::new(env.var("AWS_PROFILE"));
+            let handle = tokio::runtime::Handle::try_current()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let c = tokio::task::block_in_place(|| handle.block_on(chain.credentials()))
+                .map_err(|e| ConfigError::MissingCredentials(e.message))?;
+            Ok(Some((
+                "the AWS SDK's chain (a profile in ~/.aws/config, web identity, a container or instance metadata)".into(),
+                c.access_key_id,
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 use super::file::{ConfigFile, Profile};
 use super::{ConfigError, Env};
 use crate::checksum::ChecksumChoice;
-use crate::store::credentials::Credentials;
+use crate::store::credentials::CredentialSource;
 use crate::store::dialect::Addressing;
 use crate::store::dialect::Dialect;
 use crate::store::http::DEFAULT_IDLE_TIMEOUT;
@@ -63,7 +99,8 @@ pub struct EndpointSettings {
     pub region: String,
     pub addressing: Addressing,
     pub scheme: Scheme,
-    pub credentials: Option<Credentials>,
+    /// `None` for unsigned requests.
+    pub credentials: Option<std::sync::Arc<dyn CredentialSource>>,
     /// How long a request may go without a byte moving either way.
     pub idle_timeout: Duration,
     /// What upload bodies are digested with.
@@ -237,7 +274,7 @@ pub fn resolve_endpoint(
     let credentials = if flags.no_sign_request {
         None
     } else {
-        Some(resolve_credentials(dialect, profile, env)?)
+        Some(credential_source_for(dialect, profile, env)?)
     };
     Ok(EndpointSettings {
         dialect,

@@ -57,6 +57,18 @@ pub struct Profile {
     pub checksum_algorithm: Option<String>,
 }
 
+impl Profile {
+    /// Whether the profile says where its credentials are (variables, a
+    /// file and section, inline keys): then only those count.
+    pub fn names_credentials(&self) -> bool {
+        self.access_key_id_env.is_some()
+            || self.secret_access_key_env.is_some()
+            || self.access_key_id.is_some()
+            || self.credentials_file.is_some()
+            || self.credentials_profile.is_some()
+    }
+}
+
 /// A byte size written as `"10M"` or a plain integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);

@@ -3,6 +3,27 @@
 
 use std::fmt;
 
+use async_trait::async_trait;
+
+use super::StoreError;
+
+/// Where a store gets the credentials it signs with, asked before every
+/// request: fixed keys answer at once; a provider of temporary
+/// credentials (roles, web identity, instance metadata) answers from its
+/// cache and refreshes them before they expire, so a ten-hour upload, a
+/// watch or a mount keeps signing with valid keys.
+#[async_trait]
+pub trait CredentialSource: Send + Sync + fmt::Debug {
+    async fn credentials(&self) -> Result<Credentials, StoreError>;
+}
+
+#[async_trait]
+impl CredentialSource for Credentials {
+    async fn credentials(&self) -> Result<Credentials, StoreError> {
+        Ok(self.clone())
+    }
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub access_key_id: String,

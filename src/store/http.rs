@@ -18,7 +18,7 @@ use url::Url;
 
 use super::bandwidth::{paced, Bandwidth, CHUNK};
 use super::checksums::{self, Learned};
-use super::credentials::Credentials;
+use super::credentials::CredentialSource;
 use super::dialect::{Addressing, Dialect};
 use super::error::Detail;
 use super::idle::{Activity, Guarded, Watched};
@@ -63,7 +63,7 @@ pub struct HttpStoreConfig {
     pub scheme: Scheme,
     pub addressing: Addressing,
     /// `None` sends unsigned (anonymous) requests.
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<Arc<dyn CredentialSource>>,
     pub retry: RetryPolicy,
     pub connect_timeout: Duration,
     /// Longest time without a byte moving either way (sending a body,
@@ -307,7 +307,8 @@ impl HttpStore {
         query.sort();
         let mut headers = req.headers.clone();
         let signed_at = self.now();
-        if let Some(creds) = &self.cfg.credentials {
+        if let Some(source) = &self.cfg.credentials {
+            let creds = &source.credentials().await?;
             let signable = SignableRequest {
                 method: req.method.as_str(),
                 host: &host,

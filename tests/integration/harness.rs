@@ -107,7 +107,7 @@ impl Server {
             },
             Addressing::Path,
         );
-        cfg.credentials = Some(self.credentials());
+        cfg.credentials = Some(Arc::new(self.credentials()));
         Arc::new(HttpStore::new(cfg).unwrap())
     }
 

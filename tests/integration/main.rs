@@ -9,6 +9,7 @@ mod proxy;
 mod bad_input;
 mod checksums;
 mod commands;
+mod credentials;
 mod delete_safety;
 mod download_edges;
 mod jobs;

@@ -343,7 +343,7 @@ fn wrong_secret_is_reported_as_bad_credentials() {
     );
     let mut creds = srv.credentials();
     creds.secret_access_key = "0".repeat(64);
-    cfg.credentials = Some(creds);
+    cfg.credentials = Some(Arc::new(creds));
     let store = ferry::store::http::HttpStore::new(cfg).unwrap();
     let e = runtime()
         .block_on(store.list_objects(&srv.bucket, &ListRequest::default()))

@@ -551,7 +551,7 @@ fn an_empty_upload_carries_content_length_zero() {
         },
         ferry::store::dialect::Addressing::Path,
     );
-    cfg.credentials = Some(s.credentials());
+    cfg.credentials = Some(std::sync::Arc::new(s.credentials()));
     let store = ferry::store::http::HttpStore::new(cfg).unwrap();
     harness::runtime()
         .block_on(ferry::store::ObjectStore::put_object(
