@@ -246,7 +246,11 @@ EOF
             rm -f "$dir/garage.pid"
             die "garage server exited during startup (log: $dir/garage.log)"
         fi
-        if node=$("${g[@]}" node id -q 2>/dev/null) && [[ -n $node ]]; then
+        # `node id` reads the key from disk and can answer before the RPC
+        # listener is bound; `status` needs the RPC, so both must answer
+        # (on a loaded machine the gap was long enough to fail `layout`).
+        if node=$("${g[@]}" node id -q 2>/dev/null) && [[ -n $node ]] \
+            && "${g[@]}" status >/dev/null 2>&1; then
             break
         fi
         if ((SECONDS >= deadline)); then
@@ -267,7 +271,20 @@ EOF
             die "failed: ${*:2}"
         fi
     }
-    run "${g[@]}" layout assign -z dc1 -c 1G "$node"
+    # Retried within the deadline: the first RPCs of a server still
+    # starting up can be refused.
+    retry() {
+        while ! out=$("$@" 2>&1); do
+            if ((SECONDS >= deadline)); then
+                echo "$out" >&2
+                log_tail "$dir/garage.log"
+                abort_start
+                die "failed: ${*:2}"
+            fi
+            sleep 0.5
+        done
+    }
+    retry "${g[@]}" layout assign -z dc1 -c 1G "$node"
     run "${g[@]}" layout apply --version 1
     run "${g[@]}" key create "$KEY_NAME"
     local key_id secret_key
