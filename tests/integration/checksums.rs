@@ -35,6 +35,16 @@ pub fn aws_head(key: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Uploads `src` to `key` with `extra` flags, in 5 MiB parts from 5 MiB on,
+/// so small test files exercise multipart.
+pub fn upload_in_parts(ferry: &Ferry, extra: &[&str], src: &std::path::Path, key: &str) {
+    let mut args = vec!["cp", "--bigfile-threshold", "5M", "--part-size", "5M"];
+    args.extend_from_slice(extra);
+    let url = server().url(key);
+    args.extend([src.to_str().unwrap(), url.as_str()]);
+    ferry.ok(&args);
+}
+
 /// What the debug log says the download was verified by.
 fn verified_by(out: &std::process::Output) -> String {
     let err = stderr(out);
@@ -65,15 +75,7 @@ fn uploads_carry_crc64nvme_that_the_aws_cli_reads_back_and_downloads_verify() {
     ] {
         let src = write_file(&dir.path().join(name), len, len as u64 + 7);
         let key = format!("{prefix}/{name}");
-        ferry.ok(&[
-            "cp",
-            "--bigfile-threshold",
-            "5M",
-            "--part-size",
-            "5M",
-            src.to_str().unwrap(),
-            &server().url(&key),
-        ]);
+        upload_in_parts(&ferry, &[], &src, &key);
         let head = aws_head(&key);
         let data = std::fs::read(&src).unwrap();
         assert_eq!(
@@ -163,15 +165,7 @@ fn a_download_broken_on_the_wire_is_caught_and_leaves_nothing() {
     for (name, len) in [("small", 200_000usize), ("ranged", 11 << 20)] {
         let src = write_file(&dir.path().join(name), len, 5);
         let k = format!("{key}/{name}");
-        ferry.ok(&[
-            "cp",
-            "--bigfile-threshold",
-            "5M",
-            "--part-size",
-            "5M",
-            src.to_str().unwrap(),
-            &server().url(&k),
-        ]);
+        upload_in_parts(&ferry, &[], &src, &k);
         let proxy =
             ListingProxy::start_with(&server().endpoint, |b| b.to_string(), break_get_bodies);
         let out_dir = dir.path().join(format!("out-{name}"));

@@ -3,7 +3,7 @@
 //! (storage class, ACL, tags: read off the wire at the proxy), and an
 //! archived object's refusal played as AWS documents it.
 
-use crate::checksums::aws_head;
+use crate::checksums::{aws_head, upload_in_parts};
 use crate::harness::{server, stderr, unique, write_file, Ferry};
 use crate::listing_proxy::ListingProxy;
 
@@ -15,12 +15,7 @@ fn uploads_keep_content_type_caching_headers_and_metadata() {
     for (name, len) in [("page.html", 1000usize), ("big.bin", 11 << 20)] {
         let src = write_file(&dir.path().join(name), len, 2);
         let key = format!("{prefix}/{name}");
-        ferry.ok(&[
-            "cp",
-            "--bigfile-threshold",
-            "5M",
-            "--part-size",
-            "5M",
+        let options = [
             "--content-type",
             "text/x-ferry",
             "--cache-control",
@@ -29,9 +24,8 @@ fn uploads_keep_content_type_caching_headers_and_metadata() {
             "attachment; filename=\"x\"",
             "--metadata",
             "Owner=ops team",
-            src.to_str().unwrap(),
-            &server().url(&key),
-        ]);
+        ];
+        upload_in_parts(&ferry, &options, &src, &key);
         let head = aws_head(&key);
         assert_eq!(
             head["ContentType"].as_str(),
