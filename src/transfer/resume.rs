@@ -52,7 +52,8 @@ pub struct UploadResume {
     pub rejected: Vec<(u32, Rejection)>,
 }
 
-fn same_etag(a: &str, b: &str) -> bool {
+/// ETags compare without their quotes and case.
+pub(crate) fn same_etag(a: &str, b: &str) -> bool {
     crate::checksum::normalize_etag(a).eq_ignore_ascii_case(crate::checksum::normalize_etag(b))
 }
 

@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::checkpoint::{CheckpointFile, LockError, UploadCheckpoint};
 use super::digests::{self, read_and_digest, Digested, Endpoint, Want};
 use super::parts::{choose_part_size, layout, PartSpec};
-use super::resume::{plan_upload_resume, RecordedPart};
+use super::resume::{plan_upload_resume, same_etag, RecordedPart};
 use super::{io, ContentType, Context, TransferError, TransferOptions};
 use crate::checksum::flexible::crc_combine;
 use crate::checksum::{crc64_combine, multipart_etag, Algorithm, Checksum, ChecksumType};
@@ -43,12 +43,9 @@ fn endpoint(ctx: &Context, opts: &TransferOptions) -> Endpoint {
     }
 }
 
-/// The stored checksum must be the one computed here, where both exist.
-fn check_stored(
-    what: &str,
-    sent: Option<&Checksum>,
-    stored: Option<&StoredChecksum>,
-) -> Result<(), String> {
+/// The stored checksum must be the one computed here, where both exist;
+/// the problem, if any, for the caller to name the object in.
+fn check_stored(sent: Option<&Checksum>, stored: Option<&StoredChecksum>) -> Result<(), String> {
     match (sent, stored) {
         (Some(mine), Some(s))
             if s.kind == ChecksumType::FullObject
@@ -56,7 +53,7 @@ fn check_stored(
                 && s.checksum != *mine =>
         {
             Err(format!(
-                "{what}: the server stored {} {} but the data sent has {}",
+                "the server stored {} {} but the data sent has {}",
                 s.checksum.algorithm,
                 s.checksum.to_base64(),
                 mine.to_base64()
@@ -154,16 +151,10 @@ async fn single_put(
     let want = digests::for_put(opts.checksum, endpoint(ctx, opts));
     let put_opts = put_options(opts, key, mtime);
     ctx.progress.start(key, size, 0);
+    let file = Arc::new(File::open(path).map_err(io(path, "cannot read"))?);
     let mut attempt = 1;
     let (d, put) = loop {
-        let owned = path.to_path_buf();
-        let d = tokio::task::spawn_blocking(move || {
-            let f = File::open(&owned)?;
-            read_and_digest(&f, 0, size, want)
-        })
-        .await
-        .expect("read task panicked")
-        .map_err(io(path, "cannot read"))?;
+        let d = read_part(&file, path, 0, size, want).await?;
         // A file rewritten while we read it would be stored as a mix of old and new.
         if stat(path)? != (size, mtime) {
             return Err(TransferError::SourceChanged(format!(
@@ -186,12 +177,8 @@ async fn single_put(
     let kept = "the object is kept as stored (deleting it would lose the version it replaced); rerun without -u to send it again";
     // The server already checked the body against its digest; these are a
     // second look at what it says it stored.
-    check_stored(
-        &format!("{bucket}/{key}"),
-        d.checksum.as_ref(),
-        put.checksum.as_ref(),
-    )
-    .map_err(|p| TransferError::Integrity(format!("{p}; {kept}")))?;
+    check_stored(d.checksum.as_ref(), put.checksum.as_ref())
+        .map_err(|p| TransferError::Integrity(format!("{bucket}/{key}: {p}; {kept}")))?;
     if let Some(md5) = d.md5 {
         if put.etag_kind == EtagKind::Md5 && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
             return Err(TransferError::Integrity(format!(
@@ -631,11 +618,7 @@ impl Multipart<'_> {
                 let rec = cp.parts.iter().find(|p| p.number == s.number);
                 let on_server = listed.iter().find(|p| p.part_number == s.number);
                 let agrees = match (rec, on_server) {
-                    (Some(r), Some(p)) => {
-                        p.size == s.len
-                            && crate::checksum::normalize_etag(&p.etag)
-                                .eq_ignore_ascii_case(crate::checksum::normalize_etag(&r.etag))
-                    }
+                    (Some(r), Some(p)) => p.size == s.len && same_etag(&p.etag, &r.etag),
                     _ => false,
                 };
                 !agrees || !sent_here.contains(&s.number)
@@ -662,14 +645,7 @@ impl Multipart<'_> {
             && head.metadata.get(MTIME_KEY) == Some(&format_mtime(self.mtime))
             && match (full, &head.checksum) {
                 (Some(mine), Some(s)) => s.checksum == *mine,
-                _ => {
-                    let md5s: Option<Vec<[u8; 16]>> = cp
-                        .parts
-                        .iter()
-                        .map(|p| hex::decode(&p.md5).ok().and_then(|v| v.try_into().ok()))
-                        .collect();
-                    md5s.is_some_and(|m| multipart_etag(&m).eq_ignore_ascii_case(&head.etag))
-                }
+                _ => parts_etag(cp).is_some_and(|e| e.eq_ignore_ascii_case(&head.etag)),
             };
         if !ours {
             return Ok(None);
@@ -707,17 +683,12 @@ impl Multipart<'_> {
                         .checksum
                 }
             };
-            if let Err(p) = check_stored("", Some(mine), stored.as_ref()) {
-                problem = Some(p.trim_start_matches(": ").to_string());
+            if let Err(p) = check_stored(Some(mine), stored.as_ref()) {
+                problem = Some(p);
             }
         }
-        let md5s: Option<Vec<[u8; 16]>> = cp
-            .parts
-            .iter()
-            .map(|p| hex::decode(&p.md5).ok().and_then(|v| v.try_into().ok()))
-            .collect();
         if result.etag_kind == EtagKind::PartsMd5 {
-            if let Some(exp) = md5s.map(|m| multipart_etag(&m)) {
+            if let Some(exp) = parts_etag(cp) {
                 if !exp.eq_ignore_ascii_case(&result.etag) {
                     problem = Some(format!(
                         "server ETag {}, expected {exp} from the parts sent",
@@ -784,13 +755,7 @@ impl Multipart<'_> {
         };
         let mut attempt = 1;
         let (d, info) = loop {
-            let f = file.clone();
-            let d = tokio::task::spawn_blocking(move || {
-                read_and_digest(&f, spec.offset, spec.len, want)
-            })
-            .await
-            .expect("read task panicked")
-            .map_err(io(self.path, "cannot read"))?;
+            let d = read_part(&file, self.path, spec.offset, spec.len, want).await?;
             let sent = self
                 .ctx
                 .store
@@ -851,16 +816,11 @@ impl Multipart<'_> {
             md5: want.md5 || !by_checksum,
             ..want
         };
-        let f = file.clone();
-        let d =
-            tokio::task::spawn_blocking(move || read_and_digest(&f, spec.offset, spec.len, want))
-                .await
-                .expect("read task panicked")
-                .map_err(io(self.path, "cannot read"))?;
+        let d = read_part(file, self.path, spec.offset, spec.len, want).await?;
         let same = if by_checksum {
             d.checksum == listed.checksum
         } else {
-            crate::checksum::normalize_etag(&listed.etag).eq_ignore_ascii_case(&d.md5_hex())
+            same_etag(&listed.etag, &d.md5_hex())
         };
         if !same {
             return Ok(None);
@@ -882,6 +842,33 @@ fn record(number: u32, etag: String, d: &Digested) -> RecordedPart {
         crc64: d.crc64,
         checksum: d.checksum.as_ref().map(Checksum::to_base64),
     }
+}
+
+/// [`read_and_digest`] on the blocking pool: reading and hashing a part
+/// would stall the runtime worker every other transfer shares.
+async fn read_part(
+    file: &Arc<File>,
+    path: &Path,
+    offset: u64,
+    len: u64,
+    want: Want,
+) -> Result<Digested, TransferError> {
+    let f = file.clone();
+    tokio::task::spawn_blocking(move || read_and_digest(&f, offset, len, want))
+        .await
+        .expect("read task panicked")
+        .map_err(io(path, "cannot read"))
+}
+
+/// The multipart ETag the parts' MD5s make; `None` unless every part was
+/// sent with one (parts sent with a checksum record no MD5).
+fn parts_etag(cp: &UploadCheckpoint) -> Option<String> {
+    let md5s: Option<Vec<[u8; 16]>> = cp
+        .parts
+        .iter()
+        .map(|p| hex::decode(&p.md5).ok().and_then(|v| v.try_into().ok()))
+        .collect();
+    md5s.map(|m| multipart_etag(&m))
 }
 
 /// The parts as CompleteMultipartUpload lists them.
