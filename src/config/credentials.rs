@@ -59,6 +59,8 @@ fn from_env(env: &dyn Env, id: &str, secret: &str, token: &str) -> Option<Creden
     })
 }
 
+/// The credentials alone, for tests of the lookup order.
+#[cfg(test)]
 pub fn resolve_credentials(
     dialect: Dialect,
     profile: &Profile,

@@ -5,24 +5,45 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::credentials::{resolve_credentials, resolve_with_source};
+use std::sync::Arc;
+
+use super::credentials::resolve_with_source;
+
+/// What the chain is called where `config show` names a source.
+const AWS_CHAIN: &str =
+    "the AWS SDK's chain (a profile in ~/.aws/config, web identity, a container or instance metadata)";
+
+/// The profile these flags select (`--profile`, else `FERRY_PROFILE`), and
+/// its name; an empty profile when none is named.
+fn selected_profile(
+    flags: &EndpointFlags,
+    file: &ConfigFile,
+    env: &dyn Env,
+) -> Result<(Option<String>, Profile), ConfigError> {
+    let name = flags.profile.clone().or_else(|| env.var("FERRY_PROFILE"));
+    let profile = match &name {
+        Some(n) => file.profile(n)?.clone(),
+        None => Profile::default(),
+    };
+    Ok((name, profile))
+}
 
 /// Keys ferry finds itself (environment, shared credentials file, the
 /// profile's own settings), else for S3 the AWS SDK's chain, unless the
-/// profile named its credentials (then their absence is the error).
+/// profile named its credentials (then their absence is the error); with
+/// where they come from, for `config show`.
 fn credential_source_for(
     dialect: Dialect,
     profile: &Profile,
     env: &dyn Env,
-) -> Result<std::sync::Arc<dyn CredentialSource>, ConfigError> {
-    match resolve_credentials(dialect, profile, env) {
-        Ok(c) => Ok(std::sync::Arc::new(c)),
+) -> Result<(Arc<dyn CredentialSource>, String), ConfigError> {
+    match resolve_with_source(dialect, profile, env) {
+        Ok((c, source)) => Ok((Arc::new(c), source)),
         Err(ConfigError::MissingCredentials(_))
             if dialect == Dialect::S3 && !profile.names_credentials() =>
         {
-            Ok(std::sync::Arc::new(super::aws_chain::AwsChain::new(
-                env.var("AWS_PROFILE"),
-            )))
+            let chain = super::aws_chain::AwsChain::new(env.var("AWS_PROFILE"));
+            Ok((Arc::new(chain), AWS_CHAIN.into()))
         }
         Err(e) => Err(e),
     }
@@ -30,7 +51,8 @@ fn credential_source_for(
 
 /// Where the credentials for `dialect` come from with these flags, and the
 /// access key id they carry (never the secret); `None` when requests go
-/// unsigned.
+/// unsigned. A chain is asked for its keys now, so a source that has none
+/// says why.
 pub fn credential_source(
     dialect: Dialect,
     flags: &EndpointFlags,
@@ -40,29 +62,13 @@ pub fn credential_source(
     if flags.no_sign_request {
         return Ok(None);
     }
-    let profile_name = flags.profile.clone().or_else(|| env.var("FERRY_PROFILE"));
-    let empty = Profile::default();
-    let profile = match &profile_name {
-        Some(name) => file.profile(name)?,
-        None => &empty,
-    };
-    match resolve_with_source(dialect, profile, env) {
-        Ok((c, source)) => Ok(Some((source, c.access_key_id))),
-        Err(ConfigError::MissingCredentials(_))
-            if dialect == Dialect::S3 && !profile.names_credentials() =>
-        {
-            let chain = super::aws_chain::AwsChain::new(env.var("AWS_PROFILE"));
-            let handle = tokio::runtime::Handle::try_current()
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-            let c = tokio::task::block_in_place(|| handle.block_on(chain.credentials()))
-                .map_err(|e| ConfigError::MissingCredentials(e.message))?;
-            Ok(Some((
-                "the AWS SDK's chain (a profile in ~/.aws/config, web identity, a container or instance metadata)".into(),
-                c.access_key_id,
-            )))
-        }
-        Err(e) => Err(e),
-    }
+    let (_, profile) = selected_profile(flags, file, env)?;
+    let (source, origin) = credential_source_for(dialect, &profile, env)?;
+    let handle =
+        tokio::runtime::Handle::try_current().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let c = tokio::task::block_in_place(|| handle.block_on(source.credentials()))
+        .map_err(|e| ConfigError::MissingCredentials(e.message))?;
+    Ok(Some((origin, c.access_key_id)))
 }
 use super::file::{ConfigFile, Profile};
 use super::{ConfigError, Env};
@@ -100,7 +106,7 @@ pub struct EndpointSettings {
     pub addressing: Addressing,
     pub scheme: Scheme,
     /// `None` for unsigned requests.
-    pub credentials: Option<std::sync::Arc<dyn CredentialSource>>,
+    pub credentials: Option<Arc<dyn CredentialSource>>,
     /// How long a request may go without a byte moving either way.
     pub idle_timeout: Duration,
     /// What upload bodies are digested with.
@@ -150,12 +156,8 @@ pub fn resolve_endpoint(
     file: &ConfigFile,
     env: &dyn Env,
 ) -> Result<EndpointSettings, ConfigError> {
-    let profile_name = flags.profile.clone().or_else(|| env.var("FERRY_PROFILE"));
-    let empty = Profile::default();
-    let profile = match &profile_name {
-        Some(name) => file.profile(name)?,
-        None => &empty,
-    };
+    let (profile_name, profile) = selected_profile(flags, file, env)?;
+    let profile = &profile;
     if let Some(s) = profile.scheme {
         if s != dialect {
             return Err(ConfigError::Invalid(format!(
@@ -274,7 +276,7 @@ pub fn resolve_endpoint(
     let credentials = if flags.no_sign_request {
         None
     } else {
-        Some(credential_source_for(dialect, profile, env)?)
+        Some(credential_source_for(dialect, profile, env)?.0)
     };
     Ok(EndpointSettings {
         dialect,
