@@ -20,7 +20,6 @@ use super::parts::{choose_part_size, layout, PartSpec};
 use super::resume::plan_download_resume;
 use super::verify::{self, Check, Crc};
 use super::{io, Context, TransferError, TransferOptions};
-use crate::checksum::flexible::Hasher;
 use crate::mtime::{from_datetime, parse_mtime, to_filetime, MTIME_KEY};
 use crate::store::{ByteStream, GetRequest, ObjectMeta, StoreError, StoreErrorKind};
 
@@ -305,12 +304,7 @@ async fn single_get(
         // `verify`): a stored CRC costs a twentieth of MD5's CPU; the MD5
         // the ETag is only where the store vouches that it is one.
         let check = Check::choose(&meta, true);
-        let mut md5 = matches!(check, Check::Md5 { .. }).then(Md5::new);
-        let mut crc = check.range_crc().map(Crc::new);
-        let mut sha = match &check {
-            Check::Sha { expected } => Some(Hasher::new(expected.algorithm)),
-            _ => None,
-        };
+        let mut digest = verify::InStream::new(&check);
         let mut received = 0u64;
         if let Some(out) = out {
             let mut body = out.body;
@@ -320,15 +314,7 @@ async fn single_get(
             // A small object becomes one write.
             received = drain(&mut body, meta.size, |piece| {
                 file.write_all(piece).map_err(io(&path, "cannot write"))?;
-                if let Some(m) = md5.as_mut() {
-                    m.update(piece);
-                }
-                if let Some(c) = crc.as_mut() {
-                    c.update(piece);
-                }
-                if let Some(h) = sha.as_mut() {
-                    h.update(piece);
-                }
+                digest.update(piece);
                 ctx.progress.advance(piece.len() as u64);
                 Ok(())
             })
@@ -342,28 +328,9 @@ async fn single_get(
             .into());
         }
         let what = format!("{bucket}/{key}");
-        if let Some(m) = md5 {
-            let got = hex::encode(m.finalize());
-            if !got.eq_ignore_ascii_case(&meta.etag) {
-                return Err(TransferError::Integrity(verify::mismatch(
-                    &what, &check, &got, &meta.etag,
-                )));
-            }
-        }
-        if let (Some(c), Check::Crc { expected, .. }) = (crc, &check) {
-            compare_crc(&what, &check, c.finish(), *expected)?;
-        }
-        if let (Some(h), Check::Sha { expected }) = (sha, &check) {
-            let got = h.finish();
-            if got != *expected {
-                return Err(TransferError::Integrity(verify::mismatch(
-                    &what,
-                    &check,
-                    &got.to_base64(),
-                    &expected.to_base64(),
-                )));
-            }
-        }
+        digest
+            .verdict(&what, &check)
+            .map_err(TransferError::Integrity)?;
         if check.reads_back(true) {
             read_back(ctx, bucket, key, &temp, &meta, &check).await?;
         }
@@ -404,20 +371,6 @@ fn crc_of_range(file: &File, kind: verify::CrcKind, s: &PartSpec) -> std::io::Re
     Ok(h.finish())
 }
 
-/// The CRCs as numbers, in the width the algorithm has.
-fn compare_crc(what: &str, check: &Check, got: u64, expected: u64) -> Result<(), TransferError> {
-    if got == expected {
-        return Ok(());
-    }
-    let (got, want) = match check {
-        Check::Crc { kind, .. } => (kind.show(got), kind.show(expected)),
-        _ => (got.to_string(), expected.to_string()),
-    };
-    Err(TransferError::Integrity(verify::mismatch(
-        what, check, &got, &want,
-    )))
-}
-
 /// The checks that need the whole file in order (SHAs of a ranged
 /// download, composite checksums), made on the temporary before it is
 /// published.
@@ -438,14 +391,8 @@ async fn read_back(
                 verify::digest_range(&t.file, a, 0, size)
             })
             .await?;
-            if got != *expected {
-                return Err(TransferError::Integrity(verify::mismatch(
-                    &what,
-                    check,
-                    &got.to_base64(),
-                    &expected.to_base64(),
-                )));
-            }
+            verify::digest_verdict(&what, check, &got, expected)
+                .map_err(TransferError::Integrity)?;
         }
         Check::Composite { expected, parts } => {
             let bounds = part_bounds(ctx, bucket, key, *parts, meta).await?;
@@ -847,7 +794,7 @@ async fn fetch_ranges(
             })
             .flatten();
         if let Some(got) = combined {
-            compare_crc(&what, r.check, got, expected)?;
+            verify::crc_verdict(&what, r.check, got, expected).map_err(TransferError::Integrity)?;
         }
     }
     if r.check.reads_back(false) {

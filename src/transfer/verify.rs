@@ -104,6 +104,93 @@ impl Check {
     }
 }
 
+/// The digest a check takes of bytes arriving in order (one GET): the
+/// MD5 an ETag is, the CRC, or the SHA; none for size or a composite
+/// checksum (read back from the file instead).
+pub struct InStream(Option<Running>);
+
+enum Running {
+    Md5(md5::Md5),
+    Crc(Crc),
+    Sha(Hasher),
+}
+
+impl InStream {
+    pub fn new(check: &Check) -> InStream {
+        use md5::Digest as _;
+        InStream(match check {
+            Check::Md5 { .. } => Some(Running::Md5(md5::Md5::new())),
+            Check::Crc { kind, .. } => Some(Running::Crc(Crc::new(*kind))),
+            Check::Sha { expected } => Some(Running::Sha(Hasher::new(expected.algorithm))),
+            Check::Composite { .. } | Check::Size => None,
+        })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        use md5::Digest as _;
+        match &mut self.0 {
+            Some(Running::Md5(h)) => h.update(data),
+            Some(Running::Crc(c)) => c.update(data),
+            Some(Running::Sha(h)) => h.update(data),
+            None => {}
+        }
+    }
+
+    /// What the bytes fed must match; the mismatch worded for the user.
+    pub fn verdict(self, what: &str, check: &Check) -> Result<(), String> {
+        use md5::Digest as _;
+        match (self.0, check) {
+            (Some(Running::Md5(h)), Check::Md5 { etag }) => {
+                let got = hex::encode(h.finalize());
+                if got.eq_ignore_ascii_case(etag) {
+                    Ok(())
+                } else {
+                    Err(mismatch(what, check, &got, etag))
+                }
+            }
+            (Some(Running::Crc(c)), Check::Crc { expected, .. }) => {
+                crc_verdict(what, check, c.finish(), *expected)
+            }
+            (Some(Running::Sha(h)), Check::Sha { expected }) => {
+                digest_verdict(what, check, &h.finish(), expected)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A combined CRC against the stored one, values shown as the store
+/// writes them.
+pub fn crc_verdict(what: &str, check: &Check, got: u64, expected: u64) -> Result<(), String> {
+    if got == expected {
+        return Ok(());
+    }
+    let (got, want) = match check {
+        Check::Crc { kind, .. } => (kind.show(got), kind.show(expected)),
+        _ => (got.to_string(), expected.to_string()),
+    };
+    Err(mismatch(what, check, &got, &want))
+}
+
+/// A digest against the stored one.
+pub fn digest_verdict(
+    what: &str,
+    check: &Check,
+    got: &Checksum,
+    expected: &Checksum,
+) -> Result<(), String> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(mismatch(
+            what,
+            check,
+            &got.to_base64(),
+            &expected.to_base64(),
+        ))
+    }
+}
+
 /// A mismatch, worded for the user.
 pub fn mismatch(what: &str, check: &Check, got: &str, want: &str) -> String {
     format!(
@@ -229,6 +316,48 @@ mod tests {
         m.crc64 = None;
         m.etag_kind = EtagKind::Opaque;
         assert_eq!(Check::choose(&m, true), Check::Size);
+    }
+
+    #[test]
+    fn in_stream_digests_pass_the_data_and_catch_one_flipped_byte() {
+        let data = b"the bytes of an object".to_vec();
+        let mut bad = data.clone();
+        bad[3] ^= 1;
+        let sha = {
+            let mut h = Hasher::new(Algorithm::Sha256);
+            h.update(&data);
+            h.finish()
+        };
+        let checks = [
+            Check::Md5 {
+                etag: hex::encode(crate::checksum::md5(&data)).to_uppercase(),
+            },
+            Check::Crc {
+                kind: CrcKind::Crc32c,
+                expected: CrcKind::Crc32c.of_bytes(&data),
+            },
+            Check::Sha { expected: sha },
+        ];
+        for check in &checks {
+            let run = |bytes: &[u8]| {
+                let mut d = InStream::new(check);
+                for chunk in bytes.chunks(5) {
+                    d.update(chunk);
+                }
+                d.verdict("b/k", check)
+            };
+            assert_eq!(run(&data), Ok(()), "{check:?}");
+            let e = run(&bad).unwrap_err();
+            assert!(
+                e.starts_with("b/k: downloaded data has ") && e.contains("nothing was kept"),
+                "{e}"
+            );
+        }
+        // Size and composite checks take nothing in stream.
+        assert_eq!(
+            InStream::new(&Check::Size).verdict("b/k", &Check::Size),
+            Ok(())
+        );
     }
 
     #[test]
