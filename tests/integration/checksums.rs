@@ -8,31 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry::checksum::{Crc, CrcKind};
 
-use crate::harness::{aws, server, sha256_file, stderr, unique, write_file, Ferry};
+use crate::harness::{
+    aws, aws_head, aws_head_with, server, sha256_file, stderr, unique, write_file, Ferry,
+};
 use crate::listing_proxy::ListingProxy;
 
 pub fn nvme_base64(data: &[u8]) -> String {
     let mut c = Crc::new(CrcKind::Crc64Nvme);
     c.update(data);
     c.checksum().unwrap().to_base64()
-}
-
-/// `aws s3api head-object --checksum-mode ENABLED`, as JSON.
-pub fn aws_head(key: &str) -> serde_json::Value {
-    let out = aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        &server().bucket,
-        "--key",
-        key,
-        "--checksum-mode",
-        "ENABLED",
-        "--output",
-        "json",
-    ]);
-    assert!(out.status.success(), "head-object: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Uploads `src` to `key` with `extra` flags, in 5 MiB parts from 5 MiB on,
@@ -273,36 +257,18 @@ fn sse_c_objects_round_trip_verified_by_their_checksum() {
     for (name, len) in [("single", 1usize << 20), ("multi", 12 << 20)] {
         let src = write_file(&dir.path().join(name), len, 31);
         let key = format!("{prefix}/{name}");
-        ferry.ok(&[
-            "--sse-c-key-file",
-            key_arg,
-            "cp",
-            "--bigfile-threshold",
-            "5M",
-            "--part-size",
-            "5M",
-            src.to_str().unwrap(),
-            &server().url(&key),
-        ]);
+        upload_in_parts(&ferry, &["--sse-c-key-file", key_arg], &src, &key);
         // The AWS CLI reads the checksum back with the same key.
-        let out = aws(&[
-            "s3api",
-            "head-object",
-            "--bucket",
-            &server().bucket,
-            "--key",
+        let customer_key = format!("fileb://{key_arg}");
+        let head = aws_head_with(
             &key,
-            "--sse-customer-algorithm",
-            "AES256",
-            "--sse-customer-key",
-            &format!("fileb://{key_arg}"),
-            "--checksum-mode",
-            "ENABLED",
-            "--output",
-            "json",
-        ]);
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
-        let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            &[
+                "--sse-customer-algorithm",
+                "AES256",
+                "--sse-customer-key",
+                &customer_key,
+            ],
+        );
         let data = std::fs::read(&src).unwrap();
         assert_eq!(
             head["ChecksumCRC64NVME"].as_str(),

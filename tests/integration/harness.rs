@@ -272,6 +272,32 @@ pub fn aws(args: &[&str]) -> Output {
         .expect("the AWS CLI (scripts/test.sh installs it)")
 }
 
+/// `aws s3api head-object --checksum-mode ENABLED`, as JSON.
+pub fn aws_head(key: &str) -> serde_json::Value {
+    aws_head_with(key, &[])
+}
+
+/// As [`aws_head`], with more arguments (an SSE-C key, say).
+pub fn aws_head_with(key: &str, extra: &[&str]) -> serde_json::Value {
+    let s = server();
+    let mut args = vec![
+        "s3api",
+        "head-object",
+        "--bucket",
+        &s.bucket,
+        "--key",
+        key,
+        "--checksum-mode",
+        "ENABLED",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = aws(&args);
+    assert!(out.status.success(), "head-object {key}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Parts the server lists for the one open upload of `key`, via the AWS CLI.
 pub fn aws_listed_parts(key: &str) -> Option<Vec<(u64, u64)>> {
     let s = server();

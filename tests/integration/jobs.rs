@@ -356,7 +356,7 @@ fn a_jobs_object_options_reach_every_upload_and_bad_ones_name_the_job() {
     );
     let c = cfg.to_str().unwrap();
     ferry.ok(&["--config", c, "run", "site"]);
-    let head = crate::checksums::aws_head(&format!("{prefix}/index.html"));
+    let head = crate::harness::aws_head(&format!("{prefix}/index.html"));
     assert_eq!(head["CacheControl"].as_str(), Some("max-age=300"), "{head}");
     assert_eq!(head["ContentType"].as_str(), Some("text/html"), "{head}");
     assert_eq!(head["Metadata"]["owner"].as_str(), Some("web"), "{head}");

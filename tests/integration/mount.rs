@@ -17,7 +17,7 @@ use ferry::transfer::{upload_file, Cancel, Context, NoProgress, TransferOptions,
 use futures::StreamExt;
 
 use crate::harness::{
-    aws, aws_listed_parts, aws_sha256, pattern, runtime, server, sha256, sha256_file, unique,
+    aws_head, aws_listed_parts, aws_sha256, pattern, runtime, server, sha256, sha256_file, unique,
     wait_for, write_file, Ferry,
 };
 use crate::proxy::Proxy;
@@ -316,32 +316,12 @@ fn tree_copied_into_the_mount_lands_in_the_bucket() {
         let rel = f.strip_prefix(&src).unwrap();
         let key = format!("{prefix}/tree/{}", rel.display());
         assert_eq!(aws_sha256(&key), sha256_file(f), "{key}");
-        let out = aws(&[
-            "s3api",
-            "head-object",
-            "--bucket",
-            &server().bucket,
-            "--key",
-            &key,
-            "--output",
-            "json",
-        ]);
-        let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let head = aws_head(&key);
         let want = format_mtime(file_mtime(&std::fs::metadata(f).unwrap()));
         assert_eq!(head["Metadata"]["mtime"], want.as_str(), "{key}: {head}");
     }
     // The large file went in parts.
-    let out = aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        &server().bucket,
-        "--key",
-        &format!("{prefix}/tree/big/large.bin"),
-        "--output",
-        "json",
-    ]);
-    let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let head = aws_head(&format!("{prefix}/tree/big/large.bin"));
     assert!(head["ETag"].as_str().unwrap().contains("-3"), "{head}");
 }
 
@@ -879,7 +859,7 @@ fn files_written_through_the_mount_carry_its_object_options_and_checksums() {
     // Read back in order through the mount (the check is on this path).
     assert_eq!(std::fs::read(m.path("moved.html")).unwrap(), data);
     m.unmount(&ferry);
-    let head = crate::checksums::aws_head(&format!("{prefix}/moved.html"));
+    let head = aws_head(&format!("{prefix}/moved.html"));
     assert_eq!(head["CacheControl"].as_str(), Some("max-age=7"), "{head}");
     assert_eq!(head["ContentType"].as_str(), Some("text/html"), "{head}");
     assert_eq!(head["Metadata"]["origin"].as_str(), Some("mount"), "{head}");

@@ -3,7 +3,8 @@
 //! (storage class, ACL, tags: read off the wire at the proxy), and an
 //! archived object's refusal played as AWS documents it.
 
-use crate::checksums::{aws_head, upload_in_parts};
+use crate::checksums::upload_in_parts;
+use crate::harness::aws_head;
 use crate::harness::{server, stderr, unique, write_file, Ferry};
 use crate::listing_proxy::ListingProxy;
 

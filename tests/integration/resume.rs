@@ -121,7 +121,7 @@ fn upload_killed_with_sigkill_resumes_sending_only_missing_parts() {
     assert_eq!(aws_sha256(&key), sha256_file(&src));
     // The parts of both runs carried CRC-64/NVME: the server combined them
     // into the whole file's, as an independent client reads it.
-    let head = crate::checksums::aws_head(&key);
+    let head = crate::harness::aws_head(&key);
     assert_eq!(head["ChecksumType"].as_str(), Some("FULL_OBJECT"), "{head}");
     assert_eq!(
         head["ChecksumCRC64NVME"].as_str(),

@@ -720,8 +720,7 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
         .all(|r| r.target.contains("partNumber=") && r.body_len == 0));
     // An independent client sees the same bytes and the source's metadata.
     assert_eq!(harness::aws_sha256(&dst), sha256(&data));
-    let head = harness::aws(&["s3api", "head-object", "--bucket", &s.bucket, "--key", &dst]);
-    let v: serde_json::Value = serde_json::from_slice(&head.stdout).unwrap();
+    let v = harness::aws_head(&dst);
     assert_eq!(v["Metadata"]["mtime"], "1700000000.5", "{v}");
     assert_eq!(v["ContentLength"], 12 << 20);
     assert!(v["ETag"].as_str().unwrap().ends_with("-3\""), "{v}");
@@ -739,15 +738,7 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
         &limits,
     ))
     .unwrap();
-    let head = harness::aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        &s.bucket,
-        "--key",
-        &dst2,
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&head.stdout).unwrap();
+    let v = harness::aws_head(&dst2);
     assert_eq!(v["Metadata"]["mtime"], "5", "{v}");
     assert_eq!(harness::aws_sha256(&dst2), sha256(&data));
 }
