@@ -158,11 +158,14 @@ async fn multipart_copy(
     };
     if let (Some(want), Some(got)) = (src.crc64, put.crc64) {
         if want != got {
-            // A wrong copy is removed rather than left looking valid.
-            let _ = store.delete_object(bucket, key).await;
+            // Not deleted: the copy already replaced whatever the key held
+            // (for a re-time, the object itself), and deleting it would
+            // lose both. The copy fails, and the message says so.
             return Err(StoreError::new(
                 StoreErrorKind::Integrity,
-                format!("the copy's CRC-64 {got} differs from the source's {want}; copy removed"),
+                format!(
+                    "the copy's CRC-64 {got} differs from the source's {want}; the copy is kept as stored (deleting it would lose what it replaced)"
+                ),
             ));
         }
     }
@@ -291,6 +294,44 @@ mod tests {
         assert_eq!(copy.metadata, new);
         assert_eq!(copy.content_type.as_deref(), Some("text/html"));
         assert_eq!(copy.object, opts.object);
+    }
+
+    /// A re-time copies an object onto itself: a completed copy whose
+    /// CRC-64 disagrees must not be deleted, or the only copy goes.
+    #[tokio::test]
+    async fn a_copy_whose_crc_disagrees_is_reported_and_never_deleted() {
+        use crate::store::faulty::{Fault, When};
+        let mut oss = MemoryStore::new();
+        oss.report_crc64 = true;
+        oss.min_part_size = 4;
+        oss.max_single_copy = 10;
+        let oss = Arc::new(oss);
+        oss.create_bucket("b").await.unwrap();
+        let data: Vec<u8> = (0..25u8).collect();
+        oss.put_object("b", "src", Body::new(data.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+        let f = FaultyStore::new(oss.clone());
+        f.inject(Op::Complete, When::Always, Fault::WrongCrc64);
+        let limits = CopyLimits {
+            max_single: 10,
+            part_size: 8,
+        };
+        let new: Metadata = [("mtime".to_string(), "99".to_string())].into();
+        let err = copy_object_any_size(&f, "b", "src", "b", "src", Some(&new), &limits)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Integrity, "{err}");
+        assert!(err.to_string().contains("kept"), "{err}");
+        assert_eq!(f.calls(Op::Delete), 0);
+        let kept = oss
+            .get_object("b", "src", &crate::store::GetRequest::whole())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(kept, data);
     }
 
     #[tokio::test]

@@ -56,6 +56,9 @@ pub enum Fault {
     /// GET bodies arrive whole but with the first byte of every chunk
     /// flipped: damage no length check can see.
     CorruptBody,
+    /// A completion reports a CRC-64 one bit off what the store holds: a
+    /// copy or upload that went wrong where only that check can see it.
+    WrongCrc64,
     /// Refuse before the request reaches the store with this error code
     /// and a 400, classified as the HTTP store classifies it
     /// (`InvalidPart` from a cluster that listed a part it cannot use).
@@ -153,7 +156,16 @@ impl FaultyStore {
     where
         F: std::future::Future<Output = Result<T, StoreError>>,
     {
-        match self.enter(op) {
+        let fault = self.enter(op);
+        self.apply(fault, op, call).await
+    }
+
+    /// The call under the fault the caller already looked up.
+    async fn apply<T, F>(&self, fault: Option<Fault>, op: Op, call: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match fault {
             Some(Fault::Fail(kind)) => Err(injected(kind, op)),
             Some(Fault::Refuse(code)) => {
                 let mut e = StoreError::new(
@@ -393,12 +405,20 @@ impl ObjectStore for FaultyStore {
         parts: &[CompletedPart],
         checksum: Option<&Checksum>,
     ) -> Result<PutResult, StoreError> {
-        self.run(
-            Op::Complete,
-            self.inner
-                .complete_multipart_upload(bucket, key, upload_id, parts, checksum),
-        )
-        .await
+        let fault = self.enter(Op::Complete);
+        let wrong = fault == Some(Fault::WrongCrc64);
+        let mut put = self
+            .apply(
+                fault,
+                Op::Complete,
+                self.inner
+                    .complete_multipart_upload(bucket, key, upload_id, parts, checksum),
+            )
+            .await?;
+        if wrong {
+            put.crc64 = put.crc64.map(|c| c ^ 1);
+        }
+        Ok(put)
     }
 
     async fn abort_multipart_upload(
