@@ -30,15 +30,16 @@ if ! command -v moto_server >/dev/null 2>&1; then
     hash -r
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-# ferry mount: fusermount3 (fuse3) mounts and unmounts; libfuse3-dev and
-# pkg-config build the fuser crate. rclone is an independent client that
-# uploads without checksums.
-if ! command -v fusermount3 >/dev/null 2>&1 || ! pkg-config --exists fuse3 2>/dev/null \
-    || ! command -v rclone >/dev/null 2>&1; then
+# The mount tests need fusermount3 (fuse3) to unmount, and as a user to
+# mount; ferry itself builds without any C library. rclone is an
+# independent client that uploads without checksums; socat and openssl
+# serve HTTPS through a private CA for the --ca-bundle test.
+if ! command -v fusermount3 >/dev/null 2>&1 || ! command -v rclone >/dev/null 2>&1 \
+    || ! command -v socat >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fuse3 libfuse3-dev pkg-config rclone >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fuse3 rclone socat openssl >/dev/null
 fi
 
 step "garage install"

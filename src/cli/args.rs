@@ -68,6 +68,14 @@ pub struct GlobalArgs {
     /// FILE (32 bytes, or their base64); needed to download them too
     #[arg(long, global = true, value_name = "FILE")]
     pub sse_c_key_file: Option<PathBuf>,
+    /// Requests on the bucket say the requester pays for them (S3 and OSS
+    /// requester-pays buckets) [default: the profile's requester_pays]
+    #[arg(long, global = true)]
+    pub requester_pays: bool,
+    /// Trust the CA certificates in this PEM file for HTTPS (a private
+    /// CA) in addition to the system's [env: AWS_CA_BUNDLE for s3://]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
     /// Attempts per request for network errors, throttling and 5xx
     #[arg(long, global = true, default_value_t = 6, value_name = "N")]
     pub retries: u32,
@@ -112,6 +120,26 @@ pub enum Command {
     /// Show the effective configuration
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Print a shell completion script (e.g. `ferry completions bash >
+    /// /etc/bash_completion.d/ferry`)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `ferry man > ferry.1`, or write
+    /// one page per command into a directory
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write ferry.1, ferry-cp.1, … into DIR instead of printing ferry.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Settings a job run may override from the command line.

@@ -8,6 +8,7 @@ mod bucket;
 mod checkpoints;
 mod cp;
 mod escape;
+mod help;
 mod ls;
 mod mount;
 mod object_args;
@@ -184,6 +185,13 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliError> {
+    // Neither reads the config file: a broken one must not stop a user
+    // from installing completions or reading the manual.
+    match &cli.command {
+        Command::Completions(a) => return help::completions(a.shell),
+        Command::Man(a) => return help::man(a.dir.as_deref()),
+        _ => {}
+    }
     let setup = setup::Setup::new(&cli.global, cancel)?;
     match cli.command {
         Command::Cp(a) => cp::run(&setup, *a).await,
@@ -200,5 +208,7 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
         Command::Watch(a) => run::watch(&setup, a).await,
         Command::Jobs => run::list(&setup),
         Command::Config(c) => run::config(&setup, c),
+        Command::Completions(a) => help::completions(a.shell),
+        Command::Man(a) => help::man(a.dir.as_deref()),
     }
 }

@@ -173,7 +173,7 @@ fn detach(
             .unwrap_or_default()
     };
     loop {
-        if control::mounted_type(&a.mountpoint).is_some_and(|t| t == "fuse.ferry") {
+        if control::ferry_mounted(&a.mountpoint) {
             setup.reporter.say(&format!(
                 "ferry: mounted {fsname} at {} (pid {}, log {}); unmount with `ferry unmount {}`",
                 control::absolute(&a.mountpoint).display(),
@@ -207,7 +207,7 @@ pub async fn unmount(setup: &Setup, a: UnmountArgs) -> Result<Outcome, CliError>
         &mp,
     );
     let pid = control::read_pid(&files.pid);
-    if control::mounted_type(&mp).is_none() {
+    if control::mounted(&mp).is_none() {
         return Err(CliError::Failed(format!("{} is not mounted", mp.display())));
     }
     control::unmount(&mp, a.lazy).map_err(|e| {

@@ -55,6 +55,8 @@ impl Setup {
                 no_sign_request: g.no_sign_request,
                 idle_timeout: g.idle_timeout,
                 checksum_algorithm: g.checksum_algorithm,
+                requester_pays: g.requester_pays,
+                ca_bundle: g.ca_bundle.clone(),
             },
             retries: g.retries,
             file: Arc::new(file),
@@ -112,6 +114,12 @@ impl Setup {
         }
         cfg.credentials = s.credentials;
         cfg.idle_timeout = s.idle_timeout;
+        cfg.requester_pays = s.requester_pays;
+        if let Some(path) = &s.ca_bundle {
+            cfg.ca_certificates = std::fs::read(path)
+                .map_err(|e| CliError::Usage(format!("CA bundle {}: {e}", path.display())))?;
+            cfg.ca_bundle_name = Some(path.display().to_string());
+        }
         cfg.bandwidth = self.bandwidth.clone();
         cfg.customer_key =
             match &self.customer_key {

@@ -8,24 +8,23 @@
 //! keeps its signer and client and asks this source before each request.
 //!
 //! Temporary credentials are kept until five minutes before they expire
-//! and then fetched again, one refresh at a time.
+//! and then fetched again, one refresh at a time (`refresh`).
 
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use aws_credential_types::provider::ProvideCredentials;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
-use crate::store::credentials::{CredentialSource, Credentials};
+use super::credentials::read_ini_section;
+use super::refresh::{Fetch, Fetched};
+use super::{ConfigError, Env};
+use crate::store::credentials::Credentials;
 use crate::store::{StoreError, StoreErrorKind};
-
-/// Refresh this long before the expiry the provider gave.
-const EARLY: Duration = Duration::from_secs(300);
 
 pub struct AwsChain {
     profile: Option<String>,
     chain: OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
-    cached: Mutex<Option<(Credentials, Option<SystemTime>)>>,
 }
 
 impl std::fmt::Debug for AwsChain {
@@ -42,11 +41,13 @@ impl AwsChain {
         AwsChain {
             profile,
             chain: OnceCell::new(),
-            cached: Mutex::new(None),
         }
     }
+}
 
-    async fn fetch(&self) -> Result<(Credentials, Option<SystemTime>), StoreError> {
+#[async_trait]
+impl Fetch for AwsChain {
+    async fn fetch(&self) -> Result<Fetched, StoreError> {
         let chain = self
             .chain
             .get_or_init(|| async {
@@ -78,6 +79,40 @@ impl AwsChain {
     }
 }
 
+/// A role profile with `mfa_serial` needs a code typed at a prompt, which
+/// a cron job, a watch or a mount never has: refused before anything is
+/// sent, naming the profile and what to do instead. Followed through
+/// `source_profile`, as the SDKs follow it when assuming the role.
+pub fn refuse_mfa(env: &dyn Env) -> Result<(), ConfigError> {
+    let Some(path) = env
+        .var("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| env.home().map(|h| h.join(".aws").join("config")))
+    else {
+        return Ok(());
+    };
+    let mut name = env.var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    // A cycle of source_profiles is the SDK's error to report; stop at it.
+    for _ in 0..8 {
+        let Some(section) = read_ini_section(&path, &name) else {
+            return Ok(());
+        };
+        if section.contains_key("role_arn") && section.contains_key("mfa_serial") {
+            return Err(ConfigError::MissingCredentials(format!(
+                "profile {name} in {} assumes its role with an MFA code (mfa_serial), which ferry cannot ask for: \
+                 get temporary credentials first (e.g. `aws configure export-credentials --profile {name} --format env`) \
+                 and pass them in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN",
+                path.display()
+            )));
+        }
+        match section.get("source_profile") {
+            Some(next) if *next != name => name = next.clone(),
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// An error and its causes on one line.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -93,18 +128,39 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-#[async_trait]
-impl CredentialSource for AwsChain {
-    async fn credentials(&self) -> Result<Credentials, StoreError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((c, expiry)) = &*cached {
-            let fresh = expiry.is_none_or(|e| SystemTime::now() + EARLY < e);
-            if fresh {
-                return Ok(c.clone());
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn an_mfa_role_is_refused_through_its_source_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "[default]\nregion = us-east-1\n\
+             [profile admin]\nrole_arn = arn:aws:iam::1:role/admin\nsource_profile = default\nmfa_serial = arn:aws:iam::1:mfa/me\n\
+             [profile ops]\nrole_arn = arn:aws:iam::1:role/ops\nsource_profile = admin\n\
+             [profile plain]\nrole_arn = arn:aws:iam::1:role/plain\nsource_profile = default\n\
+             [profile loop]\nrole_arn = r\nsource_profile = loop2\n[profile loop2]\nrole_arn = r\nsource_profile = loop\n",
+        )
+        .unwrap();
+        let path: &'static str = Box::leak(config.to_str().unwrap().to_string().into_boxed_str());
+        let with = |profile: &'static str| -> HashMap<&'static str, &'static str> {
+            [("AWS_CONFIG_FILE", path), ("AWS_PROFILE", profile)]
+                .into_iter()
+                .collect()
+        };
+        for refused in ["admin", "ops"] {
+            let e = refuse_mfa(&with(refused)).unwrap_err().to_string();
+            assert!(
+                e.contains("mfa_serial") && e.contains("AWS_SESSION_TOKEN"),
+                "{e}"
+            );
         }
-        let (c, expiry) = self.fetch().await?;
-        *cached = Some((c.clone(), expiry));
-        Ok(c)
+        for fine in ["plain", "default", "loop", "missing"] {
+            assert!(refuse_mfa(&with(fine)).is_ok(), "{fine}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Which endpoint, region, addressing style and signature a URL's requests
 //! use, from flags, the standard environment variables and a profile.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -42,7 +43,10 @@ fn credential_source_for(
         Err(ConfigError::MissingCredentials(_))
             if dialect == Dialect::S3 && !profile.names_credentials() =>
         {
-            let chain = super::aws_chain::AwsChain::new(env.var("AWS_PROFILE"));
+            super::aws_chain::refuse_mfa(env)?;
+            let chain = super::refresh::Refreshing::new(super::aws_chain::AwsChain::new(
+                env.var("AWS_PROFILE"),
+            ));
             Ok((Arc::new(chain), AWS_CHAIN.into()))
         }
         Err(e) => Err(e),
@@ -96,6 +100,8 @@ pub struct EndpointFlags {
     pub no_sign_request: bool,
     pub idle_timeout: Option<Duration>,
     pub checksum_algorithm: Option<ChecksumChoice>,
+    pub requester_pays: bool,
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +117,10 @@ pub struct EndpointSettings {
     pub idle_timeout: Duration,
     /// What upload bodies are digested with.
     pub checksum: ChecksumChoice,
+    /// Requests carry `x-amz-request-payer` / `x-oss-request-payer`.
+    pub requester_pays: bool,
+    /// Extra CA certificates (PEM) for HTTPS.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 fn parse_endpoint(raw: &str) -> Result<Url, ConfigError> {
@@ -140,14 +150,6 @@ pub fn default_addressing(url: &Url) -> Addressing {
         }
         _ => Addressing::Virtual,
     }
-}
-
-/// `oss-cn-hangzhou.aliyuncs.com` and `oss-cn-hangzhou-internal.aliyuncs.com` -> `cn-hangzhou`.
-fn oss_region_from_host(host: &str) -> Option<String> {
-    let first = host.split('.').next()?;
-    let r = first.strip_prefix("oss-")?;
-    let r = r.strip_suffix("-internal").unwrap_or(r);
-    (!r.is_empty()).then(|| r.to_string())
 }
 
 pub fn resolve_endpoint(
@@ -202,7 +204,7 @@ pub fn resolve_endpoint(
                 endpoint_url
                     .as_ref()
                     .and_then(|u| u.host_str())
-                    .and_then(oss_region_from_host)
+                    .and_then(crate::store::region::oss_region_from_host)
             });
             let Some(region) = region else {
                 return Err(ConfigError::Invalid(
@@ -278,6 +280,20 @@ pub fn resolve_endpoint(
     } else {
         Some(credential_source_for(dialect, profile, env)?.0)
     };
+    let requester_pays = flags.requester_pays || profile.requester_pays.unwrap_or(false);
+    // The AWS CLI and SDKs read AWS_CA_BUNDLE; OSS's tools have no such
+    // variable, so oss:// takes the flag or the profile.
+    let ca_bundle = flags
+        .ca_bundle
+        .clone()
+        .or_else(|| match dialect {
+            Dialect::S3 => env
+                .var("AWS_CA_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            Dialect::Oss => None,
+        })
+        .or_else(|| profile.ca_bundle.clone());
     Ok(EndpointSettings {
         dialect,
         endpoint,
@@ -287,6 +303,8 @@ pub fn resolve_endpoint(
         credentials,
         idle_timeout,
         checksum,
+        requester_pays,
+        ca_bundle,
     })
 }
 

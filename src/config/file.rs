@@ -55,6 +55,10 @@ pub struct Profile {
     /// `crc64nvme` (default where the store keeps it), `crc32c`, `crc32`
     /// or `md5`.
     pub checksum_algorithm: Option<String>,
+    /// Requests say the requester pays (requester-pays buckets).
+    pub requester_pays: Option<bool>,
+    /// Extra CA certificates (PEM) trusted for this profile's endpoint.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Profile {

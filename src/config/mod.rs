@@ -8,6 +8,7 @@ pub mod dirs;
 pub mod endpoint;
 pub mod file;
 pub mod jobs;
+pub mod refresh;
 
 pub use endpoint::{resolve_endpoint, EndpointFlags, SignatureVersion};
 pub use file::ConfigFile;

@@ -249,8 +249,28 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The file-system type mounted at `mountpoint` ("fuse.ferry"), if any.
-pub fn mounted_type(mountpoint: &Path) -> Option<String> {
+/// What /proc/self/mountinfo says is mounted at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    /// "fuse.ferry" through fusermount3 (which turns the subtype into the
+    /// type), "fuse" when mounted directly by root.
+    pub fs_type: String,
+    /// The mount source: ferry's fsname, `ferry:s3://bucket/prefix`.
+    pub source: String,
+}
+
+impl Mounted {
+    /// A ferry mount, whichever way it was mounted. The type alone is not
+    /// enough: a direct `mount(2)` (root, no libfuse) records plain "fuse"
+    /// and only the source tells ferry from another FUSE file system.
+    pub fn is_ferry(&self) -> bool {
+        self.fs_type == "fuse.ferry"
+            || (self.fs_type == "fuse" && self.source.starts_with("ferry:"))
+    }
+}
+
+/// What is mounted at `mountpoint`, if anything.
+pub fn mounted(mountpoint: &Path) -> Option<Mounted> {
     let abs = absolute(mountpoint);
     let want = abs.to_string_lossy();
     let table = fs::read_to_string("/proc/self/mountinfo").ok()?;
@@ -262,8 +282,16 @@ pub fn mounted_type(mountpoint: &Path) -> Option<String> {
             return None;
         }
         let sep = fields.iter().position(|f| *f == "-")?;
-        fields.get(sep + 1).map(|s| s.to_string())
+        Some(Mounted {
+            fs_type: fields.get(sep + 1)?.to_string(),
+            source: unescape(fields.get(sep + 2).copied().unwrap_or("")),
+        })
     })
+}
+
+/// Whether a ferry mount is on top at `mountpoint`.
+pub fn ferry_mounted(mountpoint: &Path) -> bool {
+    mounted(mountpoint).is_some_and(|m| m.is_ferry())
 }
 
 /// A FUSE mount whose process died: every access fails with ENOTCONN.
@@ -309,6 +337,19 @@ mod tests {
         assert_eq!(unescape(r"/mnt/a\040b"), "/mnt/a b");
         assert_eq!(unescape(r"/plain"), "/plain");
         assert_eq!(unescape(r"/x\"), r"/x\");
+    }
+
+    #[test]
+    fn a_ferry_mount_is_known_by_its_type_or_its_source() {
+        let m = |t: &str, s: &str| Mounted {
+            fs_type: t.into(),
+            source: s.into(),
+        };
+        assert!(m("fuse.ferry", "ferry:s3://b/p").is_ferry());
+        assert!(m("fuse", "ferry:s3://b/p").is_ferry());
+        assert!(!m("fuse", "sshfs#host:/").is_ferry());
+        assert!(!m("fuse.rclone", "ferry:s3://b/p").is_ferry());
+        assert!(!m("ext4", "/dev/sda1").is_ferry());
     }
 
     #[test]

@@ -40,53 +40,6 @@ pub enum MountError {
     },
 }
 
-/// Debian 12's libfuse3 (3.14) knows fewer operations than fuser's table
-/// and prints "fuse: warning: library too old, some operations may not
-/// work" on every mount, although fuser uses the library only to mount and
-/// unmount. That one message is dropped; every other libfuse message is
-/// printed as before.
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-fn quiet_libfuse_version_warning() {
-    use std::ffi::{c_char, c_int, c_void, CStr};
-    // On x86-64 and AArch64 a `va_list` parameter arrives as a pointer, so
-    // it can be received as one and handed on to vfprintf unchanged.
-    extern "C" {
-        fn fuse_set_log_func(func: unsafe extern "C" fn(c_int, *const c_char, *mut c_void));
-        fn vfprintf(stream: *mut libc::FILE, fmt: *const c_char, ap: *mut c_void) -> c_int;
-        static mut stderr: *mut libc::FILE;
-    }
-    unsafe extern "C" fn log(_level: c_int, fmt: *const c_char, ap: *mut c_void) {
-        if fmt.is_null() {
-            return;
-        }
-        // SAFETY: libfuse passes a NUL-terminated format string.
-        let text = unsafe { CStr::from_ptr(fmt) };
-        if text
-            .to_bytes()
-            .starts_with(b"fuse: warning: library too old")
-        {
-            return;
-        }
-        // SAFETY: the format and its arguments come from libfuse as a pair.
-        unsafe {
-            vfprintf(stderr, fmt, ap);
-        }
-    }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: installs a handler with the signature libfuse expects
-    // (fuse_log_func_t); libfuse calls it from the mounting thread.
-    ONCE.call_once(|| unsafe { fuse_set_log_func(log) });
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-fn quiet_libfuse_version_warning() {}
-
 fn report_recovery(r: &RecoveryReport, notify: &Notify) {
     if !r.resumed.is_empty() {
         let list: Vec<String> = r
@@ -149,7 +102,7 @@ pub async fn serve(
         Ok(_) => return Err(MountError::Setup(format!("{shown} is not a directory"))),
         Err(e) => return Err(MountError::Setup(format!("{shown}: {e}"))),
     }
-    if control::mounted_type(&mp).is_some_and(|t| t.starts_with("fuse")) {
+    if control::mounted(&mp).is_some_and(|m| m.fs_type.starts_with("fuse")) {
         return Err(MountError::Setup(format!(
             "{shown} is already a FUSE mount; unmount it first (ferry unmount {shown})"
         )));
@@ -182,7 +135,6 @@ pub async fn serve(
     };
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = opts.threads > 1;
-    quiet_libfuse_version_warning();
     let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current());
     let mp2 = mp.clone();
     let mut session =
@@ -260,49 +212,4 @@ pub async fn serve(
         );
     }
     Ok(report)
-}
-
-#[cfg(all(
-    test,
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod tests {
-    use std::ffi::{c_char, c_int};
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-
-    extern "C" {
-        fn fuse_log(level: c_int, fmt: *const c_char, ...);
-    }
-
-    /// The filter drops exactly the version warning and forwards other
-    /// messages with their arguments intact (the va_list hand-over).
-    #[test]
-    fn libfuse_log_filter_forwards_everything_else() {
-        super::quiet_libfuse_version_warning();
-        let mut out = tempfile::tempfile().unwrap();
-        // SAFETY: fd juggling on valid descriptors; stderr is restored below.
-        let saved = unsafe { libc::dup(2) };
-        unsafe { libc::dup2(out.as_raw_fd(), 2) };
-        // SAFETY: NUL-terminated formats matching their arguments.
-        unsafe {
-            fuse_log(
-                3,
-                c"fuse: warning: library too old, some operations may not work\n".as_ptr(),
-            );
-            fuse_log(3, c"fuse: %s %d\n".as_ptr(), c"kept".as_ptr(), 42 as c_int);
-        }
-        unsafe {
-            libc::fflush(std::ptr::null_mut());
-            libc::dup2(saved, 2);
-            libc::close(saved);
-        }
-        let mut text = String::new();
-        use std::io::Seek;
-        out.rewind().unwrap();
-        out.read_to_string(&mut text).unwrap();
-        assert!(text.contains("fuse: kept 42"), "{text:?}");
-        assert!(!text.contains("library too old"), "{text:?}");
-    }
 }

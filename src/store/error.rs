@@ -61,8 +61,12 @@ pub struct StoreError {
 pub enum Detail {
     /// The key is empty or longer than the dialect allows; nothing was sent.
     InvalidKey { len: usize, max: usize },
-    /// The bucket lives in another region (or behind another endpoint).
-    WrongRegion { region: Option<String> },
+    /// The bucket lives in another region (or behind another endpoint),
+    /// as far as the answer said.
+    WrongRegion {
+        region: Option<String>,
+        endpoint: Option<String>,
+    },
     /// The server refused the request's clock (`RequestTimeTooSkewed`);
     /// its own time, when it said.
     ClockSkew { server_time: Option<OffsetDateTime> },

@@ -22,6 +22,7 @@ use super::credentials::CredentialSource;
 use super::dialect::{Addressing, Dialect};
 use super::error::Detail;
 use super::idle::{Activity, Guarded, Watched};
+use super::region::{self, Hint, Place};
 use super::retry::RetryPolicy;
 use super::sign::sigv4::uri_encode;
 use super::sign::{Payload, Scheme, SignableRequest};
@@ -75,6 +76,12 @@ pub struct HttpStoreConfig {
     pub bandwidth: Option<Arc<Bandwidth>>,
     /// SSE-C: the key every object is written and read with.
     pub customer_key: Option<CustomerKey>,
+    /// Bucket requests say the requester pays.
+    pub requester_pays: bool,
+    /// PEM certificates trusted besides the system's (a private CA), and
+    /// the file they came from, for messages.
+    pub ca_certificates: Vec<u8>,
+    pub ca_bundle_name: Option<String>,
 }
 
 impl HttpStoreConfig {
@@ -91,6 +98,9 @@ impl HttpStoreConfig {
             pool_size: 64,
             bandwidth: None,
             customer_key: None,
+            requester_pays: false,
+            ca_certificates: Vec::new(),
+            ca_bundle_name: None,
         }
     }
 }
@@ -104,6 +114,8 @@ pub struct HttpStore {
     clock_offset_ms: AtomicI64,
     /// Whether this endpoint stores flexible checksums.
     checksums: Learned,
+    /// Buckets the server said live elsewhere, and where (`region`).
+    places: std::sync::RwLock<std::collections::HashMap<String, Place>>,
 }
 
 /// One logical request; rebuilt and re-signed on every attempt so retries
@@ -179,7 +191,24 @@ impl HttpStore {
     pub fn with_clock(cfg: HttpStoreConfig, clock: Clock) -> Result<Self, StoreError> {
         // No read timeout: it would also run while a slow body is being
         // sent. Silence is watched per request instead (`idle`).
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(name) = &cfg.ca_bundle_name {
+            let certs = reqwest::Certificate::from_pem_bundle(&cfg.ca_certificates)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    StoreError::new(
+                        StoreErrorKind::Rejected,
+                        format!("CA bundle {name}: no PEM certificate in it"),
+                    )
+                })?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        // Proxies come from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY
+        // (either case), as curl and the AWS CLI read them: reqwest's default.
+        let client = builder
             .connect_timeout(cfg.connect_timeout)
             .pool_max_idle_per_host(cfg.pool_size)
             .pool_idle_timeout(Duration::from_secs(50))
@@ -195,6 +224,7 @@ impl HttpStore {
             clock,
             clock_offset_ms: AtomicI64::new(0),
             checksums: Learned::default(),
+            places: Default::default(),
         })
     }
 
@@ -204,24 +234,85 @@ impl HttpStore {
         (self.clock)() + time::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
     }
 
-    /// The region requests are signed for, for messages.
-    fn region(&self) -> Option<&str> {
-        match &self.cfg.scheme {
-            Scheme::S3V4 { region } | Scheme::OssV4 { region } => Some(region),
-            Scheme::OssV1 => None,
+    /// Where a bucket's requests go: where the configuration says, unless
+    /// the server has said otherwise. Service-level requests (no bucket)
+    /// always go where configured.
+    fn place(&self, bucket: Option<&str>) -> Place {
+        if let Some(p) = bucket.and_then(|b| self.places.read().ok()?.get(b).cloned()) {
+            return p;
         }
+        let ep = &self.cfg.endpoint;
+        let host = match ep.port() {
+            Some(p) => format!("{}:{}", ep.host_str().unwrap_or_default(), p),
+            None => ep.host_str().unwrap_or_default().to_string(),
+        };
+        let region = match &self.cfg.scheme {
+            Scheme::S3V4 { region } | Scheme::OssV4 { region } => Some(region.clone()),
+            Scheme::OssV1 => None,
+        };
+        Place { region, host }
+    }
+
+    /// The configured scheme, signing for `place`'s region.
+    fn scheme_for(&self, place: &Place) -> Scheme {
+        match (&self.cfg.scheme, &place.region) {
+            (Scheme::S3V4 { .. }, Some(r)) => Scheme::S3V4 { region: r.clone() },
+            (Scheme::OssV4 { .. }, Some(r)) => Scheme::OssV4 { region: r.clone() },
+            (s, _) => s.clone(),
+        }
+    }
+
+    /// After an answer saying the bucket is elsewhere: where to try again,
+    /// remembered for every later request on the bucket. A hint without a
+    /// region (a HEAD's bare 301 from a server that left the header out)
+    /// is completed by asking the bucket's region with HEAD, as the AWS
+    /// SDKs do.
+    async fn relocate(&self, bucket: &str, err: &StoreError) -> Option<Place> {
+        let mut hint = match err.detail() {
+            Some(Detail::WrongRegion { region, endpoint }) => Hint {
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+            },
+            // A bare 400 to a HEAD (no body, no header) is how a signature
+            // for the wrong region looks there; the SDKs then ask the
+            // bucket, and so does ferry.
+            _ if err.status == Some(400) && err.code.is_none() => Hint::default(),
+            _ => return None,
+        };
+        let now = self.place(Some(bucket));
+        if hint.region.is_none() && self.cfg.dialect == Dialect::S3 {
+            hint.region = self.bucket_region(bucket).await;
+        }
+        let next = region::relocate(self.cfg.dialect, &now, &hint)?;
+        tracing::debug!(
+            bucket,
+            region = next.region.as_deref().unwrap_or("-"),
+            host = %next.host,
+            "the bucket is served elsewhere; following the server's answer"
+        );
+        if let Ok(mut places) = self.places.write() {
+            places.insert(bucket.to_string(), next.clone());
+        }
+        Some(next)
+    }
+
+    /// `x-amz-bucket-region` of a HEAD on the bucket, whatever its status:
+    /// AWS sends it on 200, 301 and 403 alike.
+    async fn bucket_region(&self, bucket: &str) -> Option<String> {
+        let req = Request::new("HeadBucket", Method::HEAD, bucket, None);
+        let resp = match self.send_once_raw(&req).await {
+            Ok(r) => r,
+            Err(_) => return None,
+        };
+        header(resp.headers(), "x-amz-bucket-region")
     }
 
     pub fn dialect(&self) -> Dialect {
         self.cfg.dialect
     }
 
-    fn target(&self, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
-        let ep = &self.cfg.endpoint;
-        let base_host = match ep.port() {
-            Some(p) => format!("{}:{}", ep.host_str().unwrap_or_default(), p),
-            None => ep.host_str().unwrap_or_default().to_string(),
-        };
+    fn target(&self, place: &Place, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
+        let base_host = place.host.clone();
         let key_path = key.map(encode_path).unwrap_or_default();
         match (self.cfg.addressing, bucket) {
             (Addressing::Virtual, Some(b)) => (format!("{b}.{base_host}"), format!("/{key_path}")),
@@ -251,12 +342,21 @@ impl HttpStore {
         }
         let mut attempt = 1;
         let mut clock_corrected = false;
+        let mut relocated = false;
         loop {
             let result = self.send_once(&req).await;
             let err = match result {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
+            // Once per request: a second "elsewhere" is a server this
+            // client cannot satisfy, and its message names the fix.
+            if let (Some(bucket), false) = (req.bucket, relocated) {
+                if self.relocate(bucket, &err).await.is_some() {
+                    relocated = true;
+                    continue;
+                }
+            }
             if let Some(&Detail::ClockSkew { server_time }) = err.detail() {
                 match server_time {
                     // Once per request: a second refusal is not a clock
@@ -302,10 +402,36 @@ impl HttpStore {
     }
 
     async fn send_once(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
-        let (host, path) = self.target(req.bucket, req.key);
+        let (resp, place, signed_at) = self.send_signed(req).await?;
+        let status = resp.status().as_u16();
+        if status < 300 || (status == 304) {
+            return Ok(resp);
+        }
+        Err(self.status_error(resp, req.bucket, &place, signed_at).await)
+    }
+
+    /// One attempt, whatever the status: for the few callers that read an
+    /// error answer's headers themselves.
+    async fn send_once_raw(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
+        self.send_signed(req).await.map(|(resp, _, _)| resp)
+    }
+
+    async fn send_signed(
+        &self,
+        req: &Request<'_>,
+    ) -> Result<(reqwest::Response, Place, OffsetDateTime), StoreError> {
+        let place = self.place(req.bucket);
+        let (host, path) = self.target(&place, req.bucket, req.key);
         let mut query = req.query.clone();
         query.sort();
         let mut headers = req.headers.clone();
+        if self.cfg.requester_pays && req.bucket.is_some() {
+            let name = match self.cfg.dialect {
+                Dialect::S3 => "x-amz-request-payer",
+                Dialect::Oss => "x-oss-request-payer",
+            };
+            headers.push((name.into(), "requester".into()));
+        }
         let signed_at = self.now();
         if let Some(source) = &self.cfg.credentials {
             let creds = &source.credentials().await?;
@@ -318,10 +444,9 @@ impl HttpStore {
                 bucket: req.bucket,
                 key: req.key,
             };
-            let added = self
-                .cfg
-                .scheme
-                .sign(&signable, creds, &Payload::Unsigned, signed_at);
+            let added =
+                self.scheme_for(&place)
+                    .sign(&signable, creds, &Payload::Unsigned, signed_at);
             headers.extend(added);
         }
         let mut url = format!("{}://{}{}", self.cfg.endpoint.scheme(), host, path);
@@ -380,12 +505,8 @@ impl HttpStore {
                 return Err(self.idle_error("no answer from"));
             }
         };
-        let status = resp.status().as_u16();
-        tracing::debug!(op = req.op, status, "response");
-        if status < 300 || (status == 304) {
-            return Ok(resp);
-        }
-        Err(self.status_error(resp, req.bucket, signed_at).await)
+        tracing::debug!(op = req.op, status = resp.status().as_u16(), "response");
+        Ok((resp, place, signed_at))
     }
 
     fn idle_error(&self, what: &str) -> StoreError {
@@ -458,6 +579,7 @@ impl HttpStore {
         &self,
         resp: reqwest::Response,
         bucket: Option<&str>,
+        place: &Place,
         signed_at: OffsetDateTime,
     ) -> StoreError {
         let status = resp.status().as_u16();
@@ -469,7 +591,7 @@ impl HttpStore {
         };
         let asked = Asked {
             bucket,
-            region: self.region(),
+            region: place.region.as_deref(),
             signed_at,
         };
         error_from_answer(self.cfg.dialect, status, &headers, &body, &asked)
@@ -1218,20 +1340,20 @@ mod tests {
     fn path_and_virtual_targets() {
         let p = store(Addressing::Path, "http://127.0.0.1:3900");
         assert_eq!(
-            p.target(Some("b"), Some("a b/c+d")),
+            p.target(&p.place(None), Some("b"), Some("a b/c+d")),
             ("127.0.0.1:3900".into(), "/b/a%20b/c%2Bd".into())
         );
         assert_eq!(
-            p.target(Some("b"), None),
+            p.target(&p.place(None), Some("b"), None),
             ("127.0.0.1:3900".into(), "/b".into())
         );
         let v = store(Addressing::Virtual, "https://s3.example.com");
         assert_eq!(
-            v.target(Some("b"), Some("k~x")),
+            v.target(&v.place(None), Some("b"), Some("k~x")),
             ("b.s3.example.com".into(), "/k~x".into())
         );
         assert_eq!(
-            v.target(Some("b"), None),
+            v.target(&v.place(None), Some("b"), None),
             ("b.s3.example.com".into(), "/".into())
         );
     }

@@ -77,7 +77,10 @@ pub fn error_from_answer(
     if let Some(e) = wrong_place(status, headers, &fields, asked) {
         err.kind = StoreErrorKind::Rejected;
         err.message = e.0;
-        err = err.with_detail(Detail::WrongRegion { region: e.1 });
+        err = err.with_detail(Detail::WrongRegion {
+            region: e.1,
+            endpoint: e.2,
+        });
     } else if err.code.as_deref() == Some("RequestTimeTooSkewed") {
         let server_time = fields
             .server_time
@@ -154,7 +157,7 @@ fn wrong_place(
     headers: &HeaderMap,
     f: &ErrorFields,
     asked: &Asked<'_>,
-) -> Option<(String, Option<String>)> {
+) -> Option<(String, Option<String>, Option<String>)> {
     let redirect = matches!(status, 301 | 302 | 307)
         || matches!(
             f.code.as_deref(),
@@ -165,6 +168,11 @@ fn wrong_place(
         .or_else(|| f.region.clone());
     let malformed_region =
         f.code.as_deref() == Some("AuthorizationHeaderMalformed") && f.region.is_some();
+    // A HEAD's 400 has no body; AWS names the bucket's region in the header.
+    let header_elsewhere = status == 400
+        && f.code.is_none()
+        && header(headers, "x-amz-bucket-region").is_some_and(|r| Some(r) != asked.region);
+    let malformed_region = malformed_region || header_elsewhere;
     let oss_endpoint = f.code.as_deref() == Some("AccessDenied") && f.endpoint.is_some();
     if !(redirect || malformed_region || oss_endpoint) {
         return None;
@@ -204,7 +212,7 @@ fn wrong_place(
             )
         }
     };
-    Some((message, region))
+    Some((message, region, endpoint))
 }
 
 #[cfg(test)]
@@ -263,7 +271,8 @@ Please send all future requests to this endpoint.</Message><Endpoint>ferry-test.
         assert_eq!(
             e.detail(),
             Some(&Detail::WrongRegion {
-                region: Some("eu-west-1".into())
+                region: Some("eu-west-1".into()),
+                endpoint: Some("s3.eu-west-1.amazonaws.com".into())
             })
         );
         let line = e.to_string();
@@ -293,6 +302,20 @@ is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>";
     }
 
     #[test]
+    fn a_heads_bare_400_names_the_region_in_its_header() {
+        let h = headers(&[("x-amz-bucket-region", "eu-west-1")]);
+        let e = error_from_answer(Dialect::S3, 400, &h, "", &ASKED);
+        assert!(e.to_string().contains("use --region eu-west-1"), "{e}");
+        assert!(
+            matches!(e.detail(), Some(Detail::WrongRegion { region: Some(r), .. }) if r == "eu-west-1")
+        );
+        // The header naming the region asked for is no redirect.
+        let same = headers(&[("x-amz-bucket-region", "us-east-1")]);
+        let e = error_from_answer(Dialect::S3, 400, &same, "", &ASKED);
+        assert!(e.detail().is_none(), "{e}");
+    }
+
+    #[test]
     fn oss_names_the_endpoint_to_use() {
         let body =
             "<Error><Code>AccessDenied</Code><Message>The bucket you are attempting to access \
@@ -308,6 +331,13 @@ must be addressed using the specified endpoint.</Message><Bucket>b1</Bucket>\
             e.to_string()
                 .contains("use --endpoint oss-cn-beijing.aliyuncs.com"),
             "{e}"
+        );
+        assert_eq!(
+            e.detail(),
+            Some(&Detail::WrongRegion {
+                region: None,
+                endpoint: Some("oss-cn-beijing.aliyuncs.com".into())
+            })
         );
         // An AccessDenied without an endpoint stays what it is.
         let plain = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";

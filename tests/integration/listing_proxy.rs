@@ -65,6 +65,19 @@ impl ListingProxy {
         respond: Respond,
         request: RequestHook,
     ) -> ListingProxy {
+        Self::start_hooked(upstream, (rewrite, respond, request, |_, _, _| None))
+    }
+
+    /// A proxy that answers some requests itself, as another store would
+    /// (a redirect to the bucket's region), and forwards the rest.
+    pub fn start_answering(upstream: &str, answer: Answer) -> ListingProxy {
+        Self::start_hooked(
+            upstream,
+            (|s| s.to_string(), |_, _, _, _| {}, |_, _, _| {}, answer),
+        )
+    }
+
+    fn start_hooked(upstream: &str, hooks: Hooks) -> ListingProxy {
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -80,9 +93,7 @@ impl ListingProxy {
                 }
                 let Ok(client) = conn else { continue };
                 let (c, upstream) = (c.clone(), upstream.clone());
-                std::thread::spawn(move || {
-                    serve(client, &upstream, (rewrite, respond, request), &c)
-                });
+                std::thread::spawn(move || serve(client, &upstream, hooks, &c));
             }
         });
         ListingProxy {
@@ -266,8 +277,17 @@ pub type Respond = fn(&str, &str, &mut Vec<(String, String)>, &mut Vec<u8>);
 /// A request hook: method, target, body.
 pub type RequestHook = fn(&str, &str, &mut Vec<u8>);
 
-/// What the proxy changes: listing bodies, responses, requests.
-type Hooks = (fn(&str) -> String, Respond, RequestHook);
+/// What an answer hook answers with instead of forwarding: a status,
+/// header fields and a body; `None` forwards the request.
+pub type Answered = Option<(u16, Vec<(String, String)>, Vec<u8>)>;
+
+/// An answer hook: method, target and header fields of a request; a
+/// status, header fields and body to answer with instead of forwarding.
+pub type Answer = fn(&str, &str, &[(String, String)]) -> Answered;
+
+/// What the proxy changes: listing bodies, responses, requests, and the
+/// requests it answers itself.
+type Hooks = (fn(&str) -> String, Respond, RequestHook, Answer);
 
 fn serve(client: TcpStream, upstream: &str, hooks: Hooks, c: &ListingCounters) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
@@ -283,7 +303,7 @@ fn one_exchange(
     reader: &mut BufReader<TcpStream>,
     out: &mut TcpStream,
     upstream: &str,
-    (rewrite, respond, request): Hooks,
+    (rewrite, respond, request, answer): Hooks,
     c: &ListingCounters,
 ) -> std::io::Result<bool> {
     let Some(mut req) = read_head(reader)? else {
@@ -323,6 +343,24 @@ fn one_exchange(
         request(&method, &target, &mut b);
         b
     };
+    if let Some((code, headers, body)) = answer(&method, &target, &req.headers) {
+        let mut resp = Head {
+            start: format!("HTTP/1.1 {code} Answered"),
+            headers,
+        };
+        let bodiless = method == "HEAD" || code == 204 || code == 304;
+        let body = if bodiless { Vec::new() } else { body };
+        if !bodiless {
+            resp.set("Content-Length", &body.len().to_string());
+        }
+        if !client_keeps_alive {
+            resp.set("Connection", "close");
+        }
+        out.write_all(&resp.bytes())?;
+        out.write_all(&body)?;
+        out.flush()?;
+        return Ok(client_keeps_alive);
+    }
     req.remove("keep-alive");
     req.set("Connection", "close");
 

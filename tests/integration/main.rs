@@ -12,6 +12,7 @@ mod commands;
 mod credentials;
 mod delete_safety;
 mod download_edges;
+mod endpoints;
 mod jobs;
 mod listing_encoding;
 mod mount;

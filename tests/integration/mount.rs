@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry::mount::control::mounted_type;
+use ferry::mount::control::{ferry_mounted, mounted};
 use ferry::mtime::{file_mtime, format_mtime};
 use ferry::store::{Body, GetRequest, PutOptions};
 use ferry::transfer::{upload_file, Cancel, Context, NoProgress, TransferOptions, MIB};
@@ -60,9 +60,7 @@ impl Mounted {
         let deadline = Instant::now() + Duration::from_secs(60);
         // A dead mount left by a killed process is still in the mount
         // table; the notice says this process's mount is up.
-        while mounted_type(mp).as_deref() != Some("fuse.ferry")
-            || !m.log().contains("ferry: mounted ")
-        {
+        while !ferry_mounted(mp) || !m.log().contains("ferry: mounted ") {
             if let Ok(Some(st)) = m.child.as_mut().unwrap().try_wait() {
                 panic!("ferry mount exited ({st}):\n{}", m.log());
             }
@@ -693,7 +691,7 @@ fn a_runtime_dir_that_is_not_ours_is_refused() {
             .collect();
         assert_eq!(errors.len(), 1, "{case}: {stderr}");
         assert!(errors[0].contains(said), "{case}: {stderr}");
-        assert!(mounted_type(&mp).is_none(), "{case}: mounted anyway");
+        assert!(mounted(&mp).is_none(), "{case}: mounted anyway");
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "{case}");
     }
 }

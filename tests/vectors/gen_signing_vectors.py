@@ -233,6 +233,65 @@ def requests_for(vendor):
             b"",
         ),
     ]
+    # Object options (storage class, encryption, ACL, tags, caching headers,
+    # requester pays): OSS signs only its x-oss- headers, Content-Type and
+    # Content-MD5, SigV4 every header.
+    amz = vendor == "amz"
+    sse, kms, key_id = (
+        ("x-amz-server-side-encryption", "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id")
+        if amz
+        else ("x-oss-server-side-encryption", "KMS", "x-oss-server-side-encryption-key-id")
+    )
+    acl = "x-amz-acl" if amz else "x-oss-object-acl"
+    reqs += [
+        (
+            "put-object-options",
+            "PUT",
+            BUCKET,
+            "site/index.html",
+            [],
+            [
+                ("Content-Type", "text/html"),
+                ("Cache-Control", "max-age=300"),
+                ("Content-Disposition", 'attachment; filename="index.html"'),
+                ("Content-Encoding", "gzip"),
+                ("Expires", "Thu, 01 Jan 2026 00:00:00 GMT"),
+                (f"x-{vendor}-storage-class", "STANDARD_IA" if amz else "IA"),
+                (sse, kms),
+                (key_id, "arn:aws:kms:eu-central-1:111122223333:key/k-1" if amz else "k-1"),
+                (acl, "public-read"),
+                (f"x-{vendor}-tagging", "team=web&env=prod%20eu"),
+                (f"x-{vendor}-request-payer", "requester"),
+                (meta + "mtime", "1741334950"),
+            ],
+            b"<html></html>",
+        ),
+        (
+            "create-multipart-upload-options",
+            "POST",
+            BUCKET,
+            "big/cold.bin",
+            [("uploads", "")],
+            [
+                ("Content-Type", "application/octet-stream"),
+                (f"x-{vendor}-storage-class", "DEEP_ARCHIVE" if amz else "ColdArchive"),
+                (sse, "AES256"),
+                (f"x-{vendor}-tagging", "tier=cold"),
+                (f"x-{vendor}-request-payer", "requester"),
+            ]
+            + ([("x-amz-checksum-algorithm", "CRC64NVME"), ("x-amz-checksum-type", "FULL_OBJECT")] if amz else []),
+            b"",
+        ),
+        (
+            "list-requester-pays",
+            "GET",
+            BUCKET,
+            None,
+            [("list-type", "2"), ("prefix", "site/")],
+            [(f"x-{vendor}-request-payer", "requester")],
+            b"",
+        ),
+    ]
     if vendor == "amz":
         # SigV4 signs every header; Trimall must fold this the way S3 does.
         reqs.append(
