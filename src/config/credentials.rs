@@ -143,7 +143,7 @@ pub fn resolve_with_source(
             .map(|c| (c, "environment (OSS_ACCESS_KEY_ID)".into()))
             .ok_or_else(|| {
                 ConfigError::MissingCredentials(
-                    "no credentials for oss://: set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or name them in a profile".into(),
+                    "no credentials for oss://: set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (or ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET), configure a profile (aliyun configure, ~/.alibabacloud/credentials, ossutil config), or pass --no-sign-request for public buckets".into(),
                 )
             }),
     }

@@ -49,6 +49,11 @@ fn credential_source_for(
             ));
             Ok((Arc::new(chain), AWS_CHAIN.into()))
         }
+        Err(ConfigError::MissingCredentials(m))
+            if dialect == Dialect::Oss && !profile.names_credentials() =>
+        {
+            super::alibaba::resolve(env)?.ok_or(ConfigError::MissingCredentials(m))
+        }
         Err(e) => Err(e),
     }
 }

@@ -2,6 +2,7 @@
 //! environment and file combine into the settings of one endpoint.
 //! Precedence is always flags > environment > file > built-in defaults.
 
+pub mod alibaba;
 pub mod aws_chain;
 pub mod credentials;
 pub mod dirs;

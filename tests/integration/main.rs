@@ -2,10 +2,12 @@
 //! server (Garage) started for the run, and where a behaviour does not need
 //! a network, also against the in-memory store with the same test body.
 
+mod alibaba_fakes;
 mod harness;
 mod listing_proxy;
 mod proxy;
 
+mod alibaba;
 mod bad_input;
 mod checksums;
 mod commands;
