@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use crate::harness::{server, stderr, unique, Ferry};
 use crate::listing_proxy::ListingProxy;
 
-struct Moto {
+/// moto's server on a free port of 127.0.0.1, stopped when dropped.
+pub struct Moto {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -160,6 +161,12 @@ fn instance_metadata_credentials_come_from_imdsv2() {
 /// authorization token; each answer expires in four minutes, inside
 /// ferry's five-minute margin, so every request fetches anew.
 fn container_endpoint(hits: Arc<AtomicU64>) -> String {
+    container_endpoint_with(hits, None)
+}
+
+/// As `container_endpoint`, handing out `keys` (e.g. the server's own, so
+/// requests signed with them succeed) instead of a new key id each time.
+fn container_endpoint_with(hits: Arc<AtomicU64>, keys: Option<(String, String)>) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -184,8 +191,11 @@ fn container_endpoint(hits: Arc<AtomicU64>) -> String {
             let exp = exp
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap();
+            let (id, secret) = keys
+                .clone()
+                .unwrap_or_else(|| (format!("AKIDCONTAINER{n}"), format!("s{n}")));
             let body = if authorized {
-                format!("{{\"AccessKeyId\":\"AKIDCONTAINER{n}\",\"SecretAccessKey\":\"s{n}\",\"Token\":\"t{n}\",\"Expiration\":\"{exp}\"}}")
+                format!("{{\"AccessKeyId\":\"{id}\",\"SecretAccessKey\":\"{secret}\",\"Token\":\"t{n}\",\"Expiration\":\"{exp}\"}}")
             } else {
                 "{}".to_string()
             };
@@ -269,4 +279,117 @@ fn a_credential_process_in_the_aws_config_profile_is_run() {
         !sent.is_empty() && sent.iter().all(|(k, _)| k == "AKIDPROCESS"),
         "{sent:?}"
     );
+}
+
+/// Temporary keys that run out every few requests, for a whole multipart
+/// upload and for a watch: the server's own keys, handed out by the
+/// container endpoint with a four-minute expiry, so ferry fetches them
+/// again before nearly every request, and every request still succeeds.
+#[test]
+fn keys_refreshed_in_the_middle_of_a_multipart_upload_and_a_watch() {
+    let hits = Arc::new(AtomicU64::new(0));
+    let s = server();
+    let uri = container_endpoint_with(
+        hits.clone(),
+        Some((s.access_key.clone(), s.secret_key.clone())),
+    );
+    let ferry = Ferry::new();
+    let with_container = |c: &mut Command| {
+        without_keys(c)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let big = crate::harness::write_file(&dir.path().join("big.bin"), 21 << 20, 71);
+    let key = format!("{}/big.bin", unique("refresh"));
+    let mut c = ferry.command(&[
+        "cp",
+        "--bigfile-threshold",
+        "5M",
+        "--part-size",
+        "5M",
+        "--parallel",
+        "2",
+        big.to_str().unwrap(),
+        &s.url(&key),
+    ]);
+    with_container(&mut c);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        crate::harness::aws_sha256(&key),
+        crate::harness::sha256_file(&big)
+    );
+    // Create, five parts, complete (and the checks around them): each
+    // asked for keys anew.
+    assert!(
+        hits.load(Ordering::SeqCst) >= 7,
+        "{} fetches",
+        hits.load(Ordering::SeqCst)
+    );
+
+    // A watch keeps signing with fresh keys as files change.
+    let tree = dir.path().join("tree");
+    crate::harness::write_file(&tree.join("first.txt"), 100, 72);
+    let prefix = unique("refresh-watch");
+    let mut c = ferry.command(&[
+        "cp",
+        "-r",
+        "-u",
+        tree.to_str().unwrap(),
+        &s.url(&prefix),
+        "--watch",
+    ]);
+    with_container(&mut c);
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let present = |k: &str| {
+        crate::harness::aws(&["s3api", "head-object", "--bucket", &s.bucket, "--key", k])
+            .status
+            .success()
+    };
+    crate::harness::wait_for(60, "the first pass", || {
+        present(&format!("{prefix}/first.txt"))
+    });
+    let before = hits.load(Ordering::SeqCst);
+    for i in 0..3 {
+        let name = format!("later-{i}.txt");
+        let f = crate::harness::write_file(&tree.join(&name), 1000 + i, 73 + i as u64);
+        crate::harness::wait_for(60, "a change uploaded", || {
+            present(&format!("{prefix}/{name}"))
+        });
+        assert_eq!(
+            crate::harness::aws_sha256(&format!("{prefix}/{name}")),
+            crate::harness::sha256_file(&f)
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        hits.load(Ordering::SeqCst) >= before + 3,
+        "keys fetched again during the watch"
+    );
+}
+
+#[test]
+fn a_refused_token_is_one_clear_line() {
+    let hits = Arc::new(AtomicU64::new(0));
+    let uri = container_endpoint(hits);
+    let ferry = Ferry::new();
+    let mut c = ferry.command(&["ls", &server().url(&unique("creds"))]);
+    without_keys(&mut c)
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "a-revoked-token");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no credentials for s3://") && err.contains("401"),
+        "{err}"
+    );
+    assert!(!err.contains("a-revoked-token"), "{err}");
 }

@@ -17,6 +17,7 @@ mod download_edges;
 mod endpoints;
 mod jobs;
 mod listing_encoding;
+mod moto_s3;
 mod mount;
 mod object_options;
 mod resume;
