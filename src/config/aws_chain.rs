@@ -113,6 +113,44 @@ pub fn refuse_mfa(env: &dyn Env) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Which of the chain's providers will answer, for `ferry config show`:
+/// the SDK tries them in this order and moves on only when one has
+/// nothing configured, so the environment and the shared config file
+/// decide it (the SDK does not say which answered).
+pub fn which(env: &dyn Env) -> String {
+    let name = env.var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let path = env
+        .var("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| env.home().map(|h| h.join(".aws").join("config")));
+    if let Some(section) = path.as_deref().and_then(|p| read_ini_section(p, &name)) {
+        let how = if section.contains_key("role_arn") {
+            Some(format!("AssumeRole {}", section["role_arn"]))
+        } else if section.contains_key("credential_process") {
+            Some("credential_process".into())
+        } else if section.contains_key("sso_session") || section.contains_key("sso_start_url") {
+            Some("SSO".into())
+        } else {
+            None
+        };
+        if let (Some(how), Some(p)) = (how, &path) {
+            return format!("profile {name} in {} ({how})", p.display());
+        }
+    }
+    if env.var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.var("AWS_ROLE_ARN").is_some() {
+        return format!(
+            "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, role {})",
+            env.var("AWS_ROLE_ARN").unwrap_or_default()
+        );
+    }
+    if env.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+        || env.var("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+    {
+        return "container credentials (ECS, EKS Pod Identity)".into();
+    }
+    "EC2 instance metadata (IMDSv2)".into()
+}
+
 /// An error and its causes on one line.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -162,5 +200,37 @@ mod tests {
         for fine in ["plain", "default", "loop", "missing"] {
             assert!(refuse_mfa(&with(fine)).is_ok(), "{fine}");
         }
+    }
+
+    #[test]
+    fn config_show_names_the_provider_that_will_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "[profile role]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = default\n\
+             [profile proc]\ncredential_process = /bin/creds\n[profile sso]\nsso_session = corp\n[default]\nregion = eu-west-1\n",
+        )
+        .unwrap();
+        let path: &'static str = Box::leak(config.to_str().unwrap().to_string().into_boxed_str());
+        let env = |pairs: &[(&'static str, &'static str)]| -> HashMap<&'static str, &'static str> {
+            let mut m: HashMap<&str, &str> = pairs.iter().copied().collect();
+            m.insert("AWS_CONFIG_FILE", path);
+            m
+        };
+        assert!(
+            which(&env(&[("AWS_PROFILE", "role")])).contains("AssumeRole arn:aws:iam::1:role/r")
+        );
+        assert!(which(&env(&[("AWS_PROFILE", "proc")])).contains("credential_process"));
+        assert!(which(&env(&[("AWS_PROFILE", "sso")])).contains("SSO"));
+        // A profile with only a region: the next providers decide.
+        let web = env(&[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+            ("AWS_ROLE_ARN", "arn:r"),
+        ]);
+        assert!(which(&web).starts_with("web identity"), "{}", which(&web));
+        let ecs = env(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/x")]);
+        assert!(which(&ecs).starts_with("container"));
+        assert!(which(&env(&[])).contains("IMDSv2"));
     }
 }

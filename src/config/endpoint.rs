@@ -10,10 +10,6 @@ use std::sync::Arc;
 
 use super::credentials::resolve_with_source;
 
-/// What the chain is called where `config show` names a source.
-const AWS_CHAIN: &str =
-    "the AWS SDK's chain (a profile in ~/.aws/config, web identity, a container or instance metadata)";
-
 /// The profile these flags select (`--profile`, else `FERRY_PROFILE`), and
 /// its name; an empty profile when none is named.
 fn selected_profile(
@@ -47,7 +43,10 @@ fn credential_source_for(
             let chain = super::refresh::Refreshing::new(super::aws_chain::AwsChain::new(
                 env.var("AWS_PROFILE"),
             ));
-            Ok((Arc::new(chain), AWS_CHAIN.into()))
+            Ok((
+                Arc::new(chain),
+                format!("the AWS SDK's chain: {}", super::aws_chain::which(env)),
+            ))
         }
         Err(ConfigError::MissingCredentials(m))
             if dialect == Dialect::Oss && !profile.names_credentials() =>

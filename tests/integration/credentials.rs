@@ -111,7 +111,7 @@ fn web_identity_credentials_come_from_sts() {
         .find(|l| l.contains("s3://"))
         .unwrap_or_default();
     assert!(
-        line.contains("the AWS SDK's chain") && line.contains("key ASIA"),
+        line.contains("the AWS SDK's chain: web identity") && line.contains("key ASIA"),
         "{text}{}",
         stderr(&show)
     );
