@@ -193,3 +193,49 @@ fn config_show_names_where_the_credentials_come_from_and_never_the_secret() {
     );
     assert!(!show.contains("hidden-secret"), "{show}");
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_binary_even_with_a_broken_config() {
+    let mut ferry = Ferry::new();
+    let broken = ferry.home.path().join("broken.toml");
+    std::fs::write(&broken, "[profiles.x\n").unwrap();
+    ferry
+        .extra_env
+        .push(("FERRY_CONFIG".into(), broken.display().to_string()));
+    // The config file is broken for every other command.
+    assert_eq!(ferry.run(&["jobs"]).status.code(), Some(2));
+    for (shell, marker) in [
+        ("bash", "complete -F _ferry"),
+        ("zsh", "#compdef ferry"),
+        ("fish", "complete -c ferry"),
+    ] {
+        let out = ferry.ok(&["completions", shell]);
+        assert!(
+            out.contains(marker),
+            "{shell}: {}",
+            &out[..out.len().min(200)]
+        );
+        // Subcommands and their flags are in it.
+        assert!(
+            out.contains("checkpoint") && out.contains("storage-class"),
+            "{shell}"
+        );
+    }
+    let page = ferry.ok(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ferry 1"),
+        "{}",
+        &page[..200]
+    );
+    assert!(page.contains(".TH ferry 1") && page.contains("SUBCOMMANDS"));
+    let dir = ferry.home.path().join("man1");
+    ferry.ok(&["man", "--dir", dir.to_str().unwrap()]);
+    let cp = std::fs::read_to_string(dir.join("ferry-cp.1")).unwrap();
+    assert!(
+        cp.contains("checkpoint\\-dir") || cp.contains("checkpoint-dir"),
+        "ferry-cp.1 lists cp's flags"
+    );
+    assert!(dir.join("ferry-checkpoint-ls.1").exists());
+    let out = ferry.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

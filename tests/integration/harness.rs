@@ -151,7 +151,10 @@ impl Ferry {
             .env("AWS_ACCESS_KEY_ID", &s.access_key)
             .env("AWS_SECRET_ACCESS_KEY", &s.secret_key)
             .env("AWS_REGION", &s.region)
-            .env("AWS_ENDPOINT_URL", &self.endpoint);
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            // No probing of Alibaba's instance metadata address: a closed
+            // port answers at once (tests that want one set their own).
+            .env("FERRY_ECS_METADATA_ENDPOINT", "http://127.0.0.1:9");
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }

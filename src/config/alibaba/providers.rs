@@ -132,20 +132,22 @@ impl EcsRamRole {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> StoreError {
-        if self.probed {
-            return fail(format!(
-                "no credentials for oss://: set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (or ALIBABA_CLOUD_ACCESS_KEY_ID \
-                 and ALIBABA_CLOUD_ACCESS_KEY_SECRET), configure a profile (aliyun configure, ~/.alibabacloud/credentials, \
-                 ossutil config), or pass --no-sign-request for public buckets; the ECS metadata service at {} did not \
-                 answer either ({})",
-                self.base,
-                cause(e)
-            ));
-        }
         fail(format!(
             "the ECS metadata service at {} did not answer ({}): this is not an ECS instance, or it has no RAM role",
             self.base,
             cause(e)
+        ))
+    }
+
+    /// Probed because nothing else was configured: whatever went wrong
+    /// means "no credentials anywhere", and the line says where to put some.
+    fn nothing_configured(&self, e: StoreError) -> StoreError {
+        fail(format!(
+            "no credentials for oss://: set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (or ALIBABA_CLOUD_ACCESS_KEY_ID \
+             and ALIBABA_CLOUD_ACCESS_KEY_SECRET), configure a profile (aliyun configure, ~/.alibabacloud/credentials, \
+             ossutil config), or pass --no-sign-request for public buckets; not found on this machine as an ECS \
+             instance role either ({})",
+            e.message
         ))
     }
 
@@ -179,10 +181,13 @@ impl EcsRamRole {
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         if status == 404 {
+            let role = match &self.role_name {
+                Some(r) => format!("RAM role {r}"),
+                None => "RAM role".into(),
+            };
             return Err(fail(format!(
-                "the ECS metadata service at {} has no RAM role {}: attach one to the instance",
-                self.base,
-                self.role_name.as_deref().unwrap_or("")
+                "the ECS metadata service at {} has no {role}: attach one to the instance",
+                self.base
             )));
         }
         if !(200..300).contains(&status) {
@@ -198,6 +203,15 @@ impl EcsRamRole {
 #[async_trait]
 impl Fetch for EcsRamRole {
     async fn fetch(&self) -> Result<Fetched, StoreError> {
+        match self.ask().await {
+            Err(e) if self.probed => Err(self.nothing_configured(e)),
+            r => r,
+        }
+    }
+}
+
+impl EcsRamRole {
+    async fn ask(&self) -> Result<Fetched, StoreError> {
         const ROLES: &str = "/latest/meta-data/ram/security-credentials/";
         let token = self.token().await?;
         let role = match &self.role_name {
