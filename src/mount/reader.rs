@@ -156,7 +156,7 @@ pub async fn fetch_range(
                     format!("{key}: asked for {want} bytes, got {}", b.len()),
                 ))
             }
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS => attempt += 1,
+            Err(e) if e.worth_another_try() && attempt < ATTEMPTS => attempt += 1,
             Err(e) => return Err(e),
         }
     }

@@ -54,6 +54,11 @@ pub struct StoreError {
     /// say (the kind keeps deciding retries and errnos).
     /// (Boxed: most errors have none.)
     pub detail: Option<Box<Detail>>,
+    /// Requests the store made before giving up on a transient error
+    /// (`--retries`); 0 when it did not retry it itself (a body that broke
+    /// mid-stream, an error from elsewhere). Callers retry only those: a
+    /// part must not multiply the attempts the user allowed.
+    pub attempts: u16,
 }
 
 /// The typed reason behind some errors, for callers that act on it.
@@ -85,7 +90,14 @@ impl StoreError {
             retry_after: None,
             context: None,
             detail: None,
+            attempts: 0,
         }
+    }
+
+    /// Whether another try of the whole operation may help: a transient
+    /// error the store has not already retried as often as allowed.
+    pub fn worth_another_try(&self) -> bool {
+        self.is_retryable() && self.attempts == 0
     }
 
     pub fn detail(&self) -> Option<&Detail> {

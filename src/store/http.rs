@@ -376,9 +376,15 @@ impl HttpStore {
                     attempt += 1;
                 }
                 None => {
-                    let err = if err.kind == StoreErrorKind::Network && attempt > 1 {
+                    let err = if err.is_retryable() {
+                        let message = if attempt > 1 {
+                            format!("{} (after {attempt} attempts)", err.message)
+                        } else {
+                            err.message
+                        };
                         StoreError {
-                            message: format!("{} (after {attempt} attempts)", err.message),
+                            message,
+                            attempts: u16::try_from(attempt).unwrap_or(u16::MAX),
                             ..err
                         }
                     } else {

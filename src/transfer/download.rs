@@ -35,8 +35,8 @@ pub struct DownloadOutcome {
     pub check: Option<Check>,
 }
 
-/// Attempts per range; the store already retried the request itself, this
-/// covers bodies that break mid-stream.
+/// Attempts per range; the store already retried the request itself (and
+/// those errors are final), this covers bodies that break mid-stream.
 const RANGE_ATTEMPTS: u32 = 4;
 
 /// The time to give the downloaded file: the `mtime` metadata when present,
@@ -831,7 +831,9 @@ impl Ranges<'_> {
         loop {
             match self.fetch_range_once(spec).await {
                 Ok(crc) => return Ok((spec, crc)),
-                Err(TransferError::Store(e)) if e.is_retryable() && attempt < RANGE_ATTEMPTS => {
+                Err(TransferError::Store(e))
+                    if e.worth_another_try() && attempt < RANGE_ATTEMPTS =>
+                {
                     tracing::debug!(part = spec.number, attempt, error = %e, "retrying range");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                     attempt += 1;

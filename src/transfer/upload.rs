@@ -24,14 +24,15 @@ use crate::store::{
     StoredChecksum,
 };
 
-/// Attempts per part. The HTTP layer already retried each request; this
-/// covers failures it cannot see, such as a store wrapper failing a call,
-/// and a body the server refused for its digest (read again from the file).
+/// Attempts per part. The HTTP layer already retried each request as
+/// often as `--retries` allows, and those errors are not retried again;
+/// this covers what it cannot see (a failure outside the request) and a
+/// body the server refused for its digest (read again from the file).
 const PART_ATTEMPTS: u32 = 4;
 
 /// Whether sending the same part again may succeed.
 fn worth_resending(e: &StoreError) -> bool {
-    e.is_retryable() || e.kind == StoreErrorKind::Integrity
+    e.worth_another_try() || e.kind == StoreErrorKind::Integrity
 }
 
 /// Where bodies go, as far as digests are concerned.

@@ -749,3 +749,66 @@ fn a_copy_above_the_single_copy_limit_goes_multipart() {
     assert_eq!(v["Metadata"]["mtime"], "5", "{v}");
     assert_eq!(harness::aws_sha256(&dst2), sha256(&data));
 }
+
+// ---- Retries are what --retries says ---------------------------------------
+
+/// A server that throttles every UploadPart (503 SlowDown) and serves the
+/// rest: each part is sent exactly `--retries` times in all (the part
+/// loop does not multiply the HTTP layer's attempts), and the line says
+/// how many.
+#[test]
+fn retries_cap_every_request_of_a_multipart_upload() {
+    let throttle = Responder::start(Some(server().endpoint.clone()), |req| {
+        if req.method == "PUT" && req.target.contains("partNumber=") {
+            return Reply::Answer(
+                503,
+                vec![("content-type".into(), "application/xml".into())],
+                xml_error("SlowDown", "Please reduce your request rate.", ""),
+            );
+        }
+        Reply::Forward
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let src = write_file(&dir.path().join("big.bin"), 12 << 20, 81);
+    let ferry = Ferry::at(&throttle.endpoint);
+    let key = format!("{}/big.bin", unique("retries"));
+    let out = ferry.run(&[
+        "cp",
+        "--retries",
+        "3",
+        "--bigfile-threshold",
+        "5M",
+        "--part-size",
+        "5M",
+        "--parallel",
+        "1",
+        src.to_str().unwrap(),
+        &server().url(&key),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = error_lines(&out);
+    assert!(
+        lines.iter().any(|l| l.contains("(after 3 attempts)")),
+        "{}",
+        stderr(&out)
+    );
+    let mut per_part = std::collections::BTreeMap::<String, usize>::new();
+    for r in throttle
+        .seen()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("partNumber="))
+    {
+        let n = r
+            .target
+            .split("partNumber=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string();
+        *per_part.entry(n).or_default() += 1;
+    }
+    assert!(!per_part.is_empty());
+    assert!(per_part.values().all(|&n| n == 3), "{per_part:?}");
+}
