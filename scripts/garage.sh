@@ -4,7 +4,14 @@
 #
 #   scripts/garage.sh install
 #   scripts/garage.sh start [DIR] [--watch-pid PID]
+#   scripts/garage.sh cluster DIR [--nodes N] [--watch-pid PID]
+#   scripts/garage.sh node-start DIR I      (a cluster node stopped before)
 #   scripts/garage.sh stop [DIR]
+#
+# `cluster` starts N nodes (default 3) with replication factor N, one zone
+# each, and writes DIR/env with FERRY_CLUSTER_ENDPOINTS (comma-separated),
+# FERRY_CLUSTER_DIR and the key and bucket; node I lives in DIR/nodeI
+# (its pid in DIR/nodeI/garage.pid, so a test can kill it).
 #
 # DIR defaults to target/garage under the repository. `start` leaves DIR/env
 # with `export FERRY_TEST_...` lines; `source` it before running tests.
@@ -133,7 +140,10 @@ kill_and_wait() {
 cmd_stop() {
     local dir=${1:-$DEFAULT_DIR}
     [[ -d $dir ]] || return 0
-    local pid
+    local pid node_dir
+    for node_dir in "$dir"/node*/; do
+        [[ -d $node_dir ]] && cmd_stop "${node_dir%/}"
+    done
     # Watchdog first, so it does not race us to the server.
     if [[ -f $dir/watchdog.pid ]]; then
         pid=$(cat "$dir/watchdog.pid")
@@ -331,8 +341,158 @@ EOF
     log "garage up at http://127.0.0.1:$s3_port (pid $gpid); source $dir/env"
 }
 
+# Starts the server of one node whose config exists; prints its pid.
+launch_node() {
+    local bin=$1 ndir=$2
+    RUST_LOG=${GARAGE_RUST_LOG:-garage=info} NO_COLOR=1 \
+        $SETSID "$bin" -c "$ndir/garage.toml" server \
+            </dev/null >>"$ndir/garage.log" 2>&1 &
+    echo $! >"$ndir/garage.pid"
+    echo $!
+}
+
+# Waits until the node answers over RPC; prints its node id.
+await_node() {
+    local bin=$1 ndir=$2 pid=$3 deadline=$4 node
+    while :; do
+        alive "$pid" || { log_tail "$ndir/garage.log"; die "garage node in $ndir exited during startup"; }
+        if node=$("$bin" -c "$ndir/garage.toml" node id -q 2>/dev/null) && [[ -n $node ]] \
+            && "$bin" -c "$ndir/garage.toml" status >/dev/null 2>&1; then
+            echo "${node%%@*}"
+            return 0
+        fi
+        ((SECONDS < deadline)) || { log_tail "$ndir/garage.log"; die "garage node in $ndir did not answer within ${START_TIMEOUT}s"; }
+        sleep 0.2
+    done
+}
+
+cmd_node_start() {
+    local dir=$1 i=$2 bin
+    bin=$(find_garage) || die "garage not found"
+    local ndir=$dir/node$i
+    [[ -f $ndir/garage.toml ]] || die "no node $i in $dir"
+    if is_garage_pid "$(cat "$ndir/garage.pid" 2>/dev/null)"; then
+        die "node $i is running"
+    fi
+    local pid
+    pid=$(launch_node "$bin" "$ndir")
+    local deadline=$((SECONDS + START_TIMEOUT))
+    await_node "$bin" "$ndir" "$pid" "$deadline" >/dev/null
+    # Up is not enough: until the others see it again, a read may not
+    # reach its quorum once another node goes.
+    local st
+    while st=$("$bin" -c "$ndir/garage.toml" status 2>/dev/null) && grep -qi "failed" <<<"$st"; do
+        ((SECONDS < deadline)) || die "node $i did not rejoin the cluster within ${START_TIMEOUT}s"
+        sleep 0.2
+    done
+    log "node $i up again (pid $pid)"
+}
+
+cmd_cluster() {
+    local dir="" watch_pid="" nodes=3
+    while (($#)); do
+        case $1 in
+        --watch-pid) watch_pid=$2; shift 2 ;;
+        --nodes) nodes=$2; shift 2 ;;
+        -*) die "cluster: unknown option $1" ;;
+        *) dir=$1; shift ;;
+        esac
+    done
+    [[ -n $dir ]] || die "cluster: DIR is required"
+    [[ $nodes =~ ^[0-9]+$ ]] && ((nodes >= 1)) || die "cluster: --nodes must be a positive number"
+    dir=$(abs_dir "$dir")
+    local bin
+    bin=$(find_garage) || die "garage not found (run: $0 install, or set GARAGE_BIN)"
+    cmd_stop "$dir"
+    rm -rf "${dir:?}"/node* "${dir:?}/env"
+    local ports secret i
+    read -r -a ports <<<"$(free_ports $((3 * nodes)))"
+    secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+    local pids=() ids=() s3=() rpc=()
+    local deadline=$((SECONDS + START_TIMEOUT * 2))
+    for ((i = 1; i <= nodes; i++)); do
+        local ndir=$dir/node$i
+        mkdir -p "$ndir/meta" "$ndir/data"
+        s3[i]=${ports[3 * (i - 1)]}
+        rpc[i]=${ports[3 * (i - 1) + 1]}
+        {
+            echo "metadata_dir = \"$ndir/meta\""
+            echo "data_dir = \"$ndir/data\""
+            echo 'db_engine = "sqlite"'
+            echo "replication_factor = $nodes"
+            echo "rpc_bind_addr = \"127.0.0.1:${rpc[i]}\""
+            echo "rpc_public_addr = \"127.0.0.1:${rpc[i]}\""
+            echo "rpc_secret = \"$secret\""
+            echo '[s3_api]'
+            echo "s3_region = \"$REGION\""
+            echo "api_bind_addr = \"127.0.0.1:${s3[i]}\""
+            echo 'root_domain = ".s3.garage.localhost"'
+            echo '[admin]'
+            echo "api_bind_addr = \"127.0.0.1:${ports[3 * (i - 1) + 2]}\""
+        } >"$ndir/garage.toml"
+        chmod 600 "$ndir/garage.toml"
+        pids[i]=$(launch_node "$bin" "$ndir")
+    done
+    for ((i = 1; i <= nodes; i++)); do
+        ids[i]=$(await_node "$bin" "$dir/node$i" "${pids[i]}" "$deadline")
+    done
+    local g=("$bin" -c "$dir/node1/garage.toml") out
+    retry() {
+        while ! out=$("$@" 2>&1); do
+            if ((SECONDS >= deadline)); then
+                echo "$out" >&2
+                cmd_stop "$dir"
+                die "failed: ${*:2}"
+            fi
+            sleep 0.5
+        done
+    }
+    for ((i = 2; i <= nodes; i++)); do
+        retry "${g[@]}" node connect "${ids[i]}@127.0.0.1:${rpc[i]}"
+    done
+    for ((i = 1; i <= nodes; i++)); do
+        retry "${g[@]}" layout assign -z "dc$i" -c 1G "${ids[i]}"
+    done
+    retry "${g[@]}" layout apply --version 1
+    retry "${g[@]}" key create "$KEY_NAME"
+    local key_id secret_key
+    key_id=$(awk -F':[[:space:]]*' '/^Key ID:/ {print $2; exit}' <<<"$out")
+    secret_key=$(awk -F':[[:space:]]*' '/^Secret key:/ {print $2; exit}' <<<"$out")
+    if [[ -z $key_id || -z $secret_key ]]; then
+        echo "$out" >&2
+        cmd_stop "$dir"
+        die "could not parse the key"
+    fi
+    retry "${g[@]}" bucket create "$BUCKET"
+    retry "${g[@]}" bucket allow --read --write --owner "$BUCKET" --key "$key_id"
+    if [[ -n $watch_pid ]]; then
+        # Stops every node (by its current pid file, so restarted nodes
+        # too) when the watched process goes.
+        $SETSID bash -c "$(declare -f alive)"'
+            trap "exit 0" TERM
+            while alive "$1"; do sleep 1; done
+            for f in "$2"/node*/garage.pid; do kill -TERM "$(cat "$f")" 2>/dev/null; done
+        ' garage-watchdog "$watch_pid" "$dir" </dev/null >/dev/null 2>&1 &
+        echo $! >"$dir/watchdog.pid"
+    fi
+    local endpoints=""
+    for ((i = 1; i <= nodes; i++)); do
+        endpoints+="${endpoints:+,}http://127.0.0.1:${s3[i]}"
+    done
+    {
+        printf 'export FERRY_CLUSTER_ENDPOINTS=%q\n' "$endpoints"
+        printf 'export FERRY_CLUSTER_DIR=%q\n' "$dir"
+        printf 'export FERRY_CLUSTER_REGION=%q\n' "$REGION"
+        printf 'export FERRY_CLUSTER_BUCKET=%q\n' "$BUCKET"
+        printf 'export FERRY_CLUSTER_ACCESS_KEY_ID=%q\n' "$key_id"
+        printf 'export FERRY_CLUSTER_SECRET_ACCESS_KEY=%q\n' "$secret_key"
+    } >"$dir/env.tmp"
+    mv "$dir/env.tmp" "$dir/env"
+    log "garage cluster of $nodes up at $endpoints; source $dir/env"
+}
+
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -342,6 +502,8 @@ shift
 case $sub in
 install) cmd_install "$@" ;;
 start) cmd_start "$@" ;;
+cluster) cmd_cluster "$@" ;;
+node-start) cmd_node_start "$@" ;;
 stop) cmd_stop "${1:-}" ;;
 -h | --help | help) usage ;;
 *) usage ;;

@@ -29,10 +29,12 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Endpoint URL, e.g. http://127.0.0.1:3900 or https://oss-cn-hangzhou.aliyuncs.com
+    /// Endpoint URL, e.g. http://127.0.0.1:3900 or https://oss-cn-hangzhou.aliyuncs.com;
+    /// repeat it for the nodes of one cluster (requests are spread over
+    /// them, and one that stops answering is avoided)
     /// [env: AWS_ENDPOINT_URL for s3://, OSS_ENDPOINT for oss://]
-    #[arg(long, global = true, value_name = "URL")]
-    pub endpoint: Option<String>,
+    #[arg(long, global = true, value_name = "URL", action = clap::ArgAction::Append)]
+    pub endpoint: Vec<String>,
     /// Region [env: AWS_REGION / AWS_DEFAULT_REGION, OSS_REGION]
     #[arg(long, global = true)]
     pub region: Option<String>,

@@ -335,6 +335,7 @@ pub fn config(setup: &Setup, cmd: ConfigCmd) -> Result<Outcome, CliError> {
             };
             show("scheme", p.scheme.map(|s| s.name().to_string()));
             show("endpoint", p.endpoint.clone());
+            show("endpoints", p.endpoints.as_ref().map(|e| e.join(", ")));
             show("region", p.region.clone());
             show(
                 "addressing_style",

@@ -47,7 +47,8 @@ impl Setup {
         }
         Ok(Setup {
             flags: EndpointFlags {
-                endpoint: g.endpoint.clone(),
+                endpoint: g.endpoint.first().cloned(),
+                more_endpoints: g.endpoint.iter().skip(1).cloned().collect(),
                 region: g.region.clone(),
                 addressing: g.addressing_style,
                 signature_version: g.signature_version,
@@ -104,6 +105,7 @@ impl Setup {
         }
         let s = resolve_endpoint(url.dialect, &self.flags, &self.file, &ProcessEnv)?;
         let mut cfg = HttpStoreConfig::new(s.endpoint.clone(), s.dialect, s.scheme, s.addressing);
+        cfg.more_endpoints = s.more_endpoints.clone();
         // Credentials are found now, not at the first request: a run with
         // none stops here with the reason (exit 2), and a role or instance
         // profile is asked once before the transfers start.
@@ -147,7 +149,7 @@ impl Setup {
         tracing::debug!(endpoint = %s.endpoint, region = %s.region, addressing = ?s.addressing, "store");
         let handle = StoreHandle {
             store: Arc::new(store),
-            endpoint_id: s.endpoint.as_str().trim_end_matches('/').to_string(),
+            endpoint_id: s.store_id.clone(),
             dialect: s.dialect,
             checksum: s.checksum,
         };

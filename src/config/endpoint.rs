@@ -97,6 +97,8 @@ pub enum SignatureVersion {
 #[derive(Debug, Clone, Default)]
 pub struct EndpointFlags {
     pub endpoint: Option<String>,
+    /// Further nodes of the same store (`--endpoint` repeated).
+    pub more_endpoints: Vec<String>,
     pub region: Option<String>,
     pub addressing: Option<Addressing>,
     pub signature_version: Option<SignatureVersion>,
@@ -112,6 +114,12 @@ pub struct EndpointFlags {
 pub struct EndpointSettings {
     pub dialect: Dialect,
     pub endpoint: Url,
+    /// Further nodes serving the same buckets.
+    pub more_endpoints: Vec<Url>,
+    /// What names this store in checkpoints and journals: the endpoint's
+    /// URL, or for several nodes the profile (or the set of URLs), so a
+    /// resume through another node of the store finds its checkpoint.
+    pub store_id: String,
     pub region: String,
     pub addressing: Addressing,
     pub scheme: Scheme,
@@ -182,11 +190,27 @@ pub fn resolve_endpoint(
         Dialect::Oss => (&["OSS_ENDPOINT"], &["OSS_REGION"]),
     };
     let first_env = |names: &[&str]| names.iter().find_map(|n| env.var(n));
-    let endpoint_raw = flags
-        .endpoint
-        .clone()
-        .or_else(|| first_env(endpoint_env))
-        .or_else(|| profile.endpoint.clone());
+    let profile_label = profile_name.clone();
+    if profile.endpoint.is_some() && profile.endpoints.is_some() {
+        return Err(ConfigError::Invalid(format!(
+            "profile '{}': set endpoint or endpoints, not both",
+            profile_name.unwrap_or_default()
+        )));
+    }
+    let profile_nodes = profile.endpoints.clone().unwrap_or_default();
+    let (endpoint_raw, more_raw, from_profile_list) = if let Some(e) = flags.endpoint.clone() {
+        (Some(e), flags.more_endpoints.clone(), false)
+    } else if let Some(e) = first_env(endpoint_env) {
+        (Some(e), Vec::new(), false)
+    } else if let Some((first, rest)) = profile_nodes.split_first() {
+        (Some(first.clone()), rest.to_vec(), true)
+    } else {
+        (profile.endpoint.clone(), Vec::new(), false)
+    };
+    let more_endpoints = more_raw
+        .iter()
+        .map(|e| parse_endpoint(e))
+        .collect::<Result<Vec<_>, _>>()?;
     let region_given = flags
         .region
         .clone()
@@ -298,9 +322,25 @@ pub fn resolve_endpoint(
             Dialect::Oss => None,
         })
         .or_else(|| profile.ca_bundle.clone());
+    let trimmed = |u: &Url| u.as_str().trim_end_matches('/').to_string();
+    let store_id = match (&more_endpoints[..], from_profile_list, profile_label) {
+        ([], _, _) => trimmed(&endpoint),
+        (_, true, Some(name)) => format!("profile {name}"),
+        (more, _, _) => {
+            let mut all: Vec<String> = std::iter::once(&endpoint)
+                .chain(more)
+                .map(trimmed)
+                .collect();
+            all.sort();
+            all.dedup();
+            all.join(",")
+        }
+    };
     Ok(EndpointSettings {
         dialect,
         endpoint,
+        more_endpoints,
+        store_id,
         region,
         addressing,
         scheme,
@@ -322,6 +362,60 @@ mod tests {
     }
 
     const KEYS: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", "AK"), ("AWS_SECRET_ACCESS_KEY", "SK")];
+
+    #[test]
+    fn several_nodes_name_the_store_by_profile_or_by_the_set() {
+        let e = env(&[KEYS[0], KEYS[1]]);
+        let file: ConfigFile = toml::from_str(
+            "[profiles.c]\nendpoints = [\"http://127.0.0.1:2\", \"http://127.0.0.1:1/\"]\n\
+             [profiles.both]\nendpoint = \"http://a:1\"\nendpoints = [\"http://b:1\"]\n",
+        )
+        .unwrap();
+        let with = |profile: &str| EndpointFlags {
+            profile: Some(profile.into()),
+            ..Default::default()
+        };
+        let s = resolve_endpoint(Dialect::S3, &with("c"), &file, &e).unwrap();
+        assert_eq!(s.endpoint.as_str(), "http://127.0.0.1:2/");
+        assert_eq!(s.more_endpoints.len(), 1);
+        assert_eq!(s.store_id, "profile c");
+        let err = resolve_endpoint(Dialect::S3, &with("both"), &file, &e).unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+        // --endpoint repeated: the set, in any order, names the store.
+        let flags = |a: &str, b: &str| EndpointFlags {
+            endpoint: Some(a.into()),
+            more_endpoints: vec![b.into()],
+            ..Default::default()
+        };
+        let x = resolve_endpoint(
+            Dialect::S3,
+            &flags("http://n1:9", "http://n2:9"),
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        let y = resolve_endpoint(
+            Dialect::S3,
+            &flags("http://n2:9", "http://n1:9"),
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(x.store_id, y.store_id);
+        assert_eq!(x.store_id, "http://n1:9,http://n2:9");
+        // One endpoint: its URL, as before (checkpoints made earlier still match).
+        let one = resolve_endpoint(
+            Dialect::S3,
+            &EndpointFlags {
+                endpoint: Some("http://n1:9/".into()),
+                ..Default::default()
+            },
+            &ConfigFile::default(),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(one.store_id, "http://n1:9");
+    }
 
     #[test]
     fn local_endpoints_use_path_style() {

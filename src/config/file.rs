@@ -35,6 +35,8 @@ pub struct ConfigFile {
 pub struct Profile {
     pub scheme: Option<Dialect>,
     pub endpoint: Option<String>,
+    /// The nodes of one store (a cluster): requests spread over them.
+    pub endpoints: Option<Vec<String>>,
     pub region: Option<String>,
     pub addressing_style: Option<Addressing>,
     /// OSS only: "v4" (default) or "v1".

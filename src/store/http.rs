@@ -60,6 +60,8 @@ const MAX_XML_BODY: usize = 64 << 20;
 #[derive(Clone)]
 pub struct HttpStoreConfig {
     pub endpoint: Url,
+    /// Further nodes serving the same buckets (a cluster's other S3 APIs).
+    pub more_endpoints: Vec<Url>,
     pub dialect: Dialect,
     pub scheme: Scheme,
     pub addressing: Addressing,
@@ -88,6 +90,7 @@ impl HttpStoreConfig {
     pub fn new(endpoint: Url, dialect: Dialect, scheme: Scheme, addressing: Addressing) -> Self {
         HttpStoreConfig {
             endpoint,
+            more_endpoints: Vec::new(),
             dialect,
             scheme,
             addressing,
@@ -115,7 +118,47 @@ pub struct HttpStore {
     /// Whether this endpoint stores flexible checksums.
     checksums: Learned,
     /// Buckets the server said live elsewhere, and where (`region`).
-    places: std::sync::RwLock<std::collections::HashMap<String, Place>>,
+    places: std::sync::RwLock<std::collections::HashMap<String, BucketPlace>>,
+    /// The store's addresses: the endpoint, then any further nodes.
+    nodes: Vec<Node>,
+    next_node: std::sync::atomic::AtomicUsize,
+    started: std::time::Instant,
+}
+
+/// What the server said about a bucket's place: the region to sign for,
+/// and a host only when it is not the configured one (AWS's regional
+/// host); a private endpoint's nodes keep serving it.
+#[derive(Debug, Clone)]
+struct BucketPlace {
+    region: Option<String>,
+    host: Option<String>,
+}
+
+/// One address of the store, and until when it is left alone after it
+/// stopped answering (milliseconds since the store was made).
+struct Node {
+    scheme: String,
+    host: String,
+    shown: String,
+    avoid_until_ms: std::sync::atomic::AtomicU64,
+}
+
+/// How long a node that stopped answering is passed over while others
+/// answer: long enough not to feed it every request, short enough that a
+/// restarted node gets its share back soon.
+const NODE_PAUSE: Duration = Duration::from_secs(10);
+
+fn node_of(url: &Url) -> Node {
+    let host = match url.port() {
+        Some(p) => format!("{}:{}", url.host_str().unwrap_or_default(), p),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    Node {
+        scheme: url.scheme().to_string(),
+        shown: url.as_str().trim_end_matches('/').to_string(),
+        host,
+        avoid_until_ms: std::sync::atomic::AtomicU64::new(0),
+    }
 }
 
 /// One logical request; rebuilt and re-signed on every attempt so retries
@@ -220,11 +263,17 @@ impl HttpStore {
             .map_err(|e| StoreError::new(StoreErrorKind::Protocol, e.to_string()))?;
         Ok(HttpStore {
             client,
-            cfg,
             clock,
             clock_offset_ms: AtomicI64::new(0),
             checksums: Learned::default(),
             places: Default::default(),
+            nodes: std::iter::once(&cfg.endpoint)
+                .chain(&cfg.more_endpoints)
+                .map(node_of)
+                .collect(),
+            next_node: Default::default(),
+            started: std::time::Instant::now(),
+            cfg,
         })
     }
 
@@ -237,20 +286,62 @@ impl HttpStore {
     /// Where a bucket's requests go: where the configuration says, unless
     /// the server has said otherwise. Service-level requests (no bucket)
     /// always go where configured.
-    fn place(&self, bucket: Option<&str>) -> Place {
-        if let Some(p) = bucket.and_then(|b| self.places.read().ok()?.get(b).cloned()) {
-            return p;
-        }
-        let ep = &self.cfg.endpoint;
-        let host = match ep.port() {
-            Some(p) => format!("{}:{}", ep.host_str().unwrap_or_default(), p),
-            None => ep.host_str().unwrap_or_default().to_string(),
-        };
+    fn place(&self, bucket: Option<&str>, node: usize) -> Place {
         let region = match &self.cfg.scheme {
             Scheme::S3V4 { region } | Scheme::OssV4 { region } => Some(region.clone()),
             Scheme::OssV1 => None,
         };
-        Place { region, host }
+        let mut place = Place {
+            region,
+            host: self.nodes[node].host.clone(),
+        };
+        if let Some(l) = bucket.and_then(|b| self.places.read().ok()?.get(b).cloned()) {
+            place.region = l.region;
+            if let Some(h) = l.host {
+                place.host = h;
+            }
+        }
+        place
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The node for the next request: in turn among those answering; when
+    /// none is, the one whose pause ends first (it may be back).
+    fn pick_node(&self) -> usize {
+        let n = self.nodes.len();
+        if n == 1 {
+            return 0;
+        }
+        let now = self.elapsed_ms();
+        let start = self.next_node.fetch_add(1, Ordering::Relaxed) % n;
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.nodes[i].avoid_until_ms.load(Ordering::Relaxed) <= now)
+            .unwrap_or_else(|| {
+                (0..n)
+                    .min_by_key(|&i| self.nodes[i].avoid_until_ms.load(Ordering::Relaxed))
+                    .unwrap_or(0)
+            })
+    }
+
+    /// After a node failed to answer: pass it over for a while, and say
+    /// whether another node may take the request now.
+    fn avoid_node(&self, node: usize) -> bool {
+        if self.nodes.len() == 1 {
+            return false;
+        }
+        let now = self.elapsed_ms();
+        let pause = u64::try_from(NODE_PAUSE.as_millis()).unwrap_or(u64::MAX);
+        self.nodes[node]
+            .avoid_until_ms
+            .store(now.saturating_add(pause), Ordering::Relaxed);
+        tracing::debug!(node = %self.nodes[node].shown, "not answering; trying the store's other nodes");
+        self.nodes
+            .iter()
+            .any(|n| n.avoid_until_ms.load(Ordering::Relaxed) <= now)
     }
 
     /// The configured scheme, signing for `place`'s region.
@@ -267,7 +358,7 @@ impl HttpStore {
     /// region (a HEAD's bare 301 from a server that left the header out)
     /// is completed by asking the bucket's region with HEAD, as the AWS
     /// SDKs do.
-    async fn relocate(&self, bucket: &str, err: &StoreError) -> Option<Place> {
+    async fn relocate(&self, bucket: &str, err: &StoreError, node: usize) -> Option<Place> {
         let mut hint = match err.detail() {
             Some(Detail::WrongRegion { region, endpoint }) => Hint {
                 region: region.clone(),
@@ -279,7 +370,7 @@ impl HttpStore {
             _ if err.status == Some(400) && err.code.is_none() => Hint::default(),
             _ => return None,
         };
-        let now = self.place(Some(bucket));
+        let now = self.place(Some(bucket), node);
         if hint.region.is_none() && self.cfg.dialect == Dialect::S3 {
             hint.region = self.bucket_region(bucket).await;
         }
@@ -290,8 +381,12 @@ impl HttpStore {
             host = %next.host,
             "the bucket is served elsewhere; following the server's answer"
         );
+        let learned = BucketPlace {
+            region: next.region.clone(),
+            host: (next.host != now.host).then(|| next.host.clone()),
+        };
         if let Ok(mut places) = self.places.write() {
-            places.insert(bucket.to_string(), next.clone());
+            places.insert(bucket.to_string(), learned);
         }
         Some(next)
     }
@@ -328,7 +423,7 @@ impl HttpStore {
         match (bucket, key) {
             (Some(b), Some(k)) => format!("{scheme}://{b}/{k}"),
             (Some(b), None) => format!("{scheme}://{b}"),
-            _ => self.cfg.endpoint.to_string(),
+            _ => self.nodes[0].shown.clone(),
         }
     }
 
@@ -344,15 +439,18 @@ impl HttpStore {
         let mut clock_corrected = false;
         let mut relocated = false;
         loop {
-            let result = self.send_once(&req).await;
+            let (result, node) = self.send_once(&req).await;
             let err = match result {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
+            // Another node of the store takes the request at once; the
+            // attempt still counts, so --retries bounds a dead cluster too.
+            let failover = err.kind == StoreErrorKind::Network && self.avoid_node(node);
             // Once per request: a second "elsewhere" is a server this
             // client cannot satisfy, and its message names the fix.
             if let (Some(bucket), false) = (req.bucket, relocated) {
-                if self.relocate(bucket, &err).await.is_some() {
+                if self.relocate(bucket, &err, node).await.is_some() {
                     relocated = true;
                     continue;
                 }
@@ -372,7 +470,9 @@ impl HttpStore {
             match self.cfg.retry.next_delay(attempt, &err) {
                 Some(wait) => {
                     tracing::debug!(op = req.op, attempt, ?wait, error = %err, "retrying");
-                    tokio::time::sleep(wait).await;
+                    if !failover {
+                        tokio::time::sleep(wait).await;
+                    }
                     attempt += 1;
                 }
                 None => {
@@ -407,26 +507,37 @@ impl HttpStore {
         self.clock_offset_ms.store(ms, Ordering::Relaxed);
     }
 
-    async fn send_once(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
-        let (resp, place, signed_at) = self.send_signed(req).await?;
+    /// One attempt, and the node it went to.
+    async fn send_once(&self, req: &Request<'_>) -> (Result<reqwest::Response, StoreError>, usize) {
+        let node = self.pick_node();
+        let (resp, place, signed_at) = match self.send_signed(req, node).await {
+            Ok(r) => r,
+            Err(e) => return (Err(e), node),
+        };
         let status = resp.status().as_u16();
         if status < 300 || (status == 304) {
-            return Ok(resp);
+            return (Ok(resp), node);
         }
-        Err(self.status_error(resp, req.bucket, &place, signed_at).await)
+        (
+            Err(self.status_error(resp, req.bucket, &place, signed_at).await),
+            node,
+        )
     }
 
     /// One attempt, whatever the status: for the few callers that read an
     /// error answer's headers themselves.
     async fn send_once_raw(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
-        self.send_signed(req).await.map(|(resp, _, _)| resp)
+        self.send_signed(req, self.pick_node())
+            .await
+            .map(|(resp, _, _)| resp)
     }
 
     async fn send_signed(
         &self,
         req: &Request<'_>,
+        node: usize,
     ) -> Result<(reqwest::Response, Place, OffsetDateTime), StoreError> {
-        let place = self.place(req.bucket);
+        let place = self.place(req.bucket, node);
         let (host, path) = self.target(&place, req.bucket, req.key);
         let mut query = req.query.clone();
         query.sort();
@@ -455,7 +566,7 @@ impl HttpStore {
                     .sign(&signable, creds, &Payload::Unsigned, signed_at);
             headers.extend(added);
         }
-        let mut url = format!("{}://{}{}", self.cfg.endpoint.scheme(), host, path);
+        let mut url = format!("{}://{}{}", self.nodes[node].scheme, host, path);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(&encode_query(k));
@@ -506,37 +617,35 @@ impl HttpStore {
         }
         tracing::debug!(op = req.op, method = %req.method, url = %url, "request");
         let resp = tokio::select! {
-            r = builder.send() => r.map_err(|e| self.network_error(&e))?,
+            r = builder.send() => r.map_err(|e| self.network_error(&e, node))?,
             _ = activity.silent_for(self.cfg.idle_timeout) => {
-                return Err(self.idle_error("no answer from"));
+                return Err(self.idle_error("no answer from", &self.nodes[node].shown));
             }
         };
         tracing::debug!(op = req.op, status = resp.status().as_u16(), "response");
         Ok((resp, place, signed_at))
     }
 
-    fn idle_error(&self, what: &str) -> StoreError {
+    fn idle_error(&self, what: &str, shown: &str) -> StoreError {
         let limit = self.cfg.idle_timeout;
         StoreError::new(
             StoreErrorKind::Network,
-            format!(
-                "{what} {}: nothing moved for {limit:?} (--idle-timeout)",
-                self.cfg.endpoint
-            ),
+            format!("{what} {shown}: nothing moved for {limit:?} (--idle-timeout)"),
         )
         .with_detail(Detail::Idle(limit))
     }
 
     /// A response body as a stream that fails when the server goes silent.
     fn body_stream(&self, resp: reqwest::Response) -> super::ByteStream {
-        let endpoint = self.cfg.endpoint.to_string();
+        let endpoint = resp.url().origin().ascii_serialization();
+        let shown = endpoint.clone();
         let body = resp.bytes_stream().map_err(move |e| {
             StoreError::new(
                 StoreErrorKind::Network,
                 format!("download from {endpoint} interrupted: {e}"),
             )
         });
-        let stalled = self.idle_error("download stalled: no data from");
+        let stalled = self.idle_error("download stalled: no data from", &shown);
         Box::pin(Guarded::new(
             Box::pin(body),
             self.cfg.idle_timeout,
@@ -563,7 +672,7 @@ impl HttpStore {
         Ok((out, false))
     }
 
-    fn network_error(&self, e: &reqwest::Error) -> StoreError {
+    fn network_error(&self, e: &reqwest::Error, node: usize) -> StoreError {
         // reqwest's own message embeds the URL; the innermost cause ("Connection
         // refused", "timed out") is what the user can act on.
         let mut cause: &dyn std::error::Error = e;
@@ -577,7 +686,7 @@ impl HttpStore {
         };
         StoreError::new(
             StoreErrorKind::Network,
-            format!("cannot reach {}: {}", self.cfg.endpoint, what),
+            format!("cannot reach {}: {}", self.nodes[node].shown, what),
         )
     }
 
@@ -870,7 +979,8 @@ fn range_from_content_range(v: &str) -> Option<std::ops::Range<u64>> {
 #[async_trait]
 impl ObjectStore for HttpStore {
     fn describe(&self) -> String {
-        format!("{} {}", self.cfg.dialect.name(), self.cfg.endpoint)
+        let all: Vec<&str> = self.nodes.iter().map(|n| n.shown.as_str()).collect();
+        format!("{} {}", self.cfg.dialect.name(), all.join(","))
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
@@ -1343,23 +1453,55 @@ mod tests {
     }
 
     #[test]
+    fn requests_take_the_nodes_in_turn_and_pass_over_one_that_failed() {
+        let mut cfg = HttpStoreConfig::new(
+            Url::parse("http://127.0.0.1:1").unwrap(),
+            Dialect::S3,
+            Scheme::S3V4 { region: "r".into() },
+            Addressing::Path,
+        );
+        cfg.more_endpoints = vec![
+            Url::parse("http://127.0.0.1:2").unwrap(),
+            Url::parse("http://127.0.0.1:3").unwrap(),
+        ];
+        let s = HttpStore::new(cfg).unwrap();
+        let turn: Vec<usize> = (0..6).map(|_| s.pick_node()).collect();
+        assert_eq!(turn, [0, 1, 2, 0, 1, 2]);
+        let tick = || std::thread::sleep(Duration::from_millis(3));
+        assert!(s.avoid_node(1), "others still answer");
+        tick();
+        assert!((0..6).all(|_| s.pick_node() != 1));
+        assert!(s.avoid_node(0));
+        tick();
+        assert!((0..4).all(|_| s.pick_node() == 2));
+        // None answering: the one passed over first is tried again first.
+        assert!(!s.avoid_node(2));
+        assert_eq!(s.pick_node(), 1);
+        assert_eq!(s.place(Some("b"), 2).host, "127.0.0.1:3");
+        // A single endpoint is never avoided: there is nowhere else to go.
+        let one = store(Addressing::Path, "http://127.0.0.1:3900");
+        assert!(!one.avoid_node(0));
+        assert_eq!(one.pick_node(), 0);
+    }
+
+    #[test]
     fn path_and_virtual_targets() {
         let p = store(Addressing::Path, "http://127.0.0.1:3900");
         assert_eq!(
-            p.target(&p.place(None), Some("b"), Some("a b/c+d")),
+            p.target(&p.place(None, 0), Some("b"), Some("a b/c+d")),
             ("127.0.0.1:3900".into(), "/b/a%20b/c%2Bd".into())
         );
         assert_eq!(
-            p.target(&p.place(None), Some("b"), None),
+            p.target(&p.place(None, 0), Some("b"), None),
             ("127.0.0.1:3900".into(), "/b".into())
         );
         let v = store(Addressing::Virtual, "https://s3.example.com");
         assert_eq!(
-            v.target(&v.place(None), Some("b"), Some("k~x")),
+            v.target(&v.place(None, 0), Some("b"), Some("k~x")),
             ("b.s3.example.com".into(), "/k~x".into())
         );
         assert_eq!(
-            v.target(&v.place(None), Some("b"), None),
+            v.target(&v.place(None, 0), Some("b"), None),
             ("b.s3.example.com".into(), "/".into())
         );
     }

@@ -29,7 +29,7 @@ pub struct Server {
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 
-fn read_env_file(path: &Path) -> HashMap<String, String> {
+pub fn read_env_file(path: &Path) -> HashMap<String, String> {
     let text = std::fs::read_to_string(path).expect("garage env file");
     text.lines()
         .filter_map(|l| l.strip_prefix("export "))

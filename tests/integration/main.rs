@@ -10,6 +10,7 @@ mod proxy;
 mod alibaba;
 mod bad_input;
 mod checksums;
+mod cluster;
 mod commands;
 mod credentials;
 mod delete_safety;
