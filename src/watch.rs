@@ -24,6 +24,61 @@ use crate::sync::{sync_paths, sync_up, Observer, Summary, SyncOptions, SyncTarge
 /// that many HEADs.
 pub const FULL_PASS_OVER: usize = 2000;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// With part of the tree unwatched (the inotify limit), full passes come
+/// at least this often, so a change there waits at most this long.
+pub const UNWATCHED_PASS: Duration = Duration::from_secs(60);
+
+/// The inotify limit in force and the sysctl that sets it: the system's
+/// `fs.inotify.max_user_watches`, or a user namespace's lower
+/// `user.max_inotify_watches` (containers).
+fn watch_limit() -> Option<(&'static str, u64)> {
+    let read = |p: &str| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok();
+    let sys =
+        read("/proc/sys/fs/inotify/max_user_watches").map(|v| ("fs.inotify.max_user_watches", v));
+    let ns = read("/proc/sys/user/max_inotify_watches").map(|v| ("user.max_inotify_watches", v));
+    match (sys, ns) {
+        (Some(s), Some(n)) if n.1 < s.1 => Some(n),
+        (Some(s), _) => Some(s),
+        (None, n) => n,
+    }
+}
+
+/// The one line said when the watch limit is reached: what, how many
+/// directories the tree has, the sysctl to raise and to how much, and
+/// what happens meanwhile. Pure, for the unit test.
+pub fn limit_message(
+    root: &Path,
+    dirs: u64,
+    limit: Option<(&str, u64)>,
+    every: Duration,
+) -> String {
+    let raise = match limit {
+        // The limit is per user and shared with other programs: the tree
+        // alone needs `dirs` watches on top of what is in use.
+        Some((name, now)) => format!(
+            "the inotify watch limit ({name} = {now}) is reached; raise it, e.g. `sysctl {name}={}`",
+            now + dirs
+        ),
+        None => "the inotify watch limit is reached; raise fs.inotify.max_user_watches".into(),
+    };
+    format!(
+        "{raise} to watch all {dirs} directories under {}; until then a full pass every {}s finds changes in the unwatched part",
+        root.display(),
+        every.as_secs()
+    )
+}
+
+fn is_limit(e: &notify::Error) -> bool {
+    matches!(e.kind, notify::ErrorKind::MaxFilesWatch)
+}
+
+fn count_dirs(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+        .count() as u64
+}
 
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
@@ -90,19 +145,35 @@ pub async fn watch(
         message: e.to_string(),
     })?;
     // Watch before the first pass, so nothing changed during it is missed.
-    watcher
-        .watch(&root, RecursiveMode::Recursive)
-        .map_err(|e| WatchError::Watcher {
-            path: root.clone(),
-            message: e.to_string(),
-        })?;
+    // At the inotify limit the watches made so far stay, and full passes
+    // come often enough to cover the rest.
+    let mut unwatched = false;
+    let mut rescan_every = wopts.rescan_interval;
+    let limit_reached = |unwatched: &mut bool, rescan_every: &mut Duration| {
+        if !*unwatched {
+            *unwatched = true;
+            *rescan_every = (*rescan_every).min(UNWATCHED_PASS);
+            let dirs = count_dirs(&root);
+            observer.note(&limit_message(&root, dirs, watch_limit(), *rescan_every));
+        }
+    };
+    match watcher.watch(&root, RecursiveMode::Recursive) {
+        Ok(()) => {}
+        Err(e) if is_limit(&e) => limit_reached(&mut unwatched, &mut rescan_every),
+        Err(e) => {
+            return Err(WatchError::Watcher {
+                path: root.clone(),
+                message: e.to_string(),
+            })
+        }
+    }
     let mut inbox = Inbox {
         dirty: HashMap::new(),
         rescan: Arc::new(AtomicBool::new(true)),
     };
     let mut backoff = Duration::from_secs(1);
     let mut retry_at: Option<Instant> = None;
-    let mut next_rescan = Instant::now() + wopts.rescan_interval;
+    let mut next_rescan = Instant::now() + rescan_every;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -123,6 +194,13 @@ pub async fn watch(
                                 inbox.dirty.insert(rel, now);
                             }
                         }
+                    }
+                    // A new directory past the limit: from now on part of
+                    // the tree is unwatched.
+                    Some(Err(e)) if is_limit(&e) => {
+                        limit_reached(&mut unwatched, &mut rescan_every);
+                        next_rescan = next_rescan.min(Instant::now() + rescan_every);
+                        inbox.rescan.store(true, Ordering::Relaxed);
                     }
                     Some(Err(e)) => {
                         observer.note(&format!("watcher error ({e}); doing a full pass"));
@@ -160,7 +238,7 @@ pub async fn watch(
             match sync_up(target, opts, observer).await {
                 Ok(s) => {
                     observer.pass_done(true, &s);
-                    next_rescan = Instant::now() + wopts.rescan_interval;
+                    next_rescan = Instant::now() + rescan_every;
                     s.failed == 0
                 }
                 Err(e) => {
@@ -202,5 +280,30 @@ pub async fn watch(
             retry_at = Some(Instant::now() + backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_line_names_the_sysctl_and_the_number_needed() {
+        let m = limit_message(
+            Path::new("/srv/photos"),
+            100_000,
+            Some(("fs.inotify.max_user_watches", 8192)),
+            Duration::from_secs(60),
+        );
+        assert!(m.contains("fs.inotify.max_user_watches = 8192"), "{m}");
+        assert!(
+            m.contains("sysctl fs.inotify.max_user_watches=108192"),
+            "{m}"
+        );
+        assert!(m.contains("100000 directories under /srv/photos"), "{m}");
+        assert!(m.contains("every 60s"), "{m}");
+        assert!(!m.contains('\n'));
+        let unknown = limit_message(Path::new("/x"), 3, None, Duration::from_secs(5));
+        assert!(unknown.contains("fs.inotify.max_user_watches"), "{unknown}");
     }
 }

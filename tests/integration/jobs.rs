@@ -2,7 +2,7 @@
 //! wait on conditions with deadlines; no fixed sleep is an assertion.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::harness::{
     aws_listed_parts, server, sha256, sha256_file, stderr, unique, wait_for, write_file, Ferry,
@@ -381,4 +381,76 @@ fn a_jobs_object_options_reach_every_upload_and_bad_ones_name_the_job() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A tree of 60 directories watched under a limit of 20 inotify watches
+/// (a user namespace's own `user.max_inotify_watches`, so nothing else on
+/// the machine is affected): one line names the sysctl and the number
+/// needed, and a new file in every directory, watched or not, arrives by
+/// the watch or by the full passes that stand in for it.
+#[test]
+fn watch_past_the_inotify_limit_says_so_and_falls_back_to_full_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for i in 0..60 {
+        write_file(&src.join(format!("d{i:02}/start.txt")), 10, i);
+    }
+    let prefix = unique("watch-limit");
+    let ferry = Ferry::new();
+    let cfg = config(
+        &ferry,
+        &job_toml(
+            "w",
+            &src,
+            &server().url(&prefix),
+            "debounce = \"200ms\"\nrescan_interval = \"3s\"",
+        ),
+    );
+    let inner = ferry.command(&["--debug", "--config", cfg.to_str().unwrap(), "watch", "w"]);
+    let mut c = Command::new("unshare");
+    c.env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let log_path = ferry.home.path().join("watch-limit.log");
+    c.args([
+        "-Ur",
+        "sh",
+        "-c",
+        "echo 20 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"",
+    ])
+    .arg(inner.get_program())
+    .args(inner.get_args())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log_path).unwrap());
+    let _w = Watcher {
+        child: c.spawn().expect("unshare (util-linux)"),
+    };
+    converge(&src, &prefix, "initial sync");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(30, "the limit line", || {
+        log().contains("inotify watch limit")
+    });
+    let line = log()
+        .lines()
+        .find(|l| l.contains("inotify watch limit"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("user.max_inotify_watches = 20"), "{line}");
+    assert!(
+        line.contains("sysctl user.max_inotify_watches=81"),
+        "{line}"
+    );
+    assert!(line.contains("61 directories"), "{line}");
+    for i in 0..60 {
+        write_file(&src.join(format!("d{i:02}/later.txt")), 100, 100 + i);
+    }
+    converge(
+        &src,
+        &prefix,
+        "changes in watched and unwatched directories",
+    );
+    assert_eq!(log().matches("inotify watch limit").count(), 1, "said once");
 }

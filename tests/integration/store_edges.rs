@@ -344,7 +344,7 @@ fn a_silent_server_fails_within_the_idle_limit() {
         assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
         let text = stderr(&out);
         assert!(
-            text.contains(&format!("no answer from {}/", silent.endpoint))
+            text.contains(&format!("no answer from {}:", silent.endpoint))
                 && text.contains("nothing moved for 1s (--idle-timeout)"),
             "{text}"
         );
