@@ -171,6 +171,36 @@ fn endpoint_args(proxies: &[ListingProxy]) -> Vec<String> {
         .collect()
 }
 
+/// `cp -r` over every node, in parts, slow enough for a kill to land
+/// mid-way.
+fn copy_tree(ferry: &Ferry, proxies: &[ListingProxy], from: &str, to: &str) -> std::process::Child {
+    let mut args: Vec<String> = endpoint_args(proxies);
+    args.extend(
+        [
+            "cp",
+            "-r",
+            "-j",
+            "4",
+            "--part-size",
+            "5M",
+            "--bigfile-threshold",
+            "5M",
+            "--bwlimit",
+            "20M",
+            from,
+            to,
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ferry
+        .command(&refs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn requests(p: &ListingProxy) -> usize {
     p.counters.requests.lock().unwrap().len()
 }
@@ -198,31 +228,12 @@ fn a_node_killed_during_a_tree_upload_and_a_download() {
     let src = dir.path().join("src");
     let files = tree(&src, 40, 90);
     let prefix = unique("cluster");
-    let mut args: Vec<String> = endpoint_args(&proxies);
-    args.extend(
-        [
-            "cp",
-            "-r",
-            "-j",
-            "4",
-            "--part-size",
-            "5M",
-            "--bigfile-threshold",
-            "5M",
-            "--bwlimit",
-            "20M",
-        ]
-        .map(String::from),
+    let child = copy_tree(
+        &ferry,
+        &proxies,
+        &src.display().to_string(),
+        &c.url(&prefix),
     );
-    args.push(src.display().to_string());
-    args.push(c.url(&prefix));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = ferry
-        .command(&refs)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Node 2 dies once the upload is well under way.
     crate::harness::wait_for(60, "the upload to start on node 2", || {
         requests(&proxies[1]) >= 5
@@ -245,34 +256,15 @@ fn a_node_killed_during_a_tree_upload_and_a_download() {
         );
     }
 
-    // A download with node 3 killed part way (node 2 still down).
+    // A download with node 3 killed part way, once node 2 is back.
     let back = dir.path().join("back");
-    let mut args: Vec<String> = endpoint_args(&proxies);
-    args.extend(
-        [
-            "cp",
-            "-r",
-            "-j",
-            "4",
-            "--part-size",
-            "5M",
-            "--bigfile-threshold",
-            "5M",
-            "--bwlimit",
-            "20M",
-        ]
-        .map(String::from),
-    );
-    args.push(c.url(&prefix));
-    args.push(back.display().to_string());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let before = requests(&proxies[2]);
-    let child = ferry
-        .command(&refs)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = copy_tree(
+        &ferry,
+        &proxies,
+        &c.url(&prefix),
+        &back.display().to_string(),
+    );
     c.restart(2);
     crate::harness::wait_for(60, "the download to reach node 3", || {
         requests(&proxies[2]) >= before + 5
