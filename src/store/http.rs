@@ -22,6 +22,7 @@ use super::credentials::CredentialSource;
 use super::dialect::{Addressing, Dialect};
 use super::error::Detail;
 use super::idle::{Activity, Guarded, Watched};
+use super::nodes::Nodes;
 use super::region::{self, Hint, Place};
 use super::retry::RetryPolicy;
 use super::sign::sigv4::uri_encode;
@@ -120,9 +121,7 @@ pub struct HttpStore {
     /// Buckets the server said live elsewhere, and where (`region`).
     places: std::sync::RwLock<std::collections::HashMap<String, BucketPlace>>,
     /// The store's addresses: the endpoint, then any further nodes.
-    nodes: Vec<Node>,
-    next_node: std::sync::atomic::AtomicUsize,
-    started: std::time::Instant,
+    nodes: Nodes,
 }
 
 /// What the server said about a bucket's place: the region to sign for,
@@ -132,33 +131,6 @@ pub struct HttpStore {
 struct BucketPlace {
     region: Option<String>,
     host: Option<String>,
-}
-
-/// One address of the store, and until when it is left alone after it
-/// stopped answering (milliseconds since the store was made).
-struct Node {
-    scheme: String,
-    host: String,
-    shown: String,
-    avoid_until_ms: std::sync::atomic::AtomicU64,
-}
-
-/// How long a node that stopped answering is passed over while others
-/// answer: long enough not to feed it every request, short enough that a
-/// restarted node gets its share back soon.
-const NODE_PAUSE: Duration = Duration::from_secs(10);
-
-fn node_of(url: &Url) -> Node {
-    let host = match url.port() {
-        Some(p) => format!("{}:{}", url.host_str().unwrap_or_default(), p),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    Node {
-        scheme: url.scheme().to_string(),
-        shown: url.as_str().trim_end_matches('/').to_string(),
-        host,
-        avoid_until_ms: std::sync::atomic::AtomicU64::new(0),
-    }
 }
 
 /// One logical request; rebuilt and re-signed on every attempt so retries
@@ -267,12 +239,7 @@ impl HttpStore {
             clock_offset_ms: AtomicI64::new(0),
             checksums: Learned::default(),
             places: Default::default(),
-            nodes: std::iter::once(&cfg.endpoint)
-                .chain(&cfg.more_endpoints)
-                .map(node_of)
-                .collect(),
-            next_node: Default::default(),
-            started: std::time::Instant::now(),
+            nodes: Nodes::new(std::iter::once(&cfg.endpoint).chain(&cfg.more_endpoints)),
             cfg,
         })
     }
@@ -293,7 +260,7 @@ impl HttpStore {
         };
         let mut place = Place {
             region,
-            host: self.nodes[node].host.clone(),
+            host: self.nodes.get(node).host.clone(),
         };
         if let Some(l) = bucket.and_then(|b| self.places.read().ok()?.get(b).cloned()) {
             place.region = l.region;
@@ -302,46 +269,6 @@ impl HttpStore {
             }
         }
         place
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The node for the next request: in turn among those answering; when
-    /// none is, the one whose pause ends first (it may be back).
-    fn pick_node(&self) -> usize {
-        let n = self.nodes.len();
-        if n == 1 {
-            return 0;
-        }
-        let now = self.elapsed_ms();
-        let start = self.next_node.fetch_add(1, Ordering::Relaxed) % n;
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| self.nodes[i].avoid_until_ms.load(Ordering::Relaxed) <= now)
-            .unwrap_or_else(|| {
-                (0..n)
-                    .min_by_key(|&i| self.nodes[i].avoid_until_ms.load(Ordering::Relaxed))
-                    .unwrap_or(0)
-            })
-    }
-
-    /// After a node failed to answer: pass it over for a while, and say
-    /// whether another node may take the request now.
-    fn avoid_node(&self, node: usize) -> bool {
-        if self.nodes.len() == 1 {
-            return false;
-        }
-        let now = self.elapsed_ms();
-        let pause = u64::try_from(NODE_PAUSE.as_millis()).unwrap_or(u64::MAX);
-        self.nodes[node]
-            .avoid_until_ms
-            .store(now.saturating_add(pause), Ordering::Relaxed);
-        tracing::debug!(node = %self.nodes[node].shown, "not answering; trying the store's other nodes");
-        self.nodes
-            .iter()
-            .any(|n| n.avoid_until_ms.load(Ordering::Relaxed) <= now)
     }
 
     /// The configured scheme, signing for `place`'s region.
@@ -423,7 +350,7 @@ impl HttpStore {
         match (bucket, key) {
             (Some(b), Some(k)) => format!("{scheme}://{b}/{k}"),
             (Some(b), None) => format!("{scheme}://{b}"),
-            _ => self.nodes[0].shown.clone(),
+            _ => self.nodes.get(0).shown.clone(),
         }
     }
 
@@ -446,7 +373,7 @@ impl HttpStore {
             };
             // Another node of the store takes the request at once; the
             // attempt still counts, so --retries bounds a dead cluster too.
-            let failover = err.kind == StoreErrorKind::Network && self.avoid_node(node);
+            let failover = err.kind == StoreErrorKind::Network && self.nodes.avoid(node);
             // Once per request: a second "elsewhere" is a server this
             // client cannot satisfy, and its message names the fix.
             if let (Some(bucket), false) = (req.bucket, relocated) {
@@ -509,7 +436,7 @@ impl HttpStore {
 
     /// One attempt, and the node it went to.
     async fn send_once(&self, req: &Request<'_>) -> (Result<reqwest::Response, StoreError>, usize) {
-        let node = self.pick_node();
+        let node = self.nodes.pick();
         let (resp, place, signed_at) = match self.send_signed(req, node).await {
             Ok(r) => r,
             Err(e) => return (Err(e), node),
@@ -527,7 +454,7 @@ impl HttpStore {
     /// One attempt, whatever the status: for the few callers that read an
     /// error answer's headers themselves.
     async fn send_once_raw(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
-        self.send_signed(req, self.pick_node())
+        self.send_signed(req, self.nodes.pick())
             .await
             .map(|(resp, _, _)| resp)
     }
@@ -566,7 +493,7 @@ impl HttpStore {
                     .sign(&signable, creds, &Payload::Unsigned, signed_at);
             headers.extend(added);
         }
-        let mut url = format!("{}://{}{}", self.nodes[node].scheme, host, path);
+        let mut url = format!("{}://{}{}", self.nodes.get(node).scheme, host, path);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(&encode_query(k));
@@ -619,7 +546,7 @@ impl HttpStore {
         let resp = tokio::select! {
             r = builder.send() => r.map_err(|e| self.network_error(&e, node))?,
             _ = activity.silent_for(self.cfg.idle_timeout) => {
-                return Err(self.idle_error("no answer from", &self.nodes[node].shown));
+                return Err(self.idle_error("no answer from", &self.nodes.get(node).shown));
             }
         };
         tracing::debug!(op = req.op, status = resp.status().as_u16(), "response");
@@ -686,7 +613,7 @@ impl HttpStore {
         };
         StoreError::new(
             StoreErrorKind::Network,
-            format!("cannot reach {}: {}", self.nodes[node].shown, what),
+            format!("cannot reach {}: {}", self.nodes.get(node).shown, what),
         )
     }
 
@@ -979,7 +906,7 @@ fn range_from_content_range(v: &str) -> Option<std::ops::Range<u64>> {
 #[async_trait]
 impl ObjectStore for HttpStore {
     fn describe(&self) -> String {
-        let all: Vec<&str> = self.nodes.iter().map(|n| n.shown.as_str()).collect();
+        let all: Vec<&str> = self.nodes.all().map(|n| n.shown.as_str()).collect();
         format!("{} {}", self.cfg.dialect.name(), all.join(","))
     }
 
@@ -1450,38 +1377,6 @@ mod tests {
             addressing,
         ))
         .unwrap()
-    }
-
-    #[test]
-    fn requests_take_the_nodes_in_turn_and_pass_over_one_that_failed() {
-        let mut cfg = HttpStoreConfig::new(
-            Url::parse("http://127.0.0.1:1").unwrap(),
-            Dialect::S3,
-            Scheme::S3V4 { region: "r".into() },
-            Addressing::Path,
-        );
-        cfg.more_endpoints = vec![
-            Url::parse("http://127.0.0.1:2").unwrap(),
-            Url::parse("http://127.0.0.1:3").unwrap(),
-        ];
-        let s = HttpStore::new(cfg).unwrap();
-        let turn: Vec<usize> = (0..6).map(|_| s.pick_node()).collect();
-        assert_eq!(turn, [0, 1, 2, 0, 1, 2]);
-        let tick = || std::thread::sleep(Duration::from_millis(3));
-        assert!(s.avoid_node(1), "others still answer");
-        tick();
-        assert!((0..6).all(|_| s.pick_node() != 1));
-        assert!(s.avoid_node(0));
-        tick();
-        assert!((0..4).all(|_| s.pick_node() == 2));
-        // None answering: the one passed over first is tried again first.
-        assert!(!s.avoid_node(2));
-        assert_eq!(s.pick_node(), 1);
-        assert_eq!(s.place(Some("b"), 2).host, "127.0.0.1:3");
-        // A single endpoint is never avoided: there is nowhere else to go.
-        let one = store(Addressing::Path, "http://127.0.0.1:3900");
-        assert!(!one.avoid_node(0));
-        assert_eq!(one.pick_node(), 0);
     }
 
     #[test]

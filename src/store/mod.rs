@@ -17,6 +17,7 @@ pub mod http;
 pub(crate) mod idle;
 #[cfg(any(test, feature = "test-doubles"))]
 pub mod memory;
+pub mod nodes;
 pub mod region;
 pub(crate) mod retry;
 pub mod sign;
