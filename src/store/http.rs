@@ -404,11 +404,20 @@ impl HttpStore {
                 }
                 None => {
                     let err = if err.is_retryable() {
-                        let message = if attempt > 1 {
+                        let mut message = if attempt > 1 {
                             format!("{} (after {attempt} attempts)", err.message)
                         } else {
                             err.message
                         };
+                        if err.kind == StoreErrorKind::Network
+                            && self.nodes.count() > 1
+                            && !failover
+                        {
+                            message.push_str(&format!(
+                                "; none of the store's {} endpoints answered",
+                                self.nodes.count()
+                            ));
+                        }
                         StoreError {
                             message,
                             attempts: u16::try_from(attempt).unwrap_or(u16::MAX),

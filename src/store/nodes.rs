@@ -63,6 +63,11 @@ impl Nodes {
         self.nodes.iter()
     }
 
+    /// How many addresses (never none).
+    pub fn count(&self) -> usize {
+        self.nodes.len()
+    }
+
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }

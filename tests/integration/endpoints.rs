@@ -369,3 +369,32 @@ fn https_through_a_private_ca_needs_its_bundle() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("junk.pem"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_store_whose_endpoints_all_refuse_is_one_line_saying_so() {
+    // Two ports nothing listens on: every attempt fails at once.
+    let closed: Vec<String> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        })
+        .collect();
+    let ferry = Ferry::new();
+    let out = ferry.run(&[
+        "--endpoint",
+        &closed[0],
+        "--endpoint",
+        &closed[1],
+        "--retries",
+        "3",
+        "ls",
+        &server().url("nothing/"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("(after 3 attempts); none of the store's 2 endpoints answered"),
+        "{err}"
+    );
+}
