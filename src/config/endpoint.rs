@@ -249,7 +249,17 @@ pub fn resolve_endpoint(
     let addressing = flags
         .addressing
         .or(profile.addressing_style)
-        .unwrap_or_else(|| default_addressing(&endpoint));
+        // Path style if any node needs it: one address set serves every node.
+        .unwrap_or_else(|| {
+            if std::iter::once(&endpoint)
+                .chain(&more_endpoints)
+                .any(|u| default_addressing(u) == Addressing::Path)
+            {
+                Addressing::Path
+            } else {
+                Addressing::Virtual
+            }
+        });
     let sigver = match flags.signature_version {
         Some(v) => v,
         None => match profile.signature_version.as_deref() {

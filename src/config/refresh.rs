@@ -56,9 +56,21 @@ impl<F: Fetch> CredentialSource for Refreshing<F> {
                 return Ok(c.clone());
             }
         }
-        let (c, expiry) = self.inner.fetch().await?;
-        *cached = Some((c.clone(), expiry));
-        Ok(c)
+        match self.inner.fetch().await {
+            Ok((c, expiry)) => {
+                *cached = Some((c.clone(), expiry));
+                Ok(c)
+            }
+            // The early refresh failed (STS or the metadata service briefly
+            // away): the keys held still work until they expire.
+            Err(e) => match &*cached {
+                Some((c, Some(exp))) if SystemTime::now() < *exp => {
+                    tracing::warn!(error = %e, "refreshing credentials failed; using the current ones until they expire");
+                    Ok(c.clone())
+                }
+                _ => Err(e),
+            },
+        }
     }
 }
 
@@ -111,6 +123,57 @@ mod tests {
         });
         fixed.credentials().await.unwrap();
         assert_eq!(fixed.credentials().await.unwrap().access_key_id, "K0");
+    }
+
+    #[derive(Debug)]
+    struct OnceThenDown {
+        calls: AtomicU32,
+        lifetime: Duration,
+    }
+
+    #[async_trait]
+    impl Fetch for OnceThenDown {
+        async fn fetch(&self) -> Result<Fetched, StoreError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Err(StoreError::new(
+                    crate::store::StoreErrorKind::Network,
+                    "STS is away",
+                ));
+            }
+            Ok((
+                Credentials {
+                    access_key_id: "K0".into(),
+                    secret_access_key: "S".into(),
+                    session_token: Some("T".into()),
+                },
+                Some(SystemTime::now() + self.lifetime),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_early_refresh_keeps_keys_that_still_work() {
+        // Inside the early window but not expired: the refresh fails, the
+        // held keys are used.
+        let s = Refreshing::new(OnceThenDown {
+            calls: AtomicU32::new(0),
+            lifetime: Duration::from_secs(120),
+        });
+        assert_eq!(s.credentials().await.unwrap().access_key_id, "K0");
+        assert_eq!(s.credentials().await.unwrap().access_key_id, "K0");
+        assert_eq!(s.inner.calls.load(Ordering::SeqCst), 2, "it did try again");
+        // Expired: the failure is the answer.
+        let gone = Refreshing::new(OnceThenDown {
+            calls: AtomicU32::new(0),
+            lifetime: Duration::ZERO,
+        });
+        gone.credentials().await.unwrap();
+        assert!(gone
+            .credentials()
+            .await
+            .unwrap_err()
+            .message
+            .contains("STS is away"));
     }
 
     #[test]

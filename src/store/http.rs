@@ -285,7 +285,13 @@ impl HttpStore {
     /// region (a HEAD's bare 301 from a server that left the header out)
     /// is completed by asking the bucket's region with HEAD, as the AWS
     /// SDKs do.
-    async fn relocate(&self, bucket: &str, err: &StoreError, node: usize) -> Option<Place> {
+    async fn relocate(
+        &self,
+        bucket: &str,
+        err: &StoreError,
+        node: usize,
+        used: &Place,
+    ) -> Option<Place> {
         let mut hint = match err.detail() {
             Some(Detail::WrongRegion { region, endpoint }) => Hint {
                 region: region.clone(),
@@ -297,7 +303,13 @@ impl HttpStore {
             _ if err.status == Some(400) && err.code.is_none() => Hint::default(),
             _ => return None,
         };
-        let now = self.place(Some(bucket), node);
+        // Requests in flight together all hear "elsewhere": one learns the
+        // place, the others just go there.
+        let current = self.place(Some(bucket), node);
+        if current != *used {
+            return Some(current);
+        }
+        let now = used.clone();
         if hint.region.is_none() && self.cfg.dialect == Dialect::S3 {
             hint.region = self.bucket_region(bucket).await;
         }
@@ -366,7 +378,7 @@ impl HttpStore {
         let mut clock_corrected = false;
         let mut relocated = false;
         loop {
-            let (result, node) = self.send_once(&req).await;
+            let (result, node, used) = self.send_once(&req).await;
             let err = match result {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
@@ -377,7 +389,7 @@ impl HttpStore {
             // Once per request: a second "elsewhere" is a server this
             // client cannot satisfy, and its message names the fix.
             if let (Some(bucket), false) = (req.bucket, relocated) {
-                if self.relocate(bucket, &err, node).await.is_some() {
+                if self.relocate(bucket, &err, node, &used).await.is_some() {
                     relocated = true;
                     continue;
                 }
@@ -443,38 +455,42 @@ impl HttpStore {
         self.clock_offset_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// One attempt, and the node it went to.
-    async fn send_once(&self, req: &Request<'_>) -> (Result<reqwest::Response, StoreError>, usize) {
+    /// One attempt, the node it went to and where it was sent.
+    async fn send_once(
+        &self,
+        req: &Request<'_>,
+    ) -> (Result<reqwest::Response, StoreError>, usize, Place) {
         let node = self.nodes.pick();
-        let (resp, place, signed_at) = match self.send_signed(req, node).await {
+        let place = self.place(req.bucket, node);
+        let (resp, signed_at) = match self.send_signed(req, node, &place).await {
             Ok(r) => r,
-            Err(e) => return (Err(e), node),
+            Err(e) => return (Err(e), node, place),
         };
         let status = resp.status().as_u16();
         if status < 300 || (status == 304) {
-            return (Ok(resp), node);
+            return (Ok(resp), node, place);
         }
-        (
-            Err(self.status_error(resp, req.bucket, &place, signed_at).await),
-            node,
-        )
+        let err = self.status_error(resp, req.bucket, &place, signed_at).await;
+        (Err(err), node, place)
     }
 
     /// One attempt, whatever the status: for the few callers that read an
     /// error answer's headers themselves.
     async fn send_once_raw(&self, req: &Request<'_>) -> Result<reqwest::Response, StoreError> {
-        self.send_signed(req, self.nodes.pick())
+        let node = self.nodes.pick();
+        let place = self.place(req.bucket, node);
+        self.send_signed(req, node, &place)
             .await
-            .map(|(resp, _, _)| resp)
+            .map(|(resp, _)| resp)
     }
 
     async fn send_signed(
         &self,
         req: &Request<'_>,
         node: usize,
-    ) -> Result<(reqwest::Response, Place, OffsetDateTime), StoreError> {
-        let place = self.place(req.bucket, node);
-        let (host, path) = self.target(&place, req.bucket, req.key);
+        place: &Place,
+    ) -> Result<(reqwest::Response, OffsetDateTime), StoreError> {
+        let (host, path) = self.target(place, req.bucket, req.key);
         let mut query = req.query.clone();
         query.sort();
         let mut headers = req.headers.clone();
@@ -498,7 +514,7 @@ impl HttpStore {
                 key: req.key,
             };
             let added =
-                self.scheme_for(&place)
+                self.scheme_for(place)
                     .sign(&signable, creds, &Payload::Unsigned, signed_at);
             headers.extend(added);
         }
@@ -559,7 +575,7 @@ impl HttpStore {
             }
         };
         tracing::debug!(op = req.op, status = resp.status().as_u16(), "response");
-        Ok((resp, place, signed_at))
+        Ok((resp, signed_at))
     }
 
     fn idle_error(&self, what: &str, shown: &str) -> StoreError {

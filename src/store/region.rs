@@ -66,7 +66,35 @@ pub fn aws_host_for_region(host: &str, region: &str) -> Option<String> {
 /// Where to send a bucket's requests after the server answered `hint` to
 /// a request sent to `now`; `None` when the hint says nothing new (the
 /// error then stands, with its message naming the fix).
+/// A region name as the stores spell them (`eu-west-1`, `cn-hangzhou`):
+/// nothing else may reach a host name or a signature.
+fn plausible_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 64
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A bare DNS name (letters, digits, `-`, `.`), an optional port: no path,
+/// query, user or scheme can ride along into a URL.
+fn plausible_host(h: &str) -> bool {
+    let name = match h.rsplit_once(':') {
+        Some((n, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => h,
+    };
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
 pub fn relocate(dialect: Dialect, now: &Place, hint: &Hint) -> Option<Place> {
+    if hint.region.as_deref().is_some_and(|r| !plausible_region(r))
+        || hint.endpoint.as_deref().is_some_and(|e| !plausible_host(e))
+    {
+        return None;
+    }
     let next = match dialect {
         Dialect::S3 => {
             let region = hint.region.clone()?;
@@ -238,6 +266,30 @@ mod tests {
                 host: "oss-cn-beijing.aliyuncs.com".into()
             })
         );
+    }
+
+    #[test]
+    fn a_hostile_hint_goes_nowhere() {
+        let aws = place("us-east-1", "s3.us-east-1.amazonaws.com");
+        for r in ["foo.evil.com?", "eu-west-1/x", "", "EU WEST"] {
+            assert_eq!(
+                relocate(Dialect::S3, &aws, &hint(Some(r), None)),
+                None,
+                "{r:?}"
+            );
+        }
+        let oss = place("cn-hangzhou", "oss-cn-hangzhou.aliyuncs.com");
+        for e in [
+            "oss-x.evil.com/.aliyuncs.com",
+            "a@b.aliyuncs.com",
+            "oss-cn-beijing.aliyuncs.com?x",
+        ] {
+            assert_eq!(
+                relocate(Dialect::Oss, &oss, &hint(None, Some(e))),
+                None,
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

@@ -233,9 +233,24 @@ impl EcsRamRole {
                 return Err(fail(format!("{what} answered Code {code}")));
             }
         }
-        parse_keys(&v, &what)
+        temporary(parse_keys(&v, &what)?, &what)
     }
 }
+
+/// An STS token must come with its expiry, or it would be used long past
+/// it (the metadata service, STS and a URI always send one).
+fn temporary(f: Fetched, what: &str) -> Result<Fetched, StoreError> {
+    match (&f.0.session_token, f.1) {
+        (Some(_), None) => Err(fail(format!(
+            "{what} gave an STS token without its Expiration"
+        ))),
+        _ => Ok(f),
+    }
+}
+
+/// How long a command's STS token is used when it says no expiry: the
+/// command is run again after this (as the SDKs run it again each time).
+const PROCESS_TOKEN_LIFE: Duration = Duration::from_secs(15 * 60);
 
 // --- STS ---------------------------------------------------------------------------
 
@@ -309,7 +324,7 @@ async fn sts_call(
     let creds = v
         .get("Credentials")
         .ok_or_else(|| fail(format!("{what} answered without Credentials")))?;
-    let fetched = parse_keys(creds, &what)?;
+    let fetched = temporary(parse_keys(creds, &what)?, &what)?;
     if fetched.0.session_token.is_none() {
         return Err(fail(format!("{what} answered without a SecurityToken")));
     }
@@ -464,7 +479,7 @@ impl Fetch for Uri {
                 return Err(fail(format!("{what} answered Code {code}")));
             }
         }
-        parse_keys(&v, &what)
+        temporary(parse_keys(&v, &what)?, &what)
     }
 }
 
@@ -517,7 +532,14 @@ impl Fetch for Process {
             )));
         }
         let v = json(&String::from_utf8_lossy(&out.stdout), &what)?;
-        parse_keys(&v, &what)
+        let (c, expiry) = parse_keys(&v, &what)?;
+        let expiry = match (&c.session_token, expiry) {
+            (Some(_), None) => {
+                Some(SystemTime::now() + PROCESS_TOKEN_LIFE + crate::config::refresh::EARLY)
+            }
+            (_, e) => e,
+        };
+        Ok((c, expiry))
     }
 }
 
