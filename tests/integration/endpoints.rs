@@ -398,3 +398,41 @@ fn a_store_whose_endpoints_all_refuse_is_one_line_saying_so() {
         "{err}"
     );
 }
+
+/// A tree copied with 16 files in flight to a bucket in another region:
+/// byte-exact, and the redirect is answered about once, not per file.
+/// (Here the listing learns the region before the uploads start; requests
+/// told "elsewhere" at the same moment are covered by the store reading
+/// the learned place before deciding, which this does not force.)
+#[test]
+fn a_parallel_tree_copy_to_another_region() {
+    let proxy = ListingProxy::start_answering(&server().endpoint, redirect);
+    let mut ferry = Ferry::at(&proxy.endpoint);
+    ferry
+        .extra_env
+        .push(("AWS_REGION".into(), "eu-north-1".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..24)
+        .map(|i| {
+            write_file(
+                &dir.path().join(format!("t/f{i}.bin")),
+                20_000 + i,
+                200 + i as u64,
+            )
+        })
+        .collect();
+    let prefix = unique("region-par");
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "-j",
+        "16",
+        dir.path().join("t").to_str().unwrap(),
+        &server().url(&prefix),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(aws_sha256(&format!("{prefix}/f{i}.bin")), sha256_file(f));
+    }
+    assert!(elsewhere_count(&proxy) <= 17, "{}", elsewhere_count(&proxy));
+}
