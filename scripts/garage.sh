@@ -168,6 +168,22 @@ log_tail() {
     echo "----" >&2
 }
 
+# The test key and bucket, through RUNNER (the caller's `run` or `retry`,
+# which stop everything on failure and leave the answer in `out`); sets
+# key_id and secret_key, and fails if the key's answer cannot be read.
+key_and_bucket() {
+    local runner=$1
+    shift
+    "$runner" "$@" key create "$KEY_NAME"
+    key_id=$(awk -F':[[:space:]]*' '/^Key ID:/ {print $2; exit}' <<<"$out")
+    secret_key=$(awk -F':[[:space:]]*' '/^Secret key:/ {print $2; exit}' <<<"$out")
+    [[ -n $key_id && -n $secret_key ]] || return 1
+    "$runner" "$@" bucket create "$BUCKET"
+    "$runner" "$@" bucket allow --read --write --owner "$BUCKET" --key "$key_id"
+    # Tests make and remove buckets of their own (ferry mb/rb).
+    "$runner" "$@" key allow --create-bucket "$key_id"
+}
+
 cmd_start() {
     local dir="" watch_pid=""
     while (($#)); do
@@ -296,19 +312,12 @@ EOF
     }
     retry "${g[@]}" layout assign -z dc1 -c 1G "$node"
     run "${g[@]}" layout apply --version 1
-    run "${g[@]}" key create "$KEY_NAME"
     local key_id secret_key
-    key_id=$(awk -F':[[:space:]]*' '/^Key ID:/ {print $2; exit}' <<<"$out")
-    secret_key=$(awk -F':[[:space:]]*' '/^Secret key:/ {print $2; exit}' <<<"$out")
-    if [[ -z $key_id || -z $secret_key ]]; then
+    if ! key_and_bucket run "${g[@]}"; then
         echo "$out" >&2
         abort_start
         die "could not parse key id / secret from 'garage key create' output"
     fi
-    run "${g[@]}" bucket create "$BUCKET"
-    run "${g[@]}" bucket allow --read --write --owner "$BUCKET" --key "$key_id"
-    # Tests make and remove buckets of their own (ferry mb/rb).
-    run "${g[@]}" key allow --create-bucket "$key_id"
 
     if [[ -n $watch_pid ]]; then
         # Dies with the server either way; kills it if the watched process
@@ -454,17 +463,12 @@ cmd_cluster() {
         retry "${g[@]}" layout assign -z "dc$i" -c 1G "${ids[i]}"
     done
     retry "${g[@]}" layout apply --version 1
-    retry "${g[@]}" key create "$KEY_NAME"
     local key_id secret_key
-    key_id=$(awk -F':[[:space:]]*' '/^Key ID:/ {print $2; exit}' <<<"$out")
-    secret_key=$(awk -F':[[:space:]]*' '/^Secret key:/ {print $2; exit}' <<<"$out")
-    if [[ -z $key_id || -z $secret_key ]]; then
+    if ! key_and_bucket retry "${g[@]}"; then
         echo "$out" >&2
         cmd_stop "$dir"
-        die "could not parse the key"
+        die "could not parse key id / secret from 'garage key create' output"
     fi
-    retry "${g[@]}" bucket create "$BUCKET"
-    retry "${g[@]}" bucket allow --read --write --owner "$BUCKET" --key "$key_id"
     if [[ -n $watch_pid ]]; then
         # Stops every node (by its current pid file, so restarted nodes
         # too) when the watched process goes.

@@ -79,16 +79,19 @@ impl Fetch for AwsChain {
     }
 }
 
+/// The SDKs' shared config file: `AWS_CONFIG_FILE`, else `~/.aws/config`.
+fn shared_config_file(env: &dyn Env) -> Option<PathBuf> {
+    env.var("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| env.home().map(|h| h.join(".aws").join("config")))
+}
+
 /// A role profile with `mfa_serial` needs a code typed at a prompt, which
 /// a cron job, a watch or a mount never has: refused before anything is
 /// sent, naming the profile and what to do instead. Followed through
 /// `source_profile`, as the SDKs follow it when assuming the role.
 pub fn refuse_mfa(env: &dyn Env) -> Result<(), ConfigError> {
-    let Some(path) = env
-        .var("AWS_CONFIG_FILE")
-        .map(PathBuf::from)
-        .or_else(|| env.home().map(|h| h.join(".aws").join("config")))
-    else {
+    let Some(path) = shared_config_file(env) else {
         return Ok(());
     };
     let mut name = env.var("AWS_PROFILE").unwrap_or_else(|| "default".into());
@@ -119,10 +122,7 @@ pub fn refuse_mfa(env: &dyn Env) -> Result<(), ConfigError> {
 /// decide it (the SDK does not say which answered).
 pub fn which(env: &dyn Env) -> String {
     let name = env.var("AWS_PROFILE").unwrap_or_else(|| "default".into());
-    let path = env
-        .var("AWS_CONFIG_FILE")
-        .map(PathBuf::from)
-        .or_else(|| env.home().map(|h| h.join(".aws").join("config")));
+    let path = shared_config_file(env);
     if let Some(section) = path.as_deref().and_then(|p| read_ini_section(p, &name)) {
         let how = if section.contains_key("role_arn") {
             Some(format!("AssumeRole {}", section["role_arn"]))

@@ -625,20 +625,13 @@ impl HttpStore {
     }
 
     fn network_error(&self, e: &reqwest::Error, node: usize) -> StoreError {
-        // reqwest's own message embeds the URL; the innermost cause ("Connection
-        // refused", "timed out") is what the user can act on.
-        let mut cause: &dyn std::error::Error = e;
-        while let Some(next) = cause.source() {
-            cause = next;
-        }
-        let what = if e.is_timeout() {
-            "timed out".to_string()
-        } else {
-            cause.to_string()
-        };
         StoreError::new(
             StoreErrorKind::Network,
-            format!("cannot reach {}: {}", self.nodes.get(node).shown, what),
+            format!(
+                "cannot reach {}: {}",
+                self.nodes.get(node).shown,
+                transport_cause(e)
+            ),
         )
     }
 
@@ -878,6 +871,20 @@ impl HttpStore {
             )
         })
     }
+}
+
+/// What went wrong on the wire, as the user can act on it: reqwest's own
+/// message embeds the URL, the innermost cause ("Connection refused",
+/// "timed out") does not.
+pub fn transport_cause(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// A body in the pieces it is sent in, so each piece the connection takes

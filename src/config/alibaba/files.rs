@@ -25,7 +25,8 @@ pub struct Found {
     pub probed: bool,
 }
 
-fn truthy(v: Option<String>) -> bool {
+/// Alibaba's boolean variables: `true` in any case, or `1`.
+pub fn truthy(v: Option<String>) -> bool {
     v.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 

@@ -92,8 +92,7 @@ pub fn source_for(spec: &Spec, env: &dyn Env, probed: bool) -> Arc<dyn Credentia
         Spec::EcsRamRole { role_name } => Arc::new(Refreshing::new(providers::EcsRamRole::new(
             metadata_base(env),
             role_name.clone(),
-            env.var("ALIBABA_CLOUD_IMDSV1_DISABLED")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            files::truthy(env.var("ALIBABA_CLOUD_IMDSV1_DISABLED")),
             probed,
         ))),
         Spec::Process { command } => Arc::new(Refreshing::new(providers::Process {

@@ -14,6 +14,7 @@ use super::rpc_sign;
 use super::spec::RoleRequest;
 use crate::config::refresh::{Fetch, Fetched};
 use crate::store::credentials::{CredentialSource, Credentials};
+use crate::store::http::transport_cause;
 use crate::store::{StoreError, StoreErrorKind};
 
 /// Where the ECS metadata service answers.
@@ -33,19 +34,6 @@ fn client(connect: Duration, total: Duration) -> reqwest::Client {
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()
-}
-
-/// The innermost cause of a transport error ("Connection refused").
-fn cause(e: &reqwest::Error) -> String {
-    let mut c: &dyn std::error::Error = e;
-    while let Some(n) = c.source() {
-        c = n;
-    }
-    if e.is_timeout() {
-        "timed out".into()
-    } else {
-        c.to_string()
-    }
 }
 
 fn text(v: &Value, names: &[&str]) -> Option<String> {
@@ -135,7 +123,7 @@ impl EcsRamRole {
         fail(format!(
             "the ECS metadata service at {} did not answer ({}): this is not an ECS instance, or it has no RAM role",
             self.base,
-            cause(e)
+            transport_cause(e)
         ))
     }
 
@@ -308,7 +296,7 @@ async fn sts_call(
         .body(form(&body))
         .send()
         .await
-        .map_err(|e| fail(format!("{what}: cannot reach it ({})", cause(&e))))?;
+        .map_err(|e| fail(format!("{what}: cannot reach it ({})", transport_cause(&e))))?;
     let status = resp.status().as_u16();
     let text_body = resp.text().await.unwrap_or_default();
     if !(200..300).contains(&status) {
@@ -467,7 +455,7 @@ impl Fetch for Uri {
             .get(&self.url)
             .send()
             .await
-            .map_err(|e| fail(format!("{what}: cannot reach it ({})", cause(&e))))?;
+            .map_err(|e| fail(format!("{what}: cannot reach it ({})", transport_cause(&e))))?;
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
