@@ -1709,21 +1709,20 @@ fn save_known(path: &Path, entries: &[KnownEntry]) {
     for e in entries {
         k.record(&e.key, &e.etag, e.size, e.lm, e.mtime);
     }
-    k.save();
+    k.save(false);
 }
 
-/// Loads a cache file and looks up every entry it names, however typed.
-fn check_known_file(path: &Path, bytes: &[u8]) -> TestCaseResult {
-    rewrite(path, bytes);
+/// Replaces the cache's one segment with `bytes`, then looks up, in key
+/// order as a listing would, every entry the valid file held: whatever the
+/// damage, an answer is either a miss or what was recorded.
+fn check_known_file(path: &Path, bytes: &[u8], want: &[(&KnownEntry, Known)]) -> TestCaseResult {
+    let segs = crate::sync::known::segments::list(path);
+    prop_assert_eq!(segs.len(), 1);
+    rewrite(&segs[0].1, bytes);
     let k = KnownMtimes::load(Some(path.to_path_buf()));
-    if let Ok(serde_json::Value::Object(file)) = serde_json::from_slice(bytes) {
-        if let Some(serde_json::Value::Object(entries)) = file.get("entries") {
-            for (key, e) in entries {
-                let etag = e.get("etag").and_then(|v| v.as_str()).unwrap_or("");
-                let size = e.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-                let lm = e.get("lm").and_then(|v| v.as_i64()).unwrap_or(0);
-                let _ = k.lookup(key, etag, size, lm);
-            }
+    for (x, known) in want {
+        if let Some(got) = k.lookup(&x.key, &x.etag, x.size, x.lm.unwrap_or(7)) {
+            prop_assert_eq!(got, *known);
         }
     }
     Ok(())
@@ -1732,30 +1731,47 @@ fn check_known_file(path: &Path, bytes: &[u8]) -> TestCaseResult {
 #[test]
 fn fuzz_known_mtimes_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("known.json");
+    let n = std::sync::atomic::AtomicUsize::new(0);
     fuzz(
-        "known mtimes: round trip, arbitrary and mutated files",
+        "known mtimes: round trip, arbitrary and damaged segments",
         150,
         (known_entries(), vec(any::<u8>(), 0..200), edits()),
         |(entries, junk, e)| {
-            // What one run records, the next finds, unless a later record of
-            // the same key replaced it.
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(i.to_string());
+            // What one run records, the next finds (in the listing's key
+            // order), unless a later record of the same key replaced it.
             save_known(&path, &entries);
+            let mut want: Vec<(&KnownEntry, Known)> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, x)| !entries[i + 1..].iter().any(|y| y.key == x.key))
+                .map(|(_, x)| {
+                    let known = match x.mtime {
+                        Some(ns) => Known::Mtime(ns),
+                        None => Known::NoMetadata,
+                    };
+                    (x, known)
+                })
+                .collect();
+            want.sort_by(|a, b| a.0.key.cmp(&b.0.key));
             let k = KnownMtimes::load(Some(path.clone()));
-            for (i, x) in entries.iter().enumerate() {
-                if entries[i + 1..].iter().any(|y| y.key == x.key) {
-                    continue;
-                }
-                let want = match x.mtime {
-                    Some(ns) => Known::Mtime(ns),
-                    None => Known::NoMetadata,
-                };
+            for (x, known) in &want {
                 let lm = x.lm.unwrap_or(7);
-                prop_assert_eq!(k.lookup(&x.key, &x.etag, x.size, lm), Some(want));
+                prop_assert_eq!(k.lookup(&x.key, &x.etag, x.size, lm), Some(*known));
             }
-            let valid = std::fs::read(&path).unwrap_or_default();
-            check_known_file(&path, &mutate(&valid, &e, JSON_TOKENS))?;
-            check_known_file(&path, &junk)
+            drop(k);
+            if want.is_empty() {
+                return Ok(());
+            }
+            let seg = crate::sync::known::segments::list(&path)[0].1.clone();
+            let valid = std::fs::read(&seg).unwrap_or_default();
+            check_known_file(
+                &path,
+                &mutate(&valid, &e, &["ferry-known-2\n", "\0\0\0\0"]),
+                &want,
+            )?;
+            check_known_file(&path, &junk, &want)
         },
     );
 }

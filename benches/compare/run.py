@@ -14,6 +14,9 @@ Workloads (sizes for the full run; --quick scales them down):
   w4  a 1 GiB upload killed with SIGKILL half-way, then rerun: bytes the
       rerun sends, counted by the proxy
   w5  peak RSS and CPU seconds per GiB moved, from the w1 and w2 runs
+  w6  1,000,000 files of 1 KiB: first upload, no-op (ferry's cache warm and
+      cold, each peer's sync), a 1 % change, download; requests from
+      Garage's counter, peak RSS (run it on its own: --only w6)
 
 Every upload+download pair (w1, w2) and every interrupted upload (w4) gets a
 fresh Garage (new data directory), so no run finds another's blocks or
@@ -65,6 +68,7 @@ SCALES = {
         "small_size": 64 * KiB,
         "noop_files": 100_000,
         "noop_size": 1 * KiB,
+        "million_files": 1_000_000,
         "resume": 1 * GiB,
         "runs": 3,
     },
@@ -74,6 +78,7 @@ SCALES = {
         "small_size": 64 * KiB,
         "noop_files": 10_000,
         "noop_size": 1 * KiB,
+        "million_files": 10_000,
         "resume": 256 * MiB,
         "runs": 3,
     },
@@ -566,7 +571,8 @@ class Bench:
             XDG_CACHE_HOME=str(self.work / "home" / "cache"),
             NO_COLOR="1",
         )
-        self.results = {"meta": {}, "w1": [], "w2": [], "w3": {}, "w4": [], "errors": [], "discarded": []}
+        self.results = {"meta": {}, "w1": [], "w2": [], "w3": {}, "w4": [], "w6": {}, "errors": [],
+                        "discarded": []}
         self.run_no = 0
 
     # -- helpers ----------------------------------------------------------
@@ -881,6 +887,112 @@ class Bench:
                 })
                 self.clean_scratch()
                 self.save()
+
+    # -- w6: a million files -------------------------------------------------
+    def w6(self):
+        """1,000,000 files of 1 KiB: first upload, no-op (ferry with its
+        known-mtimes cache warm and cold, every peer's sync), a 1 % change
+        synced by each tool in turn, and a download. Requests come from
+        Garage's own counter (a proxy would be the bottleneck at this
+        scale); peak RSS from wait4. One run of each: the point is the
+        shape at a million, and a run of all steps takes about an hour."""
+        n, size = self.scale["million_files"], self.scale["noop_size"]
+        src = make_tree(self.data / f"million-{n}", n, size, SEED + 6)
+        rels = tree_layout(n)
+        out = {"files": n, "bytes": n * size, "steps": []}
+        self.results["w6"] = out
+        self.fresh_garage()
+        cache = self.work / "home" / "cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        cold = self.work / "home" / "cold-cache"
+        by_name = {t.name: t for t in self.tools}
+        uploaders = [t for t in self.args.w6_upload_tools.split(",") if t in by_name]
+
+        def step(name, tool, argv, label, env_extra=None):
+            log(f"w6 {name}: {label}")
+            if env_extra:
+                argv = ["env"] + [f"{k}={v}" for k, v in env_extra.items()] + argv
+            rec = self.run(tool, argv, label=f"w6 {name} {label}", timeout=self.args.w6_timeout)
+            rec.update(step=name, tool=tool.name, label=label)
+            out["steps"].append(rec)
+            self.save()
+            return rec
+
+        # First upload: ferry's is the bucket state every tool's no-op and
+        # change run then syncs against (ferry stores mtimes as `mtime`
+        # metadata, the rclone convention; the others compare Last-Modified).
+        prefix = "w6"
+        for name in ["ferry"] + [u for u in uploaders if u != "ferry"]:
+            tool = by_name.get(name) or self.ferry
+            p = prefix if name == "ferry" else f"w6-{name}"
+            if name == "ferry":
+                argv = [tool.path, "cp", "-q", "-r", "-j", "32", str(src), f"s3://{BUCKET}/{p}/"]
+            else:
+                argv = tool.put_tree(src, p, "defaults")
+            step("upload", tool, argv, "ferry cp -r -j 32" if name == "ferry" else f"{name} (defaults)")
+
+        def noop_argv(tool):
+            if tool.name == "ferry":
+                return [tool.path, "cp", "-q", "-r", "-u", str(src), f"s3://{BUCKET}/{prefix}/"]
+            if tool.name == "rclone":
+                return [tool.path, "copy", "--update", "--fast-list", str(src), f"garage:{BUCKET}/{prefix}"]
+            return tool.noop_variants(src, prefix)[0][1]
+
+        def noop_label(tool):
+            return {"ferry": "ferry cp -r -u", "rclone": "rclone copy --update --fast-list",
+                    "s5cmd": "s5cmd sync", "aws": "aws s3 sync"}[tool.name]
+
+        for tool in self.tools:
+            step("noop", tool, noop_argv(tool), noop_label(tool))
+            if tool.name == "ferry":
+                shutil.rmtree(cold, ignore_errors=True)
+                step("noop", tool, noop_argv(tool), "ferry cp -r -u, empty cache",
+                     {"XDG_CACHE_HOME": cold})
+                # The cache as a file tree: its size on disk.
+                out["known_cache_bytes"] = sum(p.stat().st_size for p in (cache / "ferry" / "known").rglob("*")
+                                               if p.is_file()) if (cache / "ferry" / "known").exists() else None
+
+        # A 1 % change: every 100th file rewritten (new bytes, new mtime),
+        # a fresh set for each tool, so each finds exactly n/100 to send.
+        for k, tool in enumerate(self.tools):
+            changed = rels[k::100][: max(1, n // 100)]
+            now = time.time_ns()
+            nonce = nonce_for(f"w6/change/{tool.name}")
+            for rel in changed:
+                p = src / rel
+                with open(p, "r+b") as f:
+                    f.write(nonce)
+                os.utime(p, ns=(now, now))
+            rec = step("change", tool, noop_argv(tool), noop_label(tool))
+            rec["changed_files"] = len(changed)
+        # The tree on disk now differs from its spec: regenerate next time.
+        Path(str(src) + ".spec.json").unlink(missing_ok=True)
+
+        # Download of the whole prefix.
+        for name in uploaders:
+            tool = by_name.get(name)
+            if not tool:
+                continue
+            self.clean_scratch()
+            dst = self.scratch / "million"
+            if name == "ferry":
+                argv = [tool.path, "cp", "-q", "-r", "-j", "32", f"s3://{BUCKET}/{prefix}/", str(dst)]
+                label = "ferry cp -r -j 32"
+            else:
+                argv = tool.get_tree(prefix, dst, "defaults")
+                label = f"{name} (defaults)"
+            rec = step("download", tool, argv, label)
+            rec["files_found"] = sum(1 for p in dst.rglob("*") if p.is_file()) if dst.exists() else 0
+            self.save()
+        self.clean_scratch()
+        self.w6_summary()
+
+    def w6_summary(self):
+        for r in self.results["w6"]["steps"]:
+            req = r.get("garage_requests") or {}
+            log(f"w6 {r['step']:8} {r['label']:40} {r['wall_s']:9.2f} s  exit {r['exit']}  "
+                f"rss {r['maxrss_mib']:8.1f} MiB  requests {req}")
+        log(f"w6 known-mtimes cache on disk: {self.results['w6'].get('known_cache_bytes')} bytes")
 
     def open_uploads(self):
         """Unfinished multipart uploads in the bucket (None if unknown)."""
@@ -1295,6 +1407,11 @@ def main():
     ap.add_argument("--noise-retries", type=int, default=0,
                     help="at most this many times (default 0: report the noise instead)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a command is killed")
+    ap.add_argument("--w6-timeout", type=float, default=1800,
+                    help="w6: seconds before one step is killed (a peer that cannot finish is recorded so)")
+    ap.add_argument("--w6-upload-tools", default="ferry,s5cmd",
+                    help="w6: tools that also do the first upload and the download of a million "
+                         "files (each step of rclone and the AWS CLI takes most of an hour here)")
     ap.add_argument("--merge", action="store_true",
                     help="keep the other workloads' results from the existing benchmarks.json")
     ap.add_argument("--report", metavar="JSON", help="only rebuild the Markdown report from this JSON")
@@ -1306,7 +1423,7 @@ def main():
         print(md)
         return 0
     for w in args.only.split(","):
-        if w not in ("w1", "w2", "w3", "w4"):
+        if w not in ("w1", "w2", "w3", "w4", "w6"):
             ap.error(f"unknown workload {w}")
     for t in args.tools.split(","):
         if t not in TOOLS:

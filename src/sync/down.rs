@@ -13,7 +13,7 @@ use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions};
 use super::runner::{Job, Runner};
 use super::up::walk_report;
-use super::walk::{LocalEntry, WalkItem, WalkOptions, TEMPS_NOTED};
+use super::walk::{WalkItem, WalkOptions, TEMPS_NOTED};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
 use crate::transfer::leftovers::leftover_size;
 use crate::transfer::paths::safe_relative_path;
@@ -60,7 +60,8 @@ pub async fn sync_down(
         &mut summary,
     )
     .await;
-    known.save();
+    // Only a listing seen to its end tells which cached objects are gone.
+    known.save(deletes.is_ok() && !target.cancel.is_cancelled());
     let _ = lister.await;
     let _ = walker.await;
     let deletes = deletes?;
@@ -117,9 +118,10 @@ fn plan_down(
     plan: PlanOptions,
     known: &KnownMtimes,
     seen: &mut Seen,
-) -> Planned<LocalEntry> {
-    if remote.is_some() {
+) -> Planned {
+    if let Some(r) = &remote {
         seen.view.source_files += 1;
+        known.listed(&r.key);
     }
     let mut report = None;
     let local = match local {
@@ -145,7 +147,7 @@ fn plan_down(
                 if decide(None, Some(local_side(&l)), plan) == Decision::Delete
                     && !seen.unseen.covers(&l.key) =>
             {
-                Planned::Delete(l)
+                Planned::Delete(l.key)
             }
             _ => Planned::Nothing,
         };

@@ -6,6 +6,7 @@
 //! mode's changed paths) are small drivers over these parts, and `one`
 //! applies the same table to a single file.
 
+pub(crate) mod delete_list;
 pub(crate) mod events;
 pub(crate) mod filter;
 pub(crate) mod known;
@@ -152,16 +153,16 @@ impl Seen {
 
     /// The gate, after the merge: `candidates` go, or none do and the
     /// reason is reported.
-    pub fn gate<X>(
+    pub fn gate(
         &mut self,
-        candidates: Vec<X>,
+        candidates: delete_list::DeleteList,
         summary: &mut Summary,
         rules: plan::DeleteRules,
         observer: &dyn Observer,
-    ) -> Vec<X> {
+    ) -> delete_list::DeleteList {
         // Every read error was also reported as a failed item.
         self.view.failures = summary.failed.saturating_sub(self.view.read_errors);
-        match plan::gate_deletes(candidates.len() as u64, self.view, rules) {
+        match plan::gate_deletes(candidates.len(), self.view, rules) {
             Ok(()) => candidates,
             Err(w) => {
                 events::emit(
@@ -172,7 +173,7 @@ impl Seen {
                         reason: w.to_string(),
                     },
                 );
-                Vec::new()
+                delete_list::DeleteList::default()
             }
         }
     }

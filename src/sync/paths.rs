@@ -119,10 +119,10 @@ pub async fn sync_paths(
         emit(&mut out.summary, observer, ev);
     }
     if opts.plan.delete && !gone.is_empty() && !target.cancel.is_cancelled() {
-        let mut deletes = Vec::new();
+        let mut deletes = crate::sync::delete_list::DeleteList::default();
         for rel in &gone {
             match vanished(&runner, rel).await {
-                Ok(rels) => deletes.extend(rels),
+                Ok(rels) => rels.into_iter().for_each(|r| deletes.push(r)),
                 Err(ev) => emit(&mut out.summary, observer, ev),
             }
         }

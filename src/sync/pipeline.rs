@@ -4,6 +4,7 @@
 
 use tokio::sync::mpsc;
 
+use super::delete_list::DeleteList;
 use super::events::Summary;
 use super::listing::{Feed, FeedRx};
 use super::merge::{Keyed, MergeJoin, Step};
@@ -12,11 +13,12 @@ use super::SyncError;
 
 /// What the driver made of one key.
 #[allow(clippy::large_enum_variant)] // one per key, moved straight on
-pub(crate) enum Planned<X> {
+pub(crate) enum Planned {
     Job(Job),
-    /// Not in the source, and the plan says delete: kept until every
-    /// transfer is done (an interrupted run deletes nothing).
-    Delete(X),
+    /// Not in the source, and the plan says delete (the key relative to
+    /// the root): kept until every transfer is done (an interrupted run
+    /// deletes nothing).
+    Delete(String),
     Nothing,
 }
 
@@ -42,18 +44,18 @@ impl<T> Side<T> {
 /// resulting jobs `-j` at a time as they come. Returns the delete
 /// candidates, or the error that stopped the merge (jobs already planned
 /// still finish).
-pub(crate) async fn merge_and_run<S: Keyed, D: Keyed, X>(
+pub(crate) async fn merge_and_run<S: Keyed, D: Keyed>(
     runner: &Runner<'_>,
     mut src: Side<S>,
     mut dst: Side<D>,
-    mut plan: impl FnMut(Option<S>, Option<D>) -> Planned<X>,
+    mut plan: impl FnMut(Option<S>, Option<D>) -> Planned,
     summary: &mut Summary,
-) -> Result<Vec<X>, SyncError> {
+) -> Result<DeleteList, SyncError> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(1024);
     let cancel = runner.target.cancel.clone();
     let merger = async move {
         let mut m = MergeJoin::new();
-        let mut deletes = Vec::new();
+        let mut deletes = DeleteList::default();
         while !cancel.is_cancelled() {
             let planned = match m.step() {
                 Step::NeedSrc => {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::delete_list::DeleteList;
 use super::events::{emit, Event, FailKind, Observer, Summary};
 use super::known::KnownMtimes;
 use super::listing::RemoteEntry;
@@ -246,8 +247,20 @@ impl Runner<'_> {
     }
 
     /// Deletes objects (relative keys) in batches of 1000 (or plans to).
-    pub async fn delete_remote(&self, rels: Vec<String>, summary: &mut Summary) {
-        for chunk in rels.chunks(1000) {
+    pub async fn delete_remote(&self, rels: DeleteList, summary: &mut Summary) {
+        let mut keys = rels.into_keys();
+        loop {
+            let mut chunk = Vec::with_capacity(1000);
+            for k in keys.by_ref().take(1000) {
+                match k {
+                    Ok(k) => chunk.push(k),
+                    Err(e) => emit(summary, self.observer, unreadable_list(&e)),
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let chunk = &chunk[..];
             let mut events: Vec<Event> = Vec::new();
             if self.opts.dry_run {
                 events.extend(chunk.iter().map(|rel| Event::Planned {
@@ -290,17 +303,24 @@ impl Runner<'_> {
         }
     }
 
-    /// Deletes local files (or plans to).
-    pub fn delete_local(&self, files: Vec<LocalEntry>, summary: &mut Summary) {
-        for l in files {
+    /// Deletes local files (relative keys), or plans to.
+    pub fn delete_local(&self, rels: DeleteList, summary: &mut Summary) {
+        for key in rels.into_keys() {
+            let key = match key {
+                Ok(k) => k,
+                Err(e) => {
+                    emit(summary, self.observer, unreadable_list(&e));
+                    continue;
+                }
+            };
             let ev = if self.opts.dry_run {
                 Event::Planned {
                     action: "delete",
-                    key: l.key,
+                    key,
                     reason: Reason::NotInSource,
                 }
             } else {
-                self.remove_local(l)
+                self.remove_local(key)
             };
             emit(summary, self.observer, ev);
         }
@@ -308,15 +328,16 @@ impl Runner<'_> {
 
     /// Deletes one local file, reached the way downloads reach it: a link
     /// on the way is refused, so a delete never leaves the root.
-    fn remove_local(&self, l: LocalEntry) -> Event {
-        let rel = match safe_relative_path(&l.key) {
+    fn remove_local(&self, key: String) -> Event {
+        let path = self.target.root.join(&key);
+        let rel = match safe_relative_path(&key) {
             Ok(r) => r,
             Err(why) => {
                 return Event::failed(
-                    &l.key,
+                    &key,
                     "delete",
                     FailKind::UnsafeKey,
-                    format!("{}: not deleted ({why})", l.path.display()),
+                    format!("{}: not deleted ({why})", path.display()),
                 )
             }
         };
@@ -329,15 +350,28 @@ impl Runner<'_> {
             Err(e) => Err(format!("not deleted: {e}")),
         };
         match removed {
-            Ok(()) => Event::Deleted { key: l.key },
+            Ok(()) => Event::Deleted { key },
             Err(why) => Event::failed(
-                &l.key,
+                &key,
                 "delete",
                 FailKind::Io,
-                format!("{}: {why}", l.path.display()),
+                format!("{}: {why}", path.display()),
             ),
         }
     }
+}
+
+/// The spilled delete list could not be read back: what is left of it is
+/// not deleted, and the run says so.
+fn unreadable_list(e: &std::io::Error) -> Event {
+    Event::failed(
+        "",
+        "delete",
+        FailKind::Io,
+        format!(
+            "the list of files to delete could not be read back ({e}); the rest were not deleted"
+        ),
+    )
 }
 
 fn undecidable(rel: &str, d: Decision) -> Event {

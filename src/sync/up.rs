@@ -48,7 +48,8 @@ pub async fn sync_up(
         &mut summary,
     )
     .await;
-    known.save();
+    // Only a listing seen to its end tells which cached objects are gone.
+    known.save(deletes.is_ok() && !target.cancel.is_cancelled());
     let _ = lister.await;
     let _ = walker.await;
     let deletes = deletes?;
@@ -68,9 +69,10 @@ fn plan_up(
     plan: PlanOptions,
     known: &KnownMtimes,
     seen: &mut Seen,
-) -> Planned<String> {
-    if remote.is_some() {
+) -> Planned {
+    if let Some(r) = &remote {
         seen.view.dest_entries += 1;
+        known.listed(&r.key);
     }
     // A skipped or unreadable source item is reported, and its
     // destination copy (with all below it) is left alone.
@@ -223,7 +225,7 @@ mod tests {
             m.end_src();
             m.push_dst(remote_keys.iter().map(|k| remote(k)));
             m.end_dst();
-            let mut candidates = Vec::new();
+            let mut candidates = crate::sync::delete_list::DeleteList::with_capacity(3);
             loop {
                 let (l, r) = match m.step() {
                     Step::Pair(l, r) => (l, r),
@@ -241,7 +243,11 @@ mod tests {
                 ..Default::default()
             };
             let observer = NoEvents;
-            let deleted = seen.gate(candidates, &mut summary, DeleteRules::default(), &observer);
+            let deleted: Vec<String> = seen
+                .gate(candidates, &mut summary, DeleteRules::default(), &observer)
+                .into_keys()
+                .map(|k| k.unwrap())
+                .collect();
             let unseen = |rel: &str| {
                 walked.iter().any(|(k, v)| {
                     !matches!(v, Local::File) && (rel == k || rel.starts_with(&format!("{k}/")))

@@ -1,0 +1,152 @@
+//! The cache's directory: numbered segment files, newest last, and the
+//! merge that reads them as one sorted stream in which a newer segment's
+//! entry for a key hides an older one's.
+//!
+//! A run appends one segment for what it learned (nothing when it learned
+//! nothing) instead of rewriting the whole cache; compaction folds them
+//! into one when they pile up or when many entries name deleted objects.
+//! Names are `{seq:010}-{pid}.seg`, so two processes never write the same
+//! file; each is written whole and renamed into place.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use super::segment::{Entry, Reader, Writer};
+
+pub type Item = (String, Entry);
+pub type Source = Box<dyn Iterator<Item = Item> + Send>;
+
+/// The segment files in `dir`, oldest first, with their sequence numbers.
+pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".seg")?;
+            let (seq, pid) = stem.split_once('-')?;
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((seq.parse().ok()?, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn name(seq: u64) -> String {
+    format!("{seq:010}-{}.seg", std::process::id())
+}
+
+/// One segment's entries; a file that cannot be opened reads as empty.
+pub fn open(path: &Path) -> Source {
+    match File::open(path) {
+        Ok(f) => Box::new(Reader::new(BufReader::with_capacity(64 * 1024, f))),
+        Err(_) => Box::new(std::iter::empty()),
+    }
+}
+
+/// Writes `items` (ascending keys) as segment `seq` of `dir`; returns its
+/// path and entry count.
+pub fn write(
+    dir: &Path,
+    seq: u64,
+    items: impl Iterator<Item = Item>,
+) -> io::Result<(PathBuf, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name(seq));
+    let mut count = 0;
+    crate::atomic_file::write_atomic_with(&path, |f| {
+        let mut w = Writer::new(BufWriter::with_capacity(256 * 1024, f))?;
+        for (k, e) in items {
+            w.push(&k, &e)?;
+        }
+        let (n, out) = w.finish()?;
+        count = n;
+        out.into_inner().map_err(|e| e.into_error())?;
+        Ok(())
+    })?;
+    Ok((path, count))
+}
+
+/// Sources merged by key, oldest first: for a key in several, the entry
+/// of the newest wins.
+pub struct Merged {
+    sources: Vec<Source>,
+    heads: Vec<Option<Item>>,
+}
+
+impl Merged {
+    pub fn new(mut sources: Vec<Source>) -> Merged {
+        let heads = sources.iter_mut().map(|s| s.next()).collect();
+        Merged { sources, heads }
+    }
+}
+
+impl Iterator for Merged {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        let min = self.heads.iter().flatten().map(|(k, _)| k).min()?.clone();
+        let mut out = None;
+        for (head, source) in self.heads.iter_mut().zip(&mut self.sources) {
+            if head.as_ref().is_some_and(|(k, _)| *k == min) {
+                out = head.take();
+                *head = source.next();
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(size: u64) -> Entry {
+        Entry {
+            etag: "e".into(),
+            size,
+            lm: None,
+            mtime: None,
+        }
+    }
+
+    fn src(items: &[(&str, u64)]) -> Source {
+        let v: Vec<Item> = items.iter().map(|(k, s)| (k.to_string(), e(*s))).collect();
+        Box::new(v.into_iter())
+    }
+
+    #[test]
+    fn newest_wins_and_order_holds() {
+        let m = Merged::new(vec![
+            src(&[("a", 1), ("c", 1), ("d", 1)]),
+            src(&[("b", 2), ("c", 2)]),
+            src(&[("c", 3), ("e", 3)]),
+        ]);
+        let got: Vec<(String, u64)> = m.map(|(k, e)| (k, e.size)).collect();
+        let want = [("a", 1), ("b", 2), ("c", 3), ("d", 1), ("e", 3)];
+        assert_eq!(got, want.map(|(k, s)| (k.to_string(), s)));
+    }
+
+    #[test]
+    fn lists_only_segments_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [
+            "0000000010-7.seg",
+            "0000000002-9.seg",
+            ".0000000003-1.seg.1.tmp",
+            "x.seg",
+            "0000000004-.seg",
+            "k.json",
+        ] {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        let got: Vec<u64> = list(dir.path()).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(got, [2, 10]);
+    }
+}
