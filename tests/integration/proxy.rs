@@ -41,6 +41,11 @@ pub struct Counters {
     pub down: AtomicBool,
     /// Connections dropped because of the outage.
     pub refused: AtomicU64,
+    /// A one-shot cut: the first request whose target contains this stops
+    /// being forwarded once its head (and what came with it) is through.
+    pub cut: Mutex<Option<String>>,
+    /// Set once the cut took place.
+    pub cut_done: AtomicBool,
 }
 
 pub struct Proxy {
@@ -129,6 +134,18 @@ impl Proxy {
         self.counters.rate.store(rate, Ordering::Relaxed);
     }
 
+    /// Arms the cut: the next request whose target contains `needle`
+    /// reaches the server with only the start of its body, and the rest
+    /// of that connection is held (no answer), as when the client dies in
+    /// the middle of a part. [`Proxy::was_cut`] tells when it happened.
+    pub fn cut_body_of(&self, needle: &str) {
+        *self.counters.cut.lock().unwrap() = Some(needle.to_string());
+    }
+
+    pub fn was_cut(&self) -> bool {
+        self.counters.cut_done.load(Ordering::SeqCst)
+    }
+
     pub fn response_bytes(&self) -> u64 {
         self.counters.response_bytes.load(Ordering::Relaxed)
     }
@@ -162,6 +179,9 @@ fn throttle(c: &Counters, n: usize) {
     }
 }
 
+/// How much of a cut request's body still reaches the server.
+const CUT_AFTER: usize = 1 << 20;
+
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
@@ -172,6 +192,10 @@ fn upstream_pump(mut client: TcpStream, mut server: TcpStream, c: Arc<Counters>)
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut body_left: u64 = 0;
+    let mut held = false;
+    // Body bytes a cut request still gets before the hold: some of the
+    // part reaches the server, as when a client dies mid-upload.
+    let mut pass_left: usize = CUT_AFTER;
     loop {
         // Parse as many complete heads as the buffer holds.
         loop {
@@ -197,6 +221,14 @@ fn upstream_pump(mut client: TcpStream, mut server: TcpStream, c: Arc<Counters>)
                 .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
                 .and_then(|(_, v)| v.trim().parse().ok())
                 .unwrap_or(0);
+            {
+                let mut cut = c.cut.lock().unwrap();
+                if cut.as_deref().is_some_and(|n| target.contains(n)) {
+                    *cut = None;
+                    held = true;
+                    c.cut_done.store(true, Ordering::SeqCst);
+                }
+            }
             c.requests.lock().unwrap().push(Request {
                 method,
                 target,
@@ -212,11 +244,25 @@ fn upstream_pump(mut client: TcpStream, mut server: TcpStream, c: Arc<Counters>)
         if c.down.load(Ordering::Relaxed) {
             break;
         }
+        if held {
+            // Then read and drop: the client sees its body taken, the
+            // server gets no more of it until the client goes away.
+            let through = n.min(pass_left);
+            pass_left -= through;
+            if through > 0 && server.write_all(&chunk[..through]).is_err() {
+                break;
+            }
+            continue;
+        }
         throttle(&c, n);
         if server.write_all(&chunk[..n]).is_err() {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+    if held {
+        // The server is left with a request cut short: close it hard.
+        let _ = server.shutdown(Shutdown::Both);
     }
     let _ = server.shutdown(Shutdown::Write);
     if c.down.load(Ordering::Relaxed) {

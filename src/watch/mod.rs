@@ -4,25 +4,32 @@
 //!
 //! Correctness never rests on the event stream alone: an overflowing or
 //! failing watcher, a burst larger than [`FULL_PASS_OVER`] paths, a changed
-//! directory (rename, untar) or a failed pass all fall back to a full `-u`
+//! directory (rename, untar), a queue of events the loop could not keep
+//! up with, or a failed pass all fall back to a full `-u`
 //! pass, and a full pass also runs every `rescan_interval`. A failed pass
 //! is retried with exponential backoff, so an unreachable server delays
 //! changes but loses none. Watching a remote source is not supported.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod inbox;
+
 use notify::{RecursiveMode, Watcher};
 use tokio::time::Instant;
+
+use inbox::{Due, Inbox};
 
 use crate::sync::{sync_paths, sync_up, Observer, Summary, SyncOptions, SyncTarget};
 
 /// More changed paths than this at once: one full pass is cheaper than
-/// that many HEADs.
+/// that many HEADs (and the inbox stops tracking them one by one).
 pub const FULL_PASS_OVER: usize = 2000;
+/// Watcher events queued for the loop; past this they are counted as lost
+/// and a full pass replaces them.
+const EVENT_QUEUE: usize = 8192;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// With part of the tree unwatched (the inotify limit), full passes come
 /// at least this often, so a change there waits at most this long.
@@ -98,11 +105,6 @@ pub enum WatchError {
     Watcher { path: PathBuf, message: String },
 }
 
-struct Inbox {
-    dirty: HashMap<String, Instant>,
-    rescan: Arc<AtomicBool>,
-}
-
 /// Opening and reading (our own walk and uploads among them) must not
 /// count as changes, or every pass would trigger the next.
 fn changes_content(kind: &notify::EventKind) -> bool {
@@ -136,9 +138,16 @@ pub async fn watch(
         ..target.clone()
     };
     let cancel = &target.cancel;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+    // A bounded queue: a burst the loop cannot keep up with (it may be in
+    // a long pass) is noted as lost events, which the inbox turns into
+    // one full pass, instead of growing without limit.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<notify::Result<notify::Event>>(EVENT_QUEUE);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let dropped_in = dropped.clone();
     let mut watcher = notify::recommended_watcher(move |ev| {
-        let _ = tx.send(ev);
+        if tx.try_send(ev).is_err() {
+            dropped_in.store(true, Ordering::Relaxed);
+        }
     })
     .map_err(|e| WatchError::Watcher {
         path: root.clone(),
@@ -167,10 +176,7 @@ pub async fn watch(
             })
         }
     }
-    let mut inbox = Inbox {
-        dirty: HashMap::new(),
-        rescan: Arc::new(AtomicBool::new(true)),
-    };
+    let mut inbox = Inbox::default();
     let mut backoff = Duration::from_secs(1);
     let mut retry_at: Option<Instant> = None;
     let mut next_rescan = Instant::now() + rescan_every;
@@ -183,7 +189,7 @@ pub async fn watch(
                 match ev {
                     Some(Ok(event)) => {
                         if event.need_rescan() {
-                            inbox.rescan.store(true, Ordering::Relaxed);
+                            inbox.rescan();
                         }
                         if !changes_content(&event.kind) {
                             continue;
@@ -191,7 +197,7 @@ pub async fn watch(
                         let now = Instant::now();
                         for p in &event.paths {
                             if let Some(rel) = rel_of(&root, p) {
-                                inbox.dirty.insert(rel, now);
+                                inbox.touch(rel, now);
                             }
                         }
                     }
@@ -200,68 +206,62 @@ pub async fn watch(
                     Some(Err(e)) if is_limit(&e) => {
                         limit_reached(&mut unwatched, &mut rescan_every);
                         next_rescan = next_rescan.min(Instant::now() + rescan_every);
-                        inbox.rescan.store(true, Ordering::Relaxed);
+                        inbox.rescan();
                     }
                     Some(Err(e)) => {
                         observer.note(&format!("watcher error ({e}); doing a full pass"));
-                        inbox.rescan.store(true, Ordering::Relaxed);
+                        inbox.rescan();
                     }
                     None => return Err(WatchError::Watcher { path: root.clone(), message: "the watcher stopped".into() }),
+                }
+                if dropped.swap(false, Ordering::Relaxed) {
+                    inbox.overflowed(Instant::now());
                 }
                 continue;
             }
             _ = tick.tick() => {}
         }
         let now = Instant::now();
+        if dropped.swap(false, Ordering::Relaxed) {
+            inbox.overflowed(now);
+        }
         if retry_at.is_some_and(|t| now < t) {
             continue;
         }
         if now >= next_rescan {
-            inbox.rescan.store(true, Ordering::Relaxed);
+            inbox.rescan();
         }
-        let ready: Vec<String> = inbox
-            .dirty
-            .iter()
-            .filter(|(_, t)| now.duration_since(**t) >= wopts.debounce)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let full = inbox.rescan.load(Ordering::Relaxed) || ready.len() > FULL_PASS_OVER;
-        if !full && ready.is_empty() {
-            continue;
-        }
-        let ok = if full {
-            // Paths that change during the pass are still marked dirty and
-            // are looked at again afterwards.
-            let started = Instant::now();
-            inbox.rescan.store(false, Ordering::Relaxed);
-            inbox.dirty.retain(|_, t| *t > started);
-            match sync_up(target, opts, observer).await {
-                Ok(s) => {
-                    observer.pass_done(true, &s);
-                    next_rescan = Instant::now() + rescan_every;
-                    s.failed == 0
-                }
-                Err(e) => {
-                    observer.note(&format!("full pass failed: {e}"));
-                    false
+        let ok = match inbox.due(now, wopts.debounce) {
+            Due::Nothing => continue,
+            Due::Full => {
+                // Paths that change during the pass stay in the inbox and
+                // are looked at again afterwards.
+                inbox.full_pass_started(Instant::now());
+                match sync_up(target, opts, observer).await {
+                    Ok(s) => {
+                        observer.pass_done(true, &s);
+                        next_rescan = Instant::now() + rescan_every;
+                        s.failed == 0
+                    }
+                    Err(e) => {
+                        observer.note(&format!("full pass failed: {e}"));
+                        false
+                    }
                 }
             }
-        } else {
-            for k in &ready {
-                inbox.dirty.remove(k);
+            Due::Paths(ready) => {
+                inbox.taken(&ready);
+                let out = sync_paths(target, &ready, opts, observer).await;
+                let retry = Instant::now();
+                for rel in out.still_changing {
+                    inbox.touch(rel, retry);
+                }
+                if out.needs_full_pass {
+                    inbox.rescan();
+                }
+                observer.pass_done(false, &out.summary);
+                out.summary.failed == 0
             }
-            let mut sorted = ready;
-            sorted.sort();
-            let out = sync_paths(target, &sorted, opts, observer).await;
-            let retry = Instant::now();
-            for rel in out.still_changing {
-                inbox.dirty.insert(rel, retry);
-            }
-            if out.needs_full_pass {
-                inbox.rescan.store(true, Ordering::Relaxed);
-            }
-            observer.pass_done(false, &out.summary);
-            out.summary.failed == 0
         };
         if cancel.is_cancelled() {
             return Ok(());
@@ -272,7 +272,7 @@ pub async fn watch(
         } else {
             // A full pass after the wait redoes whatever failed, whichever
             // paths it was.
-            inbox.rescan.store(true, Ordering::Relaxed);
+            inbox.rescan();
             observer.note(&format!(
                 "some changes could not be sent; trying again in {}s",
                 backoff.as_secs()
