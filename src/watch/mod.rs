@@ -144,7 +144,15 @@ pub async fn watch(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<notify::Result<notify::Event>>(EVENT_QUEUE);
     let dropped = Arc::new(AtomicBool::new(false));
     let dropped_in = dropped.clone();
-    let mut watcher = notify::recommended_watcher(move |ev| {
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        // Reads are dropped before the queue: every full pass opens each
+        // directory, and over 100,000 of them those events alone would
+        // fill it and ask for the next pass.
+        if let Ok(e) = &ev {
+            if !e.need_rescan() && !changes_content(&e.kind) {
+                return;
+            }
+        }
         if tx.try_send(ev).is_err() {
             dropped_in.store(true, Ordering::Relaxed);
         }

@@ -294,19 +294,8 @@ fn a_resume_through_the_other_nodes_sends_only_the_missing_parts() {
     let (ferry, proxies) = c.ferry();
     // The nodes as a profile: the checkpoint belongs to the profile, not
     // to the node that happened to take the first request.
-    let list: Vec<String> = proxies
-        .iter()
-        .map(|p| format!("\"{}\"", p.endpoint))
-        .collect();
-    let cfg = ferry.home.path().join("ferry.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[profiles.garage3]\nendpoints = [{}]\nregion = \"garage\"\n",
-            list.join(", ")
-        ),
-    )
-    .unwrap();
+    let eps: Vec<&str> = proxies.iter().map(|p| p.endpoint.as_str()).collect();
+    let cfg = garage3_profile(&ferry, &eps);
     let dir = tempfile::tempdir().unwrap();
     let big = write_file(&dir.path().join("big.bin"), 40 << 20, 95);
     let key = format!("{}/big.bin", unique("cluster-resume"));
