@@ -300,25 +300,8 @@ fn a_resume_through_the_other_nodes_sends_only_the_missing_parts() {
     let big = write_file(&dir.path().join("big.bin"), 40 << 20, 95);
     let key = format!("{}/big.bin", unique("cluster-resume"));
     let ckpt = dir.path().join("ckpt");
-    let args = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--profile",
-        "garage3",
-        "cp",
-        "--part-size",
-        "5M",
-        "--bigfile-threshold",
-        "5M",
-        "--parallel",
-        "2",
-        "--bwlimit",
-        "8M",
-        "--checkpoint-dir",
-        ckpt.to_str().unwrap(),
-        big.to_str().unwrap(),
-        &c.url(&key),
-    ];
+    let args = resumable_upload(&cfg, &ckpt, &big, &c.url(&key), &["--bwlimit", "8M"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let parts_sent =
         |ps: &[ListingProxy]| -> usize { ps.iter().map(|p| p.count("PUT", "partNumber=")).sum() };
     let mut child = ferry
@@ -409,6 +392,31 @@ fn refuse_first_completion(method: &str, target: &str, _: &[(String, String)]) -
     None
 }
 
+/// `cp` of `src` to `url` through the `garage3` profile in `cfg`, as a
+/// resumable multipart upload: 5 MiB parts, two in flight.
+fn resumable_upload(cfg: &Path, ckpt: &Path, src: &Path, url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--profile",
+        "garage3",
+        "cp",
+        "--part-size",
+        "5M",
+        "--bigfile-threshold",
+        "5M",
+        "--parallel",
+        "2",
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend([src.to_str().unwrap().to_string(), url.to_string()]);
+    args
+}
+
 fn garage3_profile(ferry: &Ferry, endpoints: &[&str]) -> PathBuf {
     let list: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let cfg = ferry.home.path().join("ferry.toml");
@@ -432,27 +440,7 @@ fn a_part_cut_at_the_kill_and_refused_at_completion_is_sent_again() {
     let big = write_file(&dir.path().join("big.bin"), 40 << 20, 96);
     let key = format!("{}/big.bin", unique("cluster-invalid-part"));
     let ckpt = dir.path().join("ckpt");
-    let args = |cfg: &Path| -> Vec<String> {
-        [
-            "--config",
-            cfg.to_str().unwrap(),
-            "--profile",
-            "garage3",
-            "cp",
-            "--part-size",
-            "5M",
-            "--bigfile-threshold",
-            "5M",
-            "--parallel",
-            "2",
-            "--checkpoint-dir",
-            ckpt.to_str().unwrap(),
-            big.to_str().unwrap(),
-            &c.url(&key),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let args = |cfg: &Path| resumable_upload(cfg, &ckpt, &big, &c.url(&key), &[]);
 
     // The first run dies inside part 3's body: its start has reached a
     // node, the rest never will.

@@ -84,7 +84,6 @@ struct State {
     ordinal: u64,
     /// Positions the listing showed (for dropping the others).
     listed: Vec<u64>,
-    listed_count: u64,
     mem: BTreeMap<String, Entry>,
     mem_cap: usize,
     /// Segments this run wrote.
@@ -122,7 +121,6 @@ impl KnownMtimes {
                 head,
                 ordinal: 0,
                 listed: Vec::new(),
-                listed_count: 0,
                 mem: BTreeMap::new(),
                 mem_cap,
                 written: Vec::new(),
@@ -214,10 +212,7 @@ impl State {
         if self.listed.len() <= word {
             self.listed.resize(word + 1, 0);
         }
-        if self.listed[word] & (1 << bit) == 0 {
-            self.listed[word] |= 1 << bit;
-            self.listed_count += 1;
-        }
+        self.listed[word] |= 1 << bit;
         self.head.as_ref().map(|(_, e)| e)
     }
 
@@ -239,7 +234,7 @@ impl State {
         }
         let mem = std::mem::take(&mut self.mem);
         let seq = self.take_seq();
-        if let Ok((path, _)) = segments::write(&self.dir, seq, mem.into_iter()) {
+        if let Ok(path) = segments::write(&self.dir, seq, mem.into_iter()) {
             self.written.push(path);
         }
     }
@@ -253,17 +248,18 @@ impl State {
     fn save(&mut self, listing_whole: bool) {
         self.flush();
         let _ = std::fs::remove_file(self.dir.with_extension("json"));
+        let listed: u64 = self.listed.iter().map(|w| u64::from(w.count_ones())).sum();
         let dead = if listing_whole {
             while self.head.is_some() {
                 self.step();
             }
-            self.ordinal - self.listed_count
+            self.ordinal - listed
         } else {
             0
         };
         let segments = self.snapshot.len() + self.written.len();
         // `ordinal` counts the snapshot's entries only once it was walked.
-        let entries = self.ordinal.max(self.listed_count);
+        let entries = self.ordinal.max(listed);
         if segments > 0 && compaction_due(segments, entries, dead) {
             self.compact(listing_whole);
         }

@@ -51,26 +51,20 @@ pub fn open(path: &Path) -> Source {
 }
 
 /// Writes `items` (ascending keys) as segment `seq` of `dir`; returns its
-/// path and entry count.
-pub fn write(
-    dir: &Path,
-    seq: u64,
-    items: impl Iterator<Item = Item>,
-) -> io::Result<(PathBuf, u64)> {
+/// path.
+pub fn write(dir: &Path, seq: u64, items: impl Iterator<Item = Item>) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(name(seq));
-    let mut count = 0;
     crate::atomic_file::write_atomic_with(&path, |f| {
         let mut w = Writer::new(BufWriter::with_capacity(256 * 1024, f))?;
         for (k, e) in items {
             w.push(&k, &e)?;
         }
-        let (n, out) = w.finish()?;
-        count = n;
+        let (_, out) = w.finish()?;
         out.into_inner().map_err(|e| e.into_error())?;
         Ok(())
     })?;
-    Ok((path, count))
+    Ok(path)
 }
 
 /// Sources merged by key, oldest first: for a key in several, the entry
