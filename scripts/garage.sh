@@ -389,9 +389,21 @@ cmd_node_start() {
     await_node "$bin" "$ndir" "$pid" "$deadline" >/dev/null
     # Up is not enough: until the others see it again, a read may not
     # reach its quorum once another node goes.
-    local st
+    # A peer whose first reconnection attempt fails (it may still hold
+    # the killed process's connection) waits 30 s before the next, so the
+    # nodes are told to connect both ways, again every few seconds.
+    local st tries=0 peer other
+    deadline=$((SECONDS + START_TIMEOUT * 2))
     while st=$("$bin" -c "$ndir/garage.toml" status 2>/dev/null) && grep -qi "failed" <<<"$st"; do
-        ((SECONDS < deadline)) || die "node $i did not rejoin the cluster within ${START_TIMEOUT}s"
+        ((SECONDS < deadline)) || die "node $i did not rejoin the cluster within $((START_TIMEOUT * 2))s"
+        if ((tries++ % 10 == 0)); then
+            for other in "$dir"/node*; do
+                [[ $other != "$ndir" && -f $other/peer && -f $ndir/peer ]] || continue
+                peer=$(cat "$other/peer")
+                "$bin" -c "$ndir/garage.toml" node connect "$peer" >/dev/null 2>&1 || true
+                "$bin" -c "$other/garage.toml" node connect "$(cat "$ndir/peer")" >/dev/null 2>&1 || true
+            done
+        fi
         sleep 0.2
     done
     log "node $i up again (pid $pid)"
@@ -456,6 +468,10 @@ cmd_cluster() {
             sleep 0.5
         done
     }
+    for ((i = 1; i <= nodes; i++)); do
+        # How a restarted node and its peers find each other again.
+        echo "${ids[i]}@127.0.0.1:${rpc[i]}" >"$dir/node$i/peer"
+    done
     for ((i = 2; i <= nodes; i++)); do
         retry "${g[@]}" node connect "${ids[i]}@127.0.0.1:${rpc[i]}"
     done
