@@ -93,6 +93,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Copy files or objects (upload, download, or server-side copy)
     Cp(Box<CpArgs>),
+    /// Compare a local tree with a prefix: missing, extra and differing files
+    Check(CheckArgs),
     /// List objects under a prefix
     Ls(LsArgs),
     /// Show an object's size, times, ETag and metadata
@@ -330,6 +332,42 @@ pub struct CpArgs {
     pub memory_budget: Option<u64>,
     #[command(flatten)]
     pub transfer: TransferArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The source: a local directory or s3://BUCKET/PREFIX (oss://…)
+    pub source: std::ffi::OsString,
+    /// The destination: the other of the two
+    pub destination: std::ffi::OsString,
+    /// Compare sizes only (listings, no file data read)
+    #[arg(long, conflicts_with = "download")]
+    pub size_only: bool,
+    /// Read every object and compare its bytes with the file's (for stores
+    /// that keep no checksum)
+    #[arg(long)]
+    pub download: bool,
+    /// Only check that what the source has is in the destination
+    #[arg(long)]
+    pub one_way: bool,
+    /// Files compared at once
+    #[arg(short, long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+    /// Only paths matching GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out paths matching GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Compare the targets of symbolic links instead of skipping them
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// One JSON object per finding that is not a match, then a summary
+    #[arg(long)]
+    pub json: bool,
+    /// Print the files found the same too
+    #[arg(long)]
+    pub matched: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 
 mod args;
 mod bucket;
+mod check;
 mod checkpoints;
 mod cp;
 mod escape;
@@ -195,6 +196,7 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
     let setup = setup::Setup::new(&cli.global, cancel)?;
     match cli.command {
         Command::Cp(a) => cp::run(&setup, *a).await,
+        Command::Check(a) => check::run(&setup, a).await,
         Command::Ls(a) => ls::run(&setup, a).await,
         Command::Stat(a) => stat::run(&setup, a).await,
         Command::Rm(a) => rm::run(&setup, a).await,

@@ -672,6 +672,47 @@ pub async fn head_if_exists(
     }
 }
 
+/// Where each part of a composite object lies, from `HEAD ?partNumber=N`;
+/// the parts must tile the object exactly.
+pub async fn part_bounds(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+    parts: u32,
+    meta: &ObjectMeta,
+) -> Result<Vec<ObjectPart>, StoreError> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut bounds: Vec<ObjectPart> = futures::stream::iter(1..=parts)
+        .map(|n| store.head_object_part(bucket, key, n))
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    bounds.sort_by_key(|p| p.number);
+    let mut at = 0;
+    for p in &bounds {
+        if p.range.start != at || p.etag != meta.etag {
+            return Err(StoreError::new(
+                StoreErrorKind::Changed,
+                format!(
+                    "{bucket}/{key}: part {} is not where the object's parts should be, or belongs to another version",
+                    p.number
+                ),
+            ));
+        }
+        at = p.range.end;
+    }
+    if at != meta.size {
+        return Err(StoreError::new(
+            StoreErrorKind::Protocol,
+            format!(
+                "{bucket}/{key}: its {parts} parts cover {at} of {} bytes",
+                meta.size
+            ),
+        ));
+    }
+    Ok(bounds)
+}
+
 #[cfg(test)]
 mod etag_tests {
     use super::EtagKind;

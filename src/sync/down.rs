@@ -47,7 +47,7 @@ pub async fn sync_down(
     let mut summary = Summary::default();
     let mut seen = Seen::default();
     let deletes = merge_and_run(
-        &runner,
+        &target.cancel,
         Side {
             feed: list_rx,
             name: "listing",
@@ -57,7 +57,7 @@ pub async fn sync_down(
             name: "walk",
         },
         |remote, local| plan_down(&target.root, remote, local, opts.plan, &known, &mut seen),
-        &mut summary,
+        |jobs| runner.drive(jobs, &mut summary),
     )
     .await;
     // Only a listing seen to its end tells which cached objects are gone.

@@ -6,6 +6,7 @@
 //! mode's changed paths) are small drivers over these parts, and `one`
 //! applies the same table to a single file.
 
+pub mod check;
 pub(crate) mod delete_list;
 pub(crate) mod events;
 pub(crate) mod filter;

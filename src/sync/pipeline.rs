@@ -2,19 +2,21 @@
 //! each pair through the driver's plan, jobs to the runner while the merge
 //! goes on, and the delete candidates handed back for the end of the run.
 
+use std::future::Future;
+
 use tokio::sync::mpsc;
 
 use super::delete_list::DeleteList;
-use super::events::Summary;
 use super::listing::{Feed, FeedRx};
 use super::merge::{Keyed, MergeJoin, Step};
-use super::runner::{Job, Runner};
+use super::runner::Job;
 use super::SyncError;
+use crate::transfer::Cancel;
 
 /// What the driver made of one key.
 #[allow(clippy::large_enum_variant)] // one per key, moved straight on
-pub(crate) enum Planned {
-    Job(Job),
+pub(crate) enum Planned<J = Job> {
+    Job(J),
     /// Not in the source, and the plan says delete (the key relative to
     /// the root): kept until every transfer is done (an interrupted run
     /// deletes nothing).
@@ -40,19 +42,19 @@ impl<T> Side<T> {
     }
 }
 
-/// Merges `src` with `dst`, planning each key with `plan` and running the
-/// resulting jobs `-j` at a time as they come. Returns the delete
+/// Merges `src` with `dst`, planning each key with `plan`; `drive` runs
+/// the resulting jobs (`-j` at a time) as they come. Returns the delete
 /// candidates, or the error that stopped the merge (jobs already planned
 /// still finish).
-pub(crate) async fn merge_and_run<S: Keyed, D: Keyed>(
-    runner: &Runner<'_>,
+pub(crate) async fn merge_and_run<S: Keyed, D: Keyed, J, R: Future<Output = ()>>(
+    cancel: &Cancel,
     mut src: Side<S>,
     mut dst: Side<D>,
-    mut plan: impl FnMut(Option<S>, Option<D>) -> Planned,
-    summary: &mut Summary,
+    mut plan: impl FnMut(Option<S>, Option<D>) -> Planned<J>,
+    drive: impl FnOnce(mpsc::Receiver<J>) -> R,
 ) -> Result<DeleteList, SyncError> {
-    let (job_tx, job_rx) = mpsc::channel::<Job>(1024);
-    let cancel = runner.target.cancel.clone();
+    let (job_tx, job_rx) = mpsc::channel::<J>(1024);
+    let cancel = cancel.clone();
     let merger = async move {
         let mut m = MergeJoin::new();
         let mut deletes = DeleteList::default();
@@ -88,6 +90,6 @@ pub(crate) async fn merge_and_run<S: Keyed, D: Keyed>(
         }
         Ok(deletes)
     };
-    let (deletes, ()) = tokio::join!(merger, runner.drive(job_rx, summary));
+    let (deletes, ()) = tokio::join!(merger, drive(job_rx));
     deletes
 }

@@ -35,7 +35,7 @@ pub async fn sync_up(
     let mut summary = Summary::default();
     let mut seen = Seen::default();
     let deletes = merge_and_run(
-        &runner,
+        &target.cancel,
         Side {
             feed: walk_rx,
             name: "walk",
@@ -45,7 +45,7 @@ pub async fn sync_up(
             name: "listing",
         },
         |local, remote| plan_up(local, remote, opts.plan, &known, &mut seen),
-        &mut summary,
+        |jobs| runner.drive(jobs, &mut summary),
     )
     .await;
     // Only a listing seen to its end tells which cached objects are gone.

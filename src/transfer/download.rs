@@ -395,7 +395,8 @@ async fn read_back(
                 .map_err(TransferError::Integrity)?;
         }
         Check::Composite { expected, parts } => {
-            let bounds = part_bounds(ctx, bucket, key, *parts, meta).await?;
+            let bounds =
+                crate::store::part_bounds(ctx.store.as_ref(), bucket, key, *parts, meta).await?;
             let (t, a, b) = (temp.clone(), expected.algorithm, bounds.clone());
             let (got, each) = blocking(&path, "cannot read back", move || {
                 verify::composite_from_file(
@@ -434,48 +435,6 @@ async fn read_back(
         _ => {}
     }
     Ok(())
-}
-
-/// Where each part of a composite object lies, from `HEAD ?partNumber=N`;
-/// the parts must tile the object exactly.
-async fn part_bounds(
-    ctx: &Context,
-    bucket: &str,
-    key: &str,
-    parts: u32,
-    meta: &ObjectMeta,
-) -> Result<Vec<crate::store::ObjectPart>, TransferError> {
-    let mut bounds: Vec<crate::store::ObjectPart> = futures::stream::iter(1..=parts)
-        .map(|n| ctx.store.head_object_part(bucket, key, n))
-        .buffer_unordered(8)
-        .try_collect()
-        .await?;
-    bounds.sort_by_key(|p| p.number);
-    let mut at = 0;
-    for p in &bounds {
-        if p.range.start != at || p.etag != meta.etag {
-            return Err(StoreError::new(
-                StoreErrorKind::Changed,
-                format!(
-                    "{bucket}/{key}: part {} is not where the object's parts should be, or belongs to another version",
-                    p.number
-                ),
-            )
-            .into());
-        }
-        at = p.range.end;
-    }
-    if at != meta.size {
-        return Err(StoreError::new(
-            StoreErrorKind::Protocol,
-            format!(
-                "{bucket}/{key}: its {parts} parts cover {at} of {} bytes",
-                meta.size
-            ),
-        )
-        .into());
-    }
-    Ok(bounds)
 }
 
 fn same_object(cp: &DownloadCheckpoint, meta: &ObjectMeta) -> bool {

@@ -9,6 +9,7 @@ mod proxy;
 
 mod alibaba;
 mod bad_input;
+mod check;
 mod checksums;
 mod cluster;
 mod commands;

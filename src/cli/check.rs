@@ -1,0 +1,174 @@
+//! `ferry check SRC DST`: one line per file that is missing, extra or
+//! different (stdout, or JSON with `--json`), a summary on stderr, exit 1
+//! unless both sides hold the same files.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::args::CheckArgs;
+use super::escape::visible;
+use super::progress::Reporter;
+use super::setup::Setup;
+use super::tree::as_prefix;
+use super::{CliError, Outcome};
+use crate::location::Location;
+use crate::sync::check::{
+    check_tree, CheckObserver, CheckOptions, CheckSummary, Depth, Direction, Finding,
+};
+use crate::sync::filter::Filter;
+use crate::sync::walk::WalkOptions;
+use crate::sync::SyncTarget;
+use crate::transfer::check_jobs;
+
+pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
+    let src = Location::parse_os(&a.source)?;
+    let dst = Location::parse_os(&a.destination)?;
+    let (root, remote, direction) = match (&src, &dst) {
+        (Location::Local(p), Location::Remote(r)) => (p, r, Direction::Up),
+        (Location::Remote(r), Location::Local(p)) => (p, r, Direction::Down),
+        _ => {
+            return Err(CliError::Usage(
+                "check compares a local directory with s3://… or oss://…; give one of each".into(),
+            ))
+        }
+    };
+    let jobs = check_jobs(a.jobs)?;
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(usage(root, "not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(usage(root, "no such directory"))
+        }
+        Err(e) => return Err(usage(root, &e.to_string())),
+    }
+    let filter = Filter::new(&a.include, &a.exclude).map_err(CliError::Usage)?;
+    let h = setup.store_for(remote)?;
+    let prefix = as_prefix(&remote.key);
+    let target = SyncTarget {
+        store: h.store.clone(),
+        bucket: remote.bucket.clone(),
+        prefix: prefix.clone(),
+        root: root.to_path_buf(),
+        cancel: setup.cancel.clone(),
+    };
+    let opts = CheckOptions {
+        depth: if a.size_only {
+            Depth::SizeOnly
+        } else if a.download {
+            Depth::Download
+        } else {
+            Depth::Content
+        },
+        one_way: a.one_way,
+        jobs,
+        walk: WalkOptions {
+            follow_symlinks: a.follow_symlinks,
+            filter,
+            temps_seen: None,
+        },
+    };
+    let dest_name = match direction {
+        Direction::Up => remote.with_key(prefix).to_string(),
+        Direction::Down => root.display().to_string(),
+    };
+    let printer = Printer {
+        reporter: setup.reporter.clone(),
+        json: a.json,
+        matched: a.matched,
+        dest: dest_name.clone(),
+    };
+    let started = Instant::now();
+    let s = check_tree(&target, direction, &opts, &printer).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "summary", "summary": s, "seconds": started.elapsed().as_secs_f64() })
+        );
+    } else {
+        setup.reporter.say(&summary_line(
+            &s,
+            &dest_name,
+            started.elapsed().as_secs_f64(),
+        ));
+    }
+    Ok(if s.interrupted {
+        Outcome::Interrupted
+    } else if s.all_same() {
+        Outcome::Success
+    } else {
+        Outcome::SomeFailed
+    })
+}
+
+fn usage(root: &Path, why: &str) -> CliError {
+    CliError::Usage(format!("{}: {why}; nothing was checked", root.display()))
+}
+
+struct Printer {
+    reporter: Arc<Reporter>,
+    json: bool,
+    matched: bool,
+    dest: String,
+}
+
+impl CheckObserver for Printer {
+    fn finding(&self, f: &Finding) {
+        if matches!(f, Finding::Same { .. }) && !self.matched {
+            return;
+        }
+        if self.json {
+            if let Ok(line) = serde_json::to_string(f) {
+                println!("{line}");
+            }
+            return;
+        }
+        let line = |what: &str, key: &str, why: &str| {
+            println!("{what:<9} {}  ({})", visible(key), visible(why));
+        };
+        match f {
+            Finding::Same { key, by } => line("same", key, &format!("by {by}")),
+            Finding::Differs { key, why } => line("differs", key, why),
+            Finding::Missing { key } => line("missing", key, &format!("not in {}", self.dest)),
+            Finding::Extra { key } => line("extra", key, &format!("only in {}", self.dest)),
+            Finding::SizeOnly { key, why } => line("size-only", key, why),
+            Finding::Failed { message, .. } => self.reporter.error(message),
+            Finding::Warning { path, message } => {
+                self.reporter.say(&format!("warning: {path}: {message}"))
+            }
+        }
+    }
+}
+
+fn summary_line(s: &CheckSummary, dest: &str, secs: f64) -> String {
+    let mut parts = vec![format!("{} same", s.same)];
+    if s.differ > 0 {
+        parts.push(format!("{} differ", s.differ));
+    }
+    if s.missing > 0 {
+        parts.push(format!("{} missing from {dest}", s.missing));
+    }
+    if s.extra > 0 {
+        parts.push(format!("{} only in {dest}", s.extra));
+    }
+    if s.size_only > 0 {
+        parts.push(format!(
+            "{} equal in size with nothing to compare content by (--download reads them)",
+            s.size_only
+        ));
+    }
+    if s.failed > 0 {
+        parts.push(format!("{} could not be compared", s.failed));
+    }
+    if s.bytes_downloaded > 0 {
+        parts.push(format!("{} read", crate::units::human(s.bytes_downloaded)));
+    }
+    let verdict = if s.interrupted {
+        "check interrupted"
+    } else if s.all_same() {
+        "check: the same"
+    } else {
+        "check: differences"
+    };
+    format!("{verdict}: {} ({secs:.1} s)", parts.join(", "))
+}
