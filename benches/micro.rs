@@ -42,6 +42,7 @@ fn planning(c: &mut Criterion) {
     let opts = PlanOptions {
         update: true,
         delete: true,
+        ..Default::default()
     };
     let mut g = c.benchmark_group("plan");
     g.throughput(Throughput::Elements(100_000));

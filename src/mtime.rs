@@ -67,6 +67,11 @@ pub fn from_datetime(t: time::OffsetDateTime) -> Nanos {
     t.unix_timestamp_nanos()
 }
 
+/// The present moment.
+pub fn now() -> Nanos {
+    from_datetime(time::OffsetDateTime::now_utc())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

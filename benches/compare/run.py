@@ -601,7 +601,8 @@ class Bench:
             shutil.rmtree(self.scratch)
         self.scratch.mkdir(parents=True)
 
-    def run(self, tool, argv, endpoint=None, label="", timeout=None, kill_when=None, sync_after=False):
+    def run(self, tool, argv, endpoint=None, label="", timeout=None, kill_when=None, sync_after=False,
+            first_of=None):
         """Runs one command; returns its wall time, exit, rusage and load.
         With sync_after, also times a sync(2) right after it: what a
         download costs until its data is on disk."""
@@ -634,6 +635,21 @@ class Bench:
 
             timer = threading.Timer(timeout or self.args.timeout, kill, ("timeout",))
             timer.start()
+            # With first_of (a Garage endpoint such as PutObject): when the
+            # first such request reached the server, from Garage's counter
+            # polled every 50 ms (the time to the first transfer).
+            first = {"s": None}
+            done = threading.Event()
+            if first_of:
+                base = c0.get(first_of, 0)
+
+                def watch_first():
+                    while not done.is_set():
+                        if self.garage.request_counts().get(first_of, 0) > base:
+                            first["s"] = time.monotonic() - t0
+                            return
+                        time.sleep(0.05)
+                threading.Thread(target=watch_first, daemon=True).start()
             if kill_when:
                 while True:
                     pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -647,6 +663,7 @@ class Bench:
             else:
                 pid, status, ru = os.wait4(proc.pid, 0)
             wall = time.monotonic() - t0
+            done.set()
             timer.cancel()
             proc.returncode = os.waitstatus_to_exitcode(status)
             m1, g1, c1 = machine_cpu(), self.garage.cpu_seconds(), self.garage.request_counts()
@@ -675,6 +692,9 @@ class Bench:
         }
         if sync_after:
             rec["sync_after_s"] = round(synced, 4)
+        if first_of:
+            rec["first_request_s"] = None if first["s"] is None else round(first["s"], 3)
+            rec["first_request_of"] = first_of
         if proc.returncode != 0 and killed["by"] != "planned":
             tail = logf.read_text(errors="replace")[-800:]
             self.error(f"{tool.name} {label}: exit {proc.returncode} ({killed['by'] or 'failed'}): {tail}")
@@ -925,12 +945,17 @@ class Bench:
         cold = self.work / "home" / "cold-cache"
         by_name = {t.name: t for t in self.tools}
         uploaders = [t for t in self.args.w6_upload_tools.split(",") if t in by_name]
+        downloaders = [t for t in (self.args.w6_download_tools or self.args.w6_upload_tools).split(",")
+                       if t in by_name]
+        steps = set(self.args.w6_steps.split(","))
 
         def step(name, tool, argv, label, env_extra=None):
             log(f"w6 {name}: {label}")
             if env_extra:
                 argv = ["env"] + [f"{k}={v}" for k, v in env_extra.items()] + argv
-            rec = self.run(tool, argv, label=f"w6 {name} {label}", timeout=self.args.w6_timeout)
+            first_of = {"upload": "PutObject", "download": "GetObject"}.get(name)
+            rec = self.run(tool, argv, label=f"w6 {name} {label}", timeout=self.args.w6_timeout,
+                           first_of=first_of)
             rec.update(step=name, tool=tool.name, label=label)
             out["steps"].append(rec)
             self.save()
@@ -940,7 +965,9 @@ class Bench:
         # change run then syncs against (ferry stores mtimes as `mtime`
         # metadata, the rclone convention; the others compare Last-Modified).
         prefix = "w6"
-        for name in ["ferry"] + [u for u in uploaders if u != "ferry"]:
+        # ferry's upload always runs: it is the state every later step
+        # starts from (a fresh Garage each w6 run).
+        for name in ["ferry"] + [u for u in uploaders if u != "ferry" and "upload" in steps]:
             tool = by_name.get(name) or self.ferry
             p = prefix if name == "ferry" else f"w6-{name}"
             if name == "ferry":
@@ -960,7 +987,7 @@ class Bench:
             return {"ferry": "ferry cp -r -u", "rclone": "rclone copy --update --fast-list",
                     "s5cmd": "s5cmd sync", "aws": "aws s3 sync"}[tool.name]
 
-        for tool in self.tools:
+        for tool in (self.tools if "noop" in steps else []):
             step("noop", tool, noop_argv(tool), noop_label(tool))
             if tool.name == "ferry":
                 # The first no-op after an upload also pins each cached
@@ -977,7 +1004,7 @@ class Bench:
 
         # A 1 % change: every 100th file rewritten (new bytes, new mtime),
         # a fresh set for each tool, so each finds exactly n/100 to send.
-        for k, tool in enumerate(self.tools):
+        for k, tool in enumerate(self.tools if "change" in steps else []):
             changed = rels[k::100][: max(1, n // 100)]
             now = time.time_ns()
             nonce = nonce_for(f"w6/change/{tool.name}")
@@ -991,8 +1018,19 @@ class Bench:
         # The tree on disk now differs from its spec: regenerate next time.
         Path(str(src) + ".spec.json").unlink(missing_ok=True)
 
+        # Check: the tree against the prefix (every tool's change has been
+        # synced, so both hold the same files). s5cmd and the AWS CLI have
+        # no check command.
+        for tool in (self.tools if "check" in steps else []):
+            if tool.name == "ferry":
+                step("check", tool, [tool.path, "check", "-q", str(src), f"s3://{BUCKET}/{prefix}/"],
+                     "ferry check")
+            elif tool.name == "rclone":
+                step("check", tool, [tool.path, "check", "-q", str(src), f"garage:{BUCKET}/{prefix}"],
+                     "rclone check")
+
         # Download of the whole prefix.
-        for name in uploaders:
+        for name in (downloaders if "download" in steps else []):
             tool = by_name.get(name)
             if not tool:
                 continue
@@ -1013,8 +1051,9 @@ class Bench:
     def w6_summary(self):
         for r in self.results["w6"]["steps"]:
             req = r.get("garage_requests") or {}
+            first = f"  first {r['first_request_of']} at {r['first_request_s']} s" if r.get("first_request_s") else ""
             log(f"w6 {r['step']:8} {r['label']:40} {r['wall_s']:9.2f} s  exit {r['exit']}  "
-                f"rss {r['maxrss_mib']:8.1f} MiB  requests {req}")
+                f"rss {r['maxrss_mib']:8.1f} MiB  requests {req}{first}")
         log(f"w6 known-mtimes cache on disk: {self.results['w6'].get('known_cache_bytes')} bytes")
 
     def open_uploads(self):
@@ -1437,6 +1476,10 @@ def main():
     ap.add_argument("--w6-upload-tools", default="ferry,s5cmd",
                     help="w6: tools that also do the first upload and the download of a million "
                          "files (each step of rclone and the AWS CLI takes most of an hour here)")
+    ap.add_argument("--w6-download-tools",
+                    help="w6: tools that download the million (default: the upload tools)")
+    ap.add_argument("--w6-steps", default="upload,noop,change,check,download",
+                    help="w6: steps to run (ferry's first upload always runs)")
     ap.add_argument("--merge", action="store_true",
                     help="keep the other workloads' results from the existing benchmarks.json")
     ap.add_argument("--report", metavar="JSON", help="only rebuild the Markdown report from this JSON")

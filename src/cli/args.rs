@@ -321,6 +321,25 @@ pub struct CpArgs {
     /// Copy the targets of symbolic links instead of skipping them
     #[arg(long)]
     pub follow_symlinks: bool,
+    /// With -u (implied): a file of the destination's size is up to date,
+    /// whatever its time (no HEAD per object)
+    #[arg(long, conflicts_with = "ignore_existing")]
+    pub size_only: bool,
+    /// Never replace what the destination has (implies -u)
+    #[arg(long)]
+    pub ignore_existing: bool,
+    /// Only files of at least SIZE
+    #[arg(long, value_parser = size_arg, value_name = "SIZE")]
+    pub min_size: Option<u64>,
+    /// Only files of at most SIZE
+    #[arg(long, value_parser = size_arg, value_name = "SIZE")]
+    pub max_size: Option<u64>,
+    /// Only files modified at least this long ago (7d, 36h) or before a date (2026-01-31)
+    #[arg(long, value_name = "AGE|DATE")]
+    pub min_age: Option<String>,
+    /// Only files modified within this long (7d, 36h) or since a date
+    #[arg(long, value_name = "AGE|DATE")]
+    pub max_age: Option<String>,
     /// One JSON object per event on stdout, and a final summary
     #[arg(long)]
     pub json: bool,

@@ -15,6 +15,7 @@ use crate::config::jobs::Job;
 use crate::config::ProcessEnv;
 use crate::location::Location;
 use crate::store::dialect::Dialect;
+use crate::sync::plan::Compare;
 use crate::units::human;
 use crate::watch::WatchOptions;
 
@@ -107,6 +108,17 @@ async fn run_job(
         include: job.include.value.clone(),
         exclude: job.exclude.value.clone(),
         follow_symlinks: job.follow_symlinks.value,
+        compare: if job.size_only.value {
+            Compare::SizeOnly
+        } else if job.ignore_existing.value {
+            Compare::IgnoreExisting
+        } else {
+            Compare::Time
+        },
+        min_size: job.min_size.value,
+        max_size: job.max_size.value,
+        min_age: job.min_age.value.clone(),
+        max_age: job.max_age.value.clone(),
         max_delete: Some(job.max_delete.value),
         allow_empty_source: job.allow_empty_source.value,
         memory_budget: None,

@@ -10,8 +10,9 @@ use super::sync_report::SyncReport;
 use super::{CliError, Outcome};
 use crate::config::jobs::DEFAULT_JOB_MAX_DELETE;
 use crate::location::RemoteUrl;
+use crate::sync::file_rules::FileRules;
 use crate::sync::filter::Filter;
-use crate::sync::plan::{DeleteRules, MaxDelete, PlanOptions};
+use crate::sync::plan::{Compare, DeleteRules, MaxDelete, PlanOptions};
 use crate::sync::walk::WalkOptions;
 use crate::sync::{sync_down, sync_up, Summary, SyncOptions, SyncTarget};
 use crate::transfer::{check_jobs, MemoryBudget, TransferOptions, MIB};
@@ -26,6 +27,12 @@ pub struct TreeSpec {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub follow_symlinks: bool,
+    /// What -u compares a present destination by.
+    pub compare: Compare,
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+    pub min_age: Option<String>,
+    pub max_age: Option<String>,
     pub max_delete: Option<MaxDelete>,
     pub allow_empty_source: bool,
     pub memory_budget: Option<u64>,
@@ -44,6 +51,17 @@ impl TreeSpec {
             include: a.include.clone(),
             exclude: a.exclude.clone(),
             follow_symlinks: a.follow_symlinks,
+            compare: if a.size_only {
+                Compare::SizeOnly
+            } else if a.ignore_existing {
+                Compare::IgnoreExisting
+            } else {
+                Compare::Time
+            },
+            min_size: a.min_size,
+            max_size: a.max_size,
+            min_age: a.min_age.clone(),
+            max_age: a.max_age.clone(),
             // Watch mode repeats passes unattended: it gets the jobs' limit.
             max_delete: a.max_delete.or(a.watch.then_some(DEFAULT_JOB_MAX_DELETE)),
             allow_empty_source: a.allow_empty_source,
@@ -59,13 +77,23 @@ impl TreeSpec {
     fn sync_options(&self, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
         let jobs = check_jobs(self.jobs)?;
         let filter = Filter::new(&self.include, &self.exclude).map_err(CliError::Usage)?;
+        let rules = FileRules::parse(
+            self.min_size,
+            self.max_size,
+            self.min_age.as_deref(),
+            self.max_age.as_deref(),
+            crate::mtime::now(),
+        )
+        .map_err(CliError::Usage)?;
         let mut transfer = transfer;
         let budget = self.memory_budget.unwrap_or(256 * MIB).max(MIB);
         transfer.memory = Some(MemoryBudget::new(budget));
         Ok(SyncOptions {
             plan: PlanOptions {
-                update: self.update,
+                // Saying how to compare asks for the comparison.
+                update: self.update || self.compare != Compare::Time,
                 delete: self.delete,
+                compare: self.compare,
             },
             deletes: DeleteRules {
                 max: self.max_delete,
@@ -78,6 +106,7 @@ impl TreeSpec {
                 filter,
                 temps_seen: None,
             },
+            rules,
             transfer,
             known_mtimes: None,
         })

@@ -146,6 +146,14 @@ pub struct JobTable {
     /// `--max-delete`: a count (`100`) or a share (`"50%"`).
     pub max_delete: Option<DeleteLimit>,
     pub allow_empty_source: Option<bool>,
+    /// `--size-only` / `--ignore-existing`.
+    pub size_only: Option<bool>,
+    pub ignore_existing: Option<bool>,
+    pub min_size: Option<Size>,
+    pub max_size: Option<Size>,
+    /// `--min-age` / `--max-age`: `7d` or a date, checked on load.
+    pub min_age: Option<Age>,
+    pub max_age: Option<Age>,
     /// `[jobs.NAME.object]` / `[defaults.object]`: what uploads store with
     /// each object (the command line's object options).
     pub object: Option<ObjectTable>,
@@ -232,6 +240,19 @@ impl ObjectTable {
 /// A delete limit written as `100` or `"50%"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeleteLimit(pub MaxDelete);
+
+/// An age (`7d`) or a date (`2026-01-31`), as `--min-age` takes it;
+/// kept as written, since an age counts back from each run's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Age(pub String);
+
+impl<'de> Deserialize<'de> for Age {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::sync::file_rules::moment(&s, 0).map_err(serde::de::Error::custom)?;
+        Ok(Age(s))
+    }
+}
 
 impl<'de> Deserialize<'de> for DeleteLimit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -57,6 +57,12 @@ pub struct Job {
     pub rescan_interval: Valued<Duration>,
     pub max_delete: Valued<MaxDelete>,
     pub allow_empty_source: Valued<bool>,
+    pub size_only: Valued<bool>,
+    pub ignore_existing: Valued<bool>,
+    pub min_size: Valued<Option<u64>>,
+    pub max_size: Valued<Option<u64>>,
+    pub min_age: Valued<Option<String>>,
+    pub max_age: Valued<Option<String>>,
     /// The job's object options over `[defaults.object]`, key by key.
     pub object: ObjectTable,
     /// Which keys of `object` the job itself set (the rest are defaults').
@@ -287,6 +293,33 @@ impl ConfigFile {
                 d.allow_empty_source,
                 false,
             ),
+            size_only: pick(f.size_only, j.size_only, d.size_only, false),
+            ignore_existing: pick(
+                f.ignore_existing,
+                j.ignore_existing,
+                d.ignore_existing,
+                false,
+            ),
+            min_size: pick_opt(
+                f.min_size.map(|s| s.0),
+                j.min_size.map(|s| s.0),
+                d.min_size.map(|s| s.0),
+            ),
+            max_size: pick_opt(
+                f.max_size.map(|s| s.0),
+                j.max_size.map(|s| s.0),
+                d.max_size.map(|s| s.0),
+            ),
+            min_age: pick_opt(
+                f.min_age.clone().map(|a| a.0),
+                j.min_age.clone().map(|a| a.0),
+                d.min_age.clone().map(|a| a.0),
+            ),
+            max_age: pick_opt(
+                f.max_age.clone().map(|a| a.0),
+                j.max_age.clone().map(|a| a.0),
+                d.max_age.clone().map(|a| a.0),
+            ),
             source,
             destination,
         })
@@ -336,6 +369,42 @@ impl Job {
                 "allow_empty_source",
                 self.allow_empty_source.value.to_string(),
                 self.allow_empty_source.origin,
+            ),
+            (
+                "size_only",
+                self.size_only.value.to_string(),
+                self.size_only.origin,
+            ),
+            (
+                "ignore_existing",
+                self.ignore_existing.value.to_string(),
+                self.ignore_existing.origin,
+            ),
+            (
+                "min_size",
+                self.min_size
+                    .value
+                    .map(crate::units::human)
+                    .unwrap_or_else(|| "none".into()),
+                self.min_size.origin,
+            ),
+            (
+                "max_size",
+                self.max_size
+                    .value
+                    .map(crate::units::human)
+                    .unwrap_or_else(|| "none".into()),
+                self.max_size.origin,
+            ),
+            (
+                "min_age",
+                self.min_age.value.clone().unwrap_or_else(|| "none".into()),
+                self.min_age.origin,
+            ),
+            (
+                "max_age",
+                self.max_age.value.clone().unwrap_or_else(|| "none".into()),
+                self.max_age.origin,
             ),
             (
                 "checkpoint_dir",

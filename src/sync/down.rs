@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::events::{emit, Event, FailKind, Observer, Summary};
+use super::file_rules::FileRules;
 use super::known::KnownMtimes;
 use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
 use super::one::local_side;
@@ -56,7 +57,17 @@ pub async fn sync_down(
             feed: walk_rx,
             name: "walk",
         },
-        |remote, local| plan_down(&target.root, remote, local, opts.plan, &known, &mut seen),
+        |remote, local| {
+            plan_down(
+                &target.root,
+                remote,
+                local,
+                opts.plan,
+                opts.rules,
+                &known,
+                &mut seen,
+            )
+        },
         |jobs| runner.drive(jobs, &mut summary),
     )
     .await;
@@ -116,12 +127,18 @@ fn plan_down(
     remote: Option<RemoteEntry>,
     local: Option<WalkItem>,
     plan: PlanOptions,
+    rules: FileRules,
     known: &KnownMtimes,
     seen: &mut Seen,
 ) -> Planned {
     if let Some(r) = &remote {
-        seen.view.source_files += 1;
         known.listed(&r.key);
+        // Outside the size and age rules: neither fetched nor, since the
+        // source has it, deleted.
+        if !rules.takes(r.size, r.last_modified) {
+            return Planned::Nothing;
+        }
+        seen.view.source_files += 1;
     }
     let mut report = None;
     let local = match local {
@@ -145,6 +162,7 @@ fn plan_down(
             (_, Some(job)) => Planned::Job(job),
             (Some(l), None)
                 if decide(None, Some(local_side(&l)), plan) == Decision::Delete
+                    && rules.takes(l.size, l.mtime)
                     && !seen.unseen.covers(&l.key) =>
             {
                 Planned::Delete(l.key)

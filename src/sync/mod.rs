@@ -9,6 +9,7 @@
 pub mod check;
 pub(crate) mod delete_list;
 pub(crate) mod events;
+pub(crate) mod file_rules;
 pub(crate) mod filter;
 pub(crate) mod known;
 pub(crate) mod listing;
@@ -46,6 +47,8 @@ pub struct SyncOptions {
     /// Files in flight at once.
     pub jobs: usize,
     pub walk: walk::WalkOptions,
+    /// Sizes and ages a file must have to be considered (`--min-size`…).
+    pub rules: file_rules::FileRules,
     pub transfer: TransferOptions,
     /// Cache of stored mtimes learned on earlier runs (see `known`).
     pub known_mtimes: Option<PathBuf>,

@@ -13,6 +13,7 @@ const SEC: Nanos = 1_000_000_000;
 const UPDATE_ONLY: PlanOptions = PlanOptions {
     update: true,
     delete: false,
+    compare: super::plan::Compare::Time,
 };
 
 /// The side an object presents once its HEAD is known.

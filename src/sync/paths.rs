@@ -80,6 +80,9 @@ pub async fn sync_paths(
                     size: m.len(),
                     mtime: crate::mtime::file_mtime(&m),
                 };
+                if !opts.rules.takes(entry.size, entry.mtime) {
+                    continue;
+                }
                 jobs.push(if opts.plan.update {
                     Job::ResolveUpload(entry)
                 } else {
@@ -151,7 +154,11 @@ async fn vanished(runner: &Runner<'_>, rel: &str) -> Result<Vec<String>, Event> 
     if opts.walk.filter.file(rel) {
         let key = target.key(rel);
         match runner.head(&key).await {
-            Ok(Some(m)) => candidates.push((rel.to_string(), m.size)),
+            Ok(Some(m)) => candidates.push((
+                rel.to_string(),
+                m.size,
+                crate::mtime::from_datetime(m.last_modified),
+            )),
             Ok(None) => {}
             Err(e) => return Err(Event::store_failed(rel, "stat", &e)),
         }
@@ -166,17 +173,23 @@ async fn vanished(runner: &Runner<'_>, rel: &str) -> Result<Vec<String>, Event> 
     let under = list_scope(target.store.as_ref(), &target.bucket, scope)
         .await
         .map_err(|e| Event::failed(&sub, "list", FailKind::Store, e))?;
-    candidates.extend(under.into_iter().map(|e: RemoteEntry| (e.rel, e.size)));
+    candidates.extend(
+        under
+            .into_iter()
+            .map(|e: RemoteEntry| (e.rel, e.size, e.last_modified)),
+    );
     Ok(candidates
         .into_iter()
-        .filter(|(r, size)| {
+        .filter(|(r, size, lm)| {
             let side = Side {
                 size: *size,
                 time: Time::server(0),
             };
-            decide(None, Some(side), opts.plan) == Decision::Delete && !exists(&target.root.join(r))
+            decide(None, Some(side), opts.plan) == Decision::Delete
+                && opts.rules.takes(*size, *lm)
+                && !exists(&target.root.join(r))
         })
-        .map(|(r, _)| r)
+        .map(|(r, _, _)| r)
         .collect())
 }
 

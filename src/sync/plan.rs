@@ -14,6 +14,11 @@
 //! | present | source older | any | skip (destination newer) | transfer |
 //! | present, no source | – | – | delete with --delete, else leave | same |
 //!
+//! `--size-only` and `--ignore-existing` replace the rows for a present
+//! destination (and imply `-u`): by size alone, transfer when the sizes
+//! differ and skip when they are equal, times never asked for (no HEAD);
+//! or skip whatever the destination has.
+//!
 //! Times: a local file's mtime (nanoseconds); an object's `mtime` metadata
 //! when present, else its Last-Modified (whole seconds). Two times compare
 //! at nanoseconds only when both are precise; otherwise at whole seconds, so
@@ -74,6 +79,12 @@ pub enum Reason {
     UpToDate,
     DestinationNewer,
     NotInSource,
+    /// `--size-only`: the sizes differ.
+    Resized,
+    /// `--size-only`: the sizes are equal.
+    SameSize,
+    /// `--ignore-existing`: the destination has it.
+    Exists,
 }
 
 impl Reason {
@@ -86,6 +97,9 @@ impl Reason {
             Reason::UpToDate => "up to date",
             Reason::DestinationNewer => "destination is newer",
             Reason::NotInSource => "not in source",
+            Reason::Resized => "size differs",
+            Reason::SameSize => "same size",
+            Reason::Exists => "exists at the destination",
         }
     }
 }
@@ -103,6 +117,30 @@ pub enum Decision {
 pub struct PlanOptions {
     pub update: bool,
     pub delete: bool,
+    pub compare: Compare,
+}
+
+/// What `-u` compares a present destination by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compare {
+    /// Modification times, then sizes (the table above).
+    #[default]
+    Time,
+    /// `--size-only`.
+    SizeOnly,
+    /// `--ignore-existing`.
+    IgnoreExisting,
+}
+
+impl Compare {
+    /// For `config show` and the job file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compare::Time => "time",
+            Compare::SizeOnly => "size",
+            Compare::IgnoreExisting => "existence",
+        }
+    }
 }
 
 fn compare(a: Time, b: Time) -> Option<Ordering> {
@@ -132,6 +170,12 @@ pub fn decide(src: Option<Side>, dst: Option<Side>, opts: PlanOptions) -> Decisi
         (Some(_), None) => return Decision::Transfer(Reason::New),
         (Some(s), Some(d)) => (s, d),
     };
+    match opts.compare {
+        Compare::IgnoreExisting => return Decision::Skip(Reason::Exists),
+        Compare::SizeOnly if src.size != dst.size => return Decision::Transfer(Reason::Resized),
+        Compare::SizeOnly => return Decision::Skip(Reason::SameSize),
+        Compare::Time => {}
+    }
     if !opts.update {
         return Decision::Transfer(Reason::NoUpdateCheck);
     }
@@ -326,6 +370,7 @@ mod tests {
     const U: PlanOptions = PlanOptions {
         update: true,
         delete: false,
+        compare: Compare::Time,
     };
 
     fn local(size: u64, ns: Nanos) -> Option<Side> {
@@ -388,7 +433,8 @@ mod tests {
                 local(1, T),
                 PlanOptions {
                     update: true,
-                    delete: true
+                    delete: true,
+                    compare: Compare::Time,
                 }
             ),
             Decision::Delete
@@ -553,6 +599,53 @@ mod tests {
         assert!(u.covers("anything"), "an unreadable root covers all");
     }
 
+    #[test]
+    fn size_only_and_ignore_existing_never_ask_for_times() {
+        let size_only = PlanOptions {
+            compare: Compare::SizeOnly,
+            ..U
+        };
+        let ignore = PlanOptions {
+            compare: Compare::IgnoreExisting,
+            ..U
+        };
+        let below = Some(Side {
+            size: 5,
+            time: Time::Below { upper: T },
+        });
+        // Newer or older, a file of the same size is up to date by size.
+        assert_eq!(
+            decide(local(5, T + SEC), below, size_only),
+            Decision::Skip(Reason::SameSize)
+        );
+        assert_eq!(
+            decide(local(5, T - SEC), local(5, T), size_only),
+            Decision::Skip(Reason::SameSize)
+        );
+        assert_eq!(
+            decide(local(4, T - SEC), below, size_only),
+            Decision::Transfer(Reason::Resized)
+        );
+        assert_eq!(
+            decide(local(4, T + SEC), below, ignore),
+            Decision::Skip(Reason::Exists)
+        );
+        // What is missing is still sent, and deletes are as before.
+        assert_eq!(
+            decide(local(4, T), None, ignore),
+            Decision::Transfer(Reason::New)
+        );
+        assert_eq!(
+            decide(local(4, T), None, size_only),
+            Decision::Transfer(Reason::New)
+        );
+        let del = PlanOptions {
+            delete: true,
+            ..ignore
+        };
+        assert_eq!(decide(None, below, del), Decision::Delete);
+    }
+
     fn side() -> impl Strategy<Value = Side> {
         (0u64..4, 0i64..6, any::<bool>()).prop_map(|(size, t, precise)| Side {
             size,
@@ -571,8 +664,9 @@ mod tests {
         fn applied_plan_is_a_fixed_point(
             entries in proptest::collection::btree_map("[a-d]{1,2}", (proptest::option::of(side()), proptest::option::of(side())), 0..12),
             delete in any::<bool>(),
+            compare in prop_oneof![Just(Compare::Time), Just(Compare::SizeOnly), Just(Compare::IgnoreExisting)],
         ) {
-            let opts = PlanOptions { update: true, delete };
+            let opts = PlanOptions { update: true, delete, compare };
             let mut after = Vec::new();
             for (s, d) in entries.values() {
                 let new_dst = match decide(*s, *d, opts) {

@@ -75,11 +75,16 @@ fn write(root: &Path, rel: &str, data: &[u8]) {
 
 fn options(update: bool, delete: bool) -> SyncOptions {
     SyncOptions {
-        plan: PlanOptions { update, delete },
+        plan: PlanOptions {
+            update,
+            delete,
+            ..Default::default()
+        },
         deletes: Default::default(),
         dry_run: false,
         jobs: 3,
         walk: WalkOptions::default(),
+        rules: Default::default(),
         transfer: Default::default(),
         known_mtimes: None,
     }
@@ -332,4 +337,125 @@ async fn dry_run_plans_without_touching_either_side() {
     );
     assert_eq!(f.calls(Op::Put) + f.calls(Op::DeleteBatch), before);
     assert_eq!(keys(f.as_ref()).await, ["p/extra"]);
+}
+
+fn set_mtime(root: &Path, rel: &str, secs: i64) {
+    filetime::set_file_mtime(root.join(rel), filetime::FileTime::from_unix_time(secs, 0)).unwrap();
+}
+
+fn compare(mut o: SyncOptions, c: plan::Compare) -> SyncOptions {
+    o.plan.compare = c;
+    o
+}
+
+#[tokio::test]
+async fn size_only_sends_what_changed_size_and_asks_for_no_times() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    for rel in ["a", "b", "c"] {
+        write(dir.path(), rel, b"12345");
+    }
+    let t = target(f.clone(), dir.path());
+    let rec = Record::default();
+    sync_up(&t, &options(false, false), &rec).await.unwrap();
+    // "a" touched (same size, new time), "b" resized, "c" rewritten in
+    // place with other bytes of the same size and an old time.
+    set_mtime(dir.path(), "a", 2_000_000_000);
+    write(dir.path(), "b", b"123456");
+    write(dir.path(), "c", b"abcde");
+    set_mtime(dir.path(), "c", 1_000_000_000);
+    let (heads, puts) = (f.calls(Op::Head), f.calls(Op::Put));
+    let o = compare(options(false, false), plan::Compare::SizeOnly);
+    let s = sync_up(&t, &o, &rec).await.unwrap();
+    assert_eq!((s.transferred, s.skipped, s.failed), (1, 2, 0));
+    assert_eq!(f.calls(Op::Put) - puts, 1, "only the resized file");
+    assert_eq!(f.calls(Op::Head), heads, "sizes need no HEAD");
+    // The time rule would have sent the touched file too.
+    let s = sync_up(&t, &options(true, false), &rec).await.unwrap();
+    assert_eq!(s.transferred, 1, "{s:?}");
+}
+
+#[tokio::test]
+async fn ignore_existing_never_replaces_and_still_sends_what_is_new() {
+    let (m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "old", b"local, newer");
+    put(f.as_ref(), "p/old", b"stored").await;
+    write(dir.path(), "new", b"n");
+    let t = target(f.clone(), dir.path());
+    let rec = Record::default();
+    let o = compare(options(false, false), plan::Compare::IgnoreExisting);
+    let s = sync_up(&t, &o, &rec).await.unwrap();
+    assert_eq!((s.transferred, s.skipped), (1, 1));
+    let kept = m
+        .get_object("b", "p/old", &crate::store::GetRequest::whole())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&kept[..], b"stored");
+}
+
+#[tokio::test]
+async fn size_and_age_rules_neither_send_nor_delete_outside_them() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = (crate::mtime::now() / 1_000_000_000) as i64;
+    let day = 86_400;
+    // Inside: small and recent. Outside: large, or old.
+    write(dir.path(), "small-recent", b"s");
+    set_mtime(dir.path(), "small-recent", now - day);
+    write(dir.path(), "large-recent", &[7; 500]);
+    set_mtime(dir.path(), "large-recent", now - day);
+    write(dir.path(), "small-old", b"o");
+    set_mtime(dir.path(), "small-old", now - 90 * day);
+    // The store has an older large copy of "large-recent" (not to be
+    // deleted: the source has it), an object only it has that is inside
+    // the rules (deleted) and one outside them (kept).
+    put(f.as_ref(), "p/large-recent", &[1; 400]).await;
+    put(f.as_ref(), "p/gone-small", b"g").await;
+    put(f.as_ref(), "p/gone-large", &[2; 300]).await;
+    let t = target(f.clone(), dir.path());
+    let rec = Record::default();
+    let mut o = options(true, true);
+    o.rules = file_rules::FileRules::parse(None, Some(100), None, Some("30d"), crate::mtime::now())
+        .unwrap();
+    let s = sync_up(&t, &o, &rec).await.unwrap();
+    assert_eq!(
+        (s.transferred, s.deleted, s.failed),
+        (1, 1, 0),
+        "{:?}",
+        rec.failures()
+    );
+    assert_eq!(
+        keys(f.as_ref()).await,
+        ["p/gone-large", "p/large-recent", "p/small-recent"]
+    );
+}
+
+#[tokio::test]
+async fn a_download_takes_only_objects_inside_the_rules_and_keeps_files_outside() {
+    let (_m, f) = bucket().await;
+    put(f.as_ref(), "p/big", &[3; 200]).await;
+    put(f.as_ref(), "p/tiny", b"t").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "local-tiny", b"l");
+    write(dir.path(), "local-big", &[4; 300]);
+    let t = target(f.clone(), dir.path());
+    let rec = Record::default();
+    let mut o = options(true, true);
+    o.rules.min_size = Some(100);
+    let s = sync_down(&t, &o, &rec).await.unwrap();
+    assert_eq!((s.transferred, s.deleted, s.failed), (1, 1, 0));
+    assert!(dir.path().join("big").exists());
+    assert!(!dir.path().join("tiny").exists(), "below --min-size");
+    assert!(
+        dir.path().join("local-tiny").exists(),
+        "outside the rules: kept"
+    );
+    assert!(
+        !dir.path().join("local-big").exists(),
+        "inside the rules and gone: deleted"
+    );
 }

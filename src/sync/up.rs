@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::events::{Event, FailKind, Observer, Summary};
+use super::file_rules::FileRules;
 use super::known::KnownMtimes;
 use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
 use super::one::local_side;
@@ -44,7 +45,7 @@ pub async fn sync_up(
             feed: list_rx,
             name: "listing",
         },
-        |local, remote| plan_up(local, remote, opts.plan, &known, &mut seen),
+        |local, remote| plan_up(local, remote, opts.plan, opts.rules, &known, &mut seen),
         |jobs| runner.drive(jobs, &mut summary),
     )
     .await;
@@ -67,6 +68,7 @@ fn plan_up(
     local: Option<WalkItem>,
     remote: Option<RemoteEntry>,
     plan: PlanOptions,
+    rules: FileRules,
     known: &KnownMtimes,
     seen: &mut Seen,
 ) -> Planned {
@@ -77,6 +79,9 @@ fn plan_up(
     // A skipped or unreadable source item is reported, and its
     // destination copy (with all below it) is left alone.
     let local = match local {
+        // Outside the size and age rules: neither sent nor, since the
+        // source has it, deleted.
+        Some(WalkItem::File(e)) if !rules.takes(e.size, e.mtime) => return Planned::Nothing,
         Some(WalkItem::File(e)) => {
             seen.view.source_files += 1;
             Some(e)
@@ -85,7 +90,11 @@ fn plan_up(
             seen.not_a_file(&other);
             return walk_report(other).map_or(Planned::Nothing, Planned::Job);
         }
-        None => None,
+        None => match &remote {
+            // Only a copy inside the rules is a delete candidate.
+            Some(r) if !rules.takes(r.size, r.last_modified) => return Planned::Nothing,
+            _ => None,
+        },
     };
     match decide(
         local.as_ref().map(local_side),
@@ -218,7 +227,11 @@ mod tests {
                 }
             }
             let known = KnownMtimes::default();
-            let plan = PlanOptions { update: true, delete: true };
+            let plan = PlanOptions {
+                update: true,
+                delete: true,
+                ..Default::default()
+            };
             let mut seen = Seen::default();
             let mut m = MergeJoin::new();
             m.push_src(walked.iter().map(|(k, v)| item(k, *v)));
@@ -233,7 +246,7 @@ mod tests {
                     Step::Done => break,
                     Step::NeedSrc | Step::NeedDst => unreachable!("both sides ended"),
                 };
-                if let Planned::Delete(rel) = plan_up(l, r, plan, &known, &mut seen) {
+                if let Planned::Delete(rel) = plan_up(l, r, plan, FileRules::default(), &known, &mut seen) {
                     candidates.push(rel);
                 }
             }

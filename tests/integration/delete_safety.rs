@@ -305,3 +305,65 @@ fn watch_keeps_what_the_filter_protects_when_a_directory_vanishes() {
         ["keep.txt", "photos/raw1.raw", "photos/sub/raw2.raw"]
     );
 }
+
+/// `--max-size` and `--max-age` with `--delete`: what they leave out is
+/// neither sent nor deleted, on either side; only an object inside them
+/// whose file is gone goes.
+#[test]
+fn size_and_age_rules_never_delete_what_they_leave_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    let prefix = unique("rules");
+    let url = server().url(&prefix);
+    let s = server();
+    // Objects the AWS CLI wrote: a large one and a small one the tree
+    // lacks, and an old copy of a file the tree has.
+    let other = dir.path().join("o");
+    for (name, len) in [
+        ("gone-large", 5000),
+        ("gone-small", 10),
+        ("kept-large", 4000),
+    ] {
+        write_file(&other, len, 1);
+        let out = aws(&[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            other.to_str().unwrap(),
+            &format!("s3://{}/{prefix}/{name}", s.bucket),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    write_file(&root.join("kept-large"), 6000, 2);
+    write_file(&root.join("small-new"), 20, 3);
+    write_file(&root.join("small-old"), 20, 4);
+    let old = filetime::FileTime::from_unix_time(1_500_000_000, 0);
+    filetime::set_file_mtime(root.join("small-old"), old).unwrap();
+    let proxy = Proxy::start(&s.endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let r = root.to_str().unwrap();
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "-u",
+        "--delete",
+        "--max-size",
+        "1K",
+        "--max-age",
+        "30d",
+        r,
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        remote_keys(&prefix),
+        ["gone-large", "kept-large", "small-new"],
+        "gone-small deleted; the large copies and the old file's absence left alone"
+    );
+    assert_eq!(proxy.count("PUT", ""), 1, "only small-new is sent");
+    assert_eq!(deletes(&proxy), 1);
+    // A bad age is a usage error before anything is sent.
+    let out = ferry.run(&["cp", "-r", "--max-age", "last week", r, &url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--max-age"), "{}", stderr(&out));
+}

@@ -461,3 +461,48 @@ fn unreadable_file_is_reported_and_others_continue() {
         "the other files were uploaded: {keys}"
     );
 }
+
+/// `--size-only` and `--ignore-existing` decide from the listing alone:
+/// no HEAD, and only what they say is sent (counted at the proxy).
+#[test]
+fn size_only_and_ignore_existing_send_no_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    for i in 0..20u64 {
+        write_file(&root.join(format!("f{i}")), 100, i);
+    }
+    let prefix = unique("modes");
+    let url = server().url(&prefix);
+    let r = root.to_str().unwrap();
+    Ferry::new().ok(&["cp", "-r", r, &url]);
+    // Every file rebuilt with a new time; one also changes size.
+    let later = FileTime::from_unix_time(2_000_000_000, 0);
+    for i in 0..20u64 {
+        let p = root.join(format!("f{i}"));
+        write_file(&p, if i == 7 { 101 } else { 100 }, i + 100);
+        filetime::set_file_mtime(&p, later).unwrap();
+    }
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    ferry.ok(&["cp", "-r", "--size-only", r, &url]);
+    assert_eq!(proxy.count("PUT", ""), 1, "only the resized file");
+    assert_eq!(proxy.count("HEAD", ""), 0);
+    assert_eq!(
+        aws_sha256(&format!("{prefix}/f7")),
+        sha256_file(&root.join("f7"))
+    );
+
+    // --ignore-existing: the changed contents stay unsent; a new file goes.
+    write_file(&root.join("new"), 5, 1);
+    let before = proxy.requests().len();
+    ferry.ok(&["cp", "-r", "--ignore-existing", r, &url]);
+    let reqs = &proxy.requests()[before..];
+    let puts: Vec<&str> = reqs
+        .iter()
+        .filter(|q| q.method == "PUT")
+        .map(|q| q.target.as_str())
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(puts[0].ends_with("/new"), "{puts:?}");
+    assert_eq!(reqs.iter().filter(|q| q.method == "HEAD").count(), 0);
+}
