@@ -318,6 +318,15 @@ pub struct CpArgs {
     /// Skip files matching this glob; `dir/` prunes a directory (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Include patterns read from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+    /// Exclude patterns read from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Only the relative paths FILE lists, one per line (no full walk)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     /// Copy the targets of symbolic links instead of skipping them
     #[arg(long)]
     pub follow_symlinks: bool,
@@ -378,6 +387,15 @@ pub struct CheckArgs {
     /// Leave out paths matching GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Include patterns read from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+    /// Exclude patterns read from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Only the relative paths FILE lists, one per line (no full walk)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     /// Compare the targets of symbolic links instead of skipping them
     #[arg(long)]
     pub follow_symlinks: bool,

@@ -10,13 +10,12 @@ use super::args::CheckArgs;
 use super::escape::visible;
 use super::progress::Reporter;
 use super::setup::Setup;
-use super::tree::as_prefix;
+use super::tree::{as_prefix, build_filter};
 use super::{CliError, Outcome};
 use crate::location::Location;
 use crate::sync::check::{
     check_tree, CheckObserver, CheckOptions, CheckSummary, Depth, Direction, Finding,
 };
-use crate::sync::filter::Filter;
 use crate::sync::walk::WalkOptions;
 use crate::sync::SyncTarget;
 use crate::transfer::check_jobs;
@@ -42,7 +41,13 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
         }
         Err(e) => return Err(usage(root, &e.to_string())),
     }
-    let filter = Filter::new(&a.include, &a.exclude).map_err(CliError::Usage)?;
+    let filter = build_filter(
+        &a.include,
+        &a.exclude,
+        &a.include_from,
+        &a.exclude_from,
+        a.files_from.as_deref(),
+    )?;
     let h = setup.store_for(remote)?;
     let prefix = as_prefix(&remote.key);
     let target = SyncTarget {

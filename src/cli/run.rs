@@ -107,6 +107,9 @@ async fn run_job(
         jobs: job.jobs.value,
         include: job.include.value.clone(),
         exclude: job.exclude.value.clone(),
+        include_from: job.include_from.value.clone(),
+        exclude_from: job.exclude_from.value.clone(),
+        files_from: job.files_from.value.clone(),
         follow_symlinks: job.follow_symlinks.value,
         compare: if job.size_only.value {
             Compare::SizeOnly

@@ -1,7 +1,7 @@
 //! A tree copy (`cp -r`, a config job, watch mode): the options they share
 //! and the one function that runs them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::args::CpArgs;
@@ -26,6 +26,9 @@ pub struct TreeSpec {
     pub jobs: usize,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    pub include_from: Vec<PathBuf>,
+    pub exclude_from: Vec<PathBuf>,
+    pub files_from: Option<PathBuf>,
     pub follow_symlinks: bool,
     /// What -u compares a present destination by.
     pub compare: Compare,
@@ -50,6 +53,9 @@ impl TreeSpec {
             jobs: a.jobs,
             include: a.include.clone(),
             exclude: a.exclude.clone(),
+            include_from: a.include_from.clone(),
+            exclude_from: a.exclude_from.clone(),
+            files_from: a.files_from.clone(),
             follow_symlinks: a.follow_symlinks,
             compare: if a.size_only {
                 Compare::SizeOnly
@@ -76,7 +82,13 @@ impl TreeSpec {
 
     fn sync_options(&self, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
         let jobs = check_jobs(self.jobs)?;
-        let filter = Filter::new(&self.include, &self.exclude).map_err(CliError::Usage)?;
+        let filter = build_filter(
+            &self.include,
+            &self.exclude,
+            &self.include_from,
+            &self.exclude_from,
+            self.files_from.as_deref(),
+        )?;
         let rules = FileRules::parse(
             self.min_size,
             self.max_size,
@@ -111,6 +123,30 @@ impl TreeSpec {
             known_mtimes: None,
         })
     }
+}
+
+/// The globs, those of the rule files after them, and the `--files-from`
+/// list: one filter for the walk, the listing and the plan.
+pub fn build_filter(
+    include: &[String],
+    exclude: &[String],
+    include_from: &[PathBuf],
+    exclude_from: &[PathBuf],
+    files_from: Option<&Path>,
+) -> Result<Filter, CliError> {
+    let from = |own: &[String], files: &[PathBuf]| -> Result<Vec<String>, CliError> {
+        let mut all = own.to_vec();
+        for f in files {
+            all.extend(crate::sync::filter::read_rules(f).map_err(CliError::Usage)?);
+        }
+        Ok(all)
+    };
+    let filter = Filter::new(&from(include, include_from)?, &from(exclude, exclude_from)?)
+        .map_err(CliError::Usage)?;
+    Ok(match files_from {
+        Some(f) => filter.only(crate::sync::filter::read_files_from(f).map_err(CliError::Usage)?),
+        None => filter,
+    })
 }
 
 /// `$XDG_CACHE_HOME/ferry/known` (`~/.cache/ferry/known`): mtimes learned

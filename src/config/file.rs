@@ -134,6 +134,10 @@ pub struct JobTable {
     pub delete: Option<bool>,
     pub include: Option<Vec<String>>,
     pub exclude: Option<Vec<String>>,
+    /// Rule files and a `--files-from` list (read at each run).
+    pub include_from: Option<Vec<PathBuf>>,
+    pub exclude_from: Option<Vec<PathBuf>>,
+    pub files_from: Option<PathBuf>,
     pub follow_symlinks: Option<bool>,
     pub checkpoint_dir: Option<PathBuf>,
     pub jobs: Option<usize>,

@@ -46,6 +46,9 @@ pub struct Job {
     pub delete: Valued<bool>,
     pub include: Valued<Vec<String>>,
     pub exclude: Valued<Vec<String>>,
+    pub include_from: Valued<Vec<PathBuf>>,
+    pub exclude_from: Valued<Vec<PathBuf>>,
+    pub files_from: Valued<Option<PathBuf>>,
     pub follow_symlinks: Valued<bool>,
     pub checkpoint_dir: Valued<PathBuf>,
     pub jobs: Valued<usize>,
@@ -239,6 +242,23 @@ impl ConfigFile {
                 d.exclude.clone(),
                 Vec::new(),
             ),
+            include_from: pick(
+                f.include_from.clone(),
+                j.include_from.clone(),
+                d.include_from.clone(),
+                Vec::new(),
+            ),
+            exclude_from: pick(
+                f.exclude_from.clone(),
+                j.exclude_from.clone(),
+                d.exclude_from.clone(),
+                Vec::new(),
+            ),
+            files_from: pick_opt(
+                f.files_from.clone(),
+                j.files_from.clone(),
+                d.files_from.clone(),
+            ),
             follow_symlinks: pick(
                 f.follow_symlinks,
                 j.follow_symlinks,
@@ -354,6 +374,25 @@ impl Job {
                 "exclude",
                 format!("{:?}", self.exclude.value),
                 self.exclude.origin,
+            ),
+            (
+                "include_from",
+                format!("{:?}", self.include_from.value),
+                self.include_from.origin,
+            ),
+            (
+                "exclude_from",
+                format!("{:?}", self.exclude_from.value),
+                self.exclude_from.origin,
+            ),
+            (
+                "files_from",
+                self.files_from
+                    .value
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "none".into()),
+                self.files_from.origin,
             ),
             (
                 "follow_symlinks",

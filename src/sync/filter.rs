@@ -7,6 +7,14 @@
 //!
 //! A file is taken when it matches no exclude and, if any include is given,
 //! matches an include.
+//!
+//! `--files-from` narrows further to the keys a list names: a key filter
+//! like the globs, so it applies to both sides alike and a key left out
+//! is never deleted; a directory holding no listed key is pruned, and an
+//! upload stats the listed files instead of walking (`walk`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -17,6 +25,8 @@ pub struct Filter {
     /// Directory-only excludes (patterns that ended with `/`) and plain
     /// excludes both prune directories.
     exclude_dirs: Option<Matcher>,
+    /// `--files-from`: only these keys.
+    listed: Option<Arc<BTreeSet<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,15 +82,30 @@ impl Filter {
             include: build(include.iter().map(String::as_str))?,
             exclude: build(files_excl)?,
             exclude_dirs: build(dirs_excl)?,
+            listed: None,
         })
     }
 
+    /// Only the keys in `listed` (from [`read_files_from`]).
+    pub fn only(mut self, listed: BTreeSet<String>) -> Filter {
+        self.listed = Some(Arc::new(listed));
+        self
+    }
+
+    /// The `--files-from` keys, in key order.
+    pub fn listed(&self) -> Option<&BTreeSet<String>> {
+        self.listed.as_deref()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.include.is_none() && self.exclude.is_none()
+        self.include.is_none() && self.exclude.is_none() && self.listed.is_none()
     }
 
     /// Whether a file (by relative key) is transferred.
     pub fn file(&self, rel: &str) -> bool {
+        if self.listed.as_ref().is_some_and(|l| !l.contains(rel)) {
+            return false;
+        }
         if let Some(ex) = &self.exclude {
             if ex.matches(rel) {
                 return false;
@@ -97,6 +122,16 @@ impl Filter {
 
     /// Whether a directory (by relative path) is pruned from the walk.
     pub fn prune_dir(&self, rel: &str) -> bool {
+        if let Some(l) = &self.listed {
+            let under = format!("{rel}/");
+            if !l
+                .range(under.clone()..)
+                .next()
+                .is_some_and(|k| k.starts_with(&under))
+            {
+                return true;
+            }
+        }
         self.exclude_dirs.as_ref().is_some_and(|m| m.matches(rel))
     }
 
@@ -115,6 +150,39 @@ impl Filter {
         }
         false
     }
+}
+
+/// The lines of a rule file (`--include-from`, `--exclude-from`): one
+/// pattern per line; blank lines and lines starting with `#` are skipped.
+pub fn read_rules(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// `--files-from`: one relative path per line (blank lines and `#`
+/// comments skipped, a leading `./` dropped); a path that could leave the
+/// root is refused with its line number.
+pub fn read_files_from(path: &std::path::Path) -> Result<BTreeSet<String>, String> {
+    let mut keys = BTreeSet::new();
+    for (n, line) in read_rules(path)?.iter().enumerate() {
+        let key = line.trim().trim_start_matches("./").trim_start_matches('/');
+        if key.split('/').any(|s| s == ".." || s == ".") || key.contains("//") {
+            return Err(format!(
+                "{}: line {}: '{line}' is not a plain relative path",
+                path.display(),
+                n + 1
+            ));
+        }
+        if !key.is_empty() {
+            keys.insert(key.to_string());
+        }
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -154,6 +222,24 @@ mod tests {
         assert!(!x.file("a/b.png"));
         assert!(!x.file("secret.jpg"));
         assert!(!x.prune_dir("a"), "includes never prune directories");
+    }
+
+    #[test]
+    fn a_files_from_list_takes_its_keys_and_prunes_other_directories() {
+        let listed: BTreeSet<String> = ["a/b/c.txt", "top"].iter().map(|s| s.to_string()).collect();
+        let x = f(&[], &["*.tmp"]).only(listed);
+        assert!(x.file("a/b/c.txt") && x.file("top"));
+        assert!(!x.file("a/b/d.txt") && !x.file("top2"));
+        assert!(!x.prune_dir("a") && !x.prune_dir("a/b"));
+        assert!(x.prune_dir("a/bb") && x.prune_dir("z"));
+        assert!(!x.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("list");
+        std::fs::write(&p, "# photos\n./a/b/c.txt\n\n/top\n").unwrap();
+        assert_eq!(read_files_from(&p).unwrap().len(), 2);
+        std::fs::write(&p, "ok\n../etc/passwd\n").unwrap();
+        assert!(read_files_from(&p).unwrap_err().contains("line 2"));
     }
 
     #[test]

@@ -99,6 +99,9 @@ fn reason(e: &std::io::Error) -> String {
 /// the walk ends or `emit` returns false (its consumer stopped). Runs on
 /// the calling thread (use a blocking task); stat calls fan out on rayon.
 pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>) -> bool) {
+    if let Some(listed) = opts.filter.listed() {
+        return walk_listed(root, listed, opts, emit);
+    }
     let walker = walkdir::WalkDir::new(root)
         .follow_links(opts.follow_symlinks)
         .sort_by(|a, b| sort_name(a).cmp(&sort_name(b)))
@@ -235,6 +238,61 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
         }
     }
     flush(&mut pending, &mut early, &mut emit);
+}
+
+/// `--files-from`: the listed files stat'ed in key order (a sorted set's
+/// order is the keys' byte order), no directory read. A listed path that
+/// is missing or not a file is skipped with a notice, keeping its key, so
+/// a `--delete` leaves its copy alone.
+fn walk_listed(
+    root: &Path,
+    listed: &std::collections::BTreeSet<String>,
+    opts: &WalkOptions,
+    mut emit: impl FnMut(Vec<WalkItem>) -> bool,
+) {
+    let keys: Vec<&String> = listed.iter().filter(|k| opts.filter.file(k)).collect();
+    for chunk in keys.chunks(BATCH) {
+        let items: Vec<WalkItem> = chunk
+            .par_iter()
+            .map(|key| {
+                let path = root.join(key.as_str());
+                let skipped = |why: &str| WalkItem::Skipped {
+                    path: path.clone(),
+                    key: Some(key.to_string()),
+                    why: why.into(),
+                };
+                let meta = if opts.follow_symlinks {
+                    std::fs::metadata(&path)
+                } else {
+                    std::fs::symlink_metadata(&path)
+                };
+                match meta {
+                    Ok(m) if m.is_file() => WalkItem::File(LocalEntry {
+                        key: key.to_string(),
+                        path: path.clone(),
+                        size: m.len(),
+                        mtime: file_mtime(&m),
+                    }),
+                    Ok(m) if m.file_type().is_symlink() => {
+                        skipped("symbolic link (use --follow-symlinks to copy its target)")
+                    }
+                    Ok(m) if m.is_dir() => skipped("a directory (--files-from lists files)"),
+                    Ok(_) => skipped("not a regular file (socket, FIFO or device)"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        skipped("listed in --files-from but not found")
+                    }
+                    Err(e) => WalkItem::Error {
+                        path: path.clone(),
+                        key: Some(key.to_string()),
+                        why: reason(&e),
+                    },
+                }
+            })
+            .collect();
+        if !emit(items) {
+            return;
+        }
+    }
 }
 
 /// The whole walk at once (for downloads, where the local side is the

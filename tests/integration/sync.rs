@@ -506,3 +506,93 @@ fn size_only_and_ignore_existing_send_no_head() {
     assert!(puts[0].ends_with("/new"), "{puts:?}");
     assert_eq!(reqs.iter().filter(|q| q.method == "HEAD").count(), 0);
 }
+
+/// `--files-from` sends exactly the listed files and deletes nothing it
+/// does not list; `--exclude-from` reads its patterns from a file.
+#[test]
+fn files_from_and_rule_files_narrow_a_tree_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    for rel in ["a/one.txt", "a/two.log", "b/three.txt", "c/four.txt"] {
+        write_file(&root.join(rel), 50, rel.len() as u64);
+    }
+    let prefix = unique("files-from");
+    let url = server().url(&prefix);
+    // The store has an object the list names but the tree lacks, and one
+    // the list does not name.
+    let other = dir.path().join("o");
+    write_file(&other, 10, 9);
+    for key in ["gone.txt", "unlisted.txt"] {
+        let out = aws(&[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            other.to_str().unwrap(),
+            &format!("s3://{}/{prefix}/{key}", server().bucket),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let list = dir.path().join("list");
+    std::fs::write(
+        &list,
+        "# what to send\n./a/one.txt\na/two.log\nc/four.txt\ngone.txt\n",
+    )
+    .unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::write(&rules, "*.log\n").unwrap();
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "-u",
+        "--delete",
+        "--files-from",
+        list.to_str().unwrap(),
+        "--exclude-from",
+        rules.to_str().unwrap(),
+        root.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gone.txt") && stderr(&out).contains("not found"),
+        "{}",
+        stderr(&out)
+    );
+    let mut puts: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter(|q| q.method == "PUT")
+        .map(|q| {
+            q.target
+                .rsplit(&format!("{prefix}/"))
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    puts.sort();
+    assert_eq!(
+        puts,
+        ["a/one.txt", "c/four.txt"],
+        "the listed files, less the excluded log"
+    );
+    assert_eq!(
+        proxy.count("POST", "delete") + proxy.count("DELETE", ""),
+        0,
+        "neither the unlisted object nor the listed-but-missing one is deleted"
+    );
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "../escape\n").unwrap();
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "--files-from",
+        bad.to_str().unwrap(),
+        root.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}
