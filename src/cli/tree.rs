@@ -82,6 +82,13 @@ impl TreeSpec {
 
     fn sync_options(&self, transfer: TransferOptions) -> Result<SyncOptions, CliError> {
         let jobs = check_jobs(self.jobs)?;
+        if self.delete && self.files_from.is_some() {
+            // A list names what to copy: a listed file the source lacks is
+            // likelier a stale list than a wish to delete it.
+            return Err(CliError::Usage(
+                "--delete cannot be combined with --files-from (the list names what to copy, not what to delete)".into(),
+            ));
+        }
         let filter = build_filter(
             &self.include,
             &self.exclude,

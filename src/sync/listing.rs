@@ -153,6 +153,11 @@ pub(crate) async fn list_into(
     scope: ListScope<'_>,
     out: FeedTx<RemoteEntry>,
 ) {
+    if scope.under.is_empty() {
+        if let Some(dirs) = scope.filter.listed().and_then(listed_dirs) {
+            return list_listed_dirs(store, bucket, &scope, dirs, out).await;
+        }
+    }
     let list_prefix = format!("{}{}", scope.prefix, scope.under);
     let pages = list_pages(
         store,
@@ -193,6 +198,106 @@ pub(crate) async fn list_into(
         return;
     }
     let _ = out.send(Feed::End).await;
+}
+
+/// Past this many directories a `--files-from` list is cheaper to serve
+/// from one flat listing of the prefix (a page per 1,000 keys) than from a
+/// listing per directory.
+const LISTED_DIRS_MAX: usize = 1000;
+
+/// The directories (relative, each ending in `/`; `""` for the top) that
+/// hold the keys of a `--files-from` list, or `None` when there are too
+/// many to list one by one.
+fn listed_dirs(listed: &std::collections::BTreeSet<String>) -> Option<Vec<String>> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for k in listed {
+        dirs.insert(k.rfind('/').map_or("", |i| &k[..=i]));
+        if dirs.len() > LISTED_DIRS_MAX {
+            return None;
+        }
+    }
+    Some(dirs.into_iter().map(str::to_string).collect())
+}
+
+/// A `--files-from` listing: each directory that holds a listed key is
+/// listed alone (with a delimiter, so not below it), the admitted objects
+/// gathered, sorted and fed as one key-ordered listing. Memory is bounded
+/// by the list, which is held whole anyway.
+async fn list_listed_dirs(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    scope: &ListScope<'_>,
+    dirs: Vec<String>,
+    out: FeedTx<RemoteEntry>,
+) {
+    let mut all = Vec::new();
+    // Eight directories at a time: a plain loop over joined futures keeps
+    // the future `Send` for the spawned listing task.
+    for chunk in dirs.chunks(8) {
+        let found =
+            futures::future::join_all(chunk.iter().map(|d| list_one_dir(store, bucket, scope, d)))
+                .await;
+        for r in found {
+            match r {
+                Ok(found) => all.extend(found),
+                Err(e) => {
+                    let _ = out.send(Feed::Failed(SyncError::Listing(e))).await;
+                    return;
+                }
+            }
+        }
+    }
+    all.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let all: Vec<RemoteEntry> = if scope.mark_prefixes {
+        let mut marks = PrefixConflicts::new();
+        let mut v: Vec<RemoteEntry> = all
+            .into_iter()
+            .flat_map(|e| marks.push(e))
+            .map(marked)
+            .collect();
+        v.extend(marks.finish().into_iter().map(marked));
+        v
+    } else {
+        all
+    };
+    let mut all = all.into_iter().peekable();
+    while all.peek().is_some() {
+        let batch: Vec<RemoteEntry> = all.by_ref().take(1000).collect();
+        if out.send(Feed::Batch(batch)).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.send(Feed::End).await;
+}
+
+/// One directory of a `--files-from` listing, not below it.
+async fn list_one_dir(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    scope: &ListScope<'_>,
+    dir: &str,
+) -> Result<Vec<RemoteEntry>, crate::store::StoreError> {
+    let list_prefix = format!("{}{dir}", scope.prefix);
+    let pages = list_pages(
+        store,
+        bucket,
+        ListRequest {
+            prefix: &list_prefix,
+            delimiter: Some("/"),
+            ..Default::default()
+        },
+    );
+    let mut pages = std::pin::pin!(pages);
+    let mut found = Vec::new();
+    while let Some(page) = pages.try_next().await? {
+        found.extend(
+            page.objects
+                .into_iter()
+                .filter_map(|o| RemoteEntry::from_listing(scope.prefix, o))
+                .filter(|e| scope.admits(e)),
+        );
+    }
+    Ok(found)
 }
 
 fn marked((mut e, conflict): (RemoteEntry, bool)) -> RemoteEntry {
@@ -267,4 +372,27 @@ pub(crate) fn spawn_walk(
         let _ = out.blocking_send(Feed::End);
     });
     (task, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_from_list_is_listed_by_its_directories_until_there_are_too_many() {
+        let set = |keys: &[&str]| -> std::collections::BTreeSet<String> {
+            keys.iter().map(|k| k.to_string()).collect()
+        };
+        assert_eq!(
+            listed_dirs(&set(&["top", "a/b/c", "a/b/d", "a/x"])).unwrap(),
+            ["", "a/", "a/b/"]
+        );
+        let many: Vec<String> = (0..=LISTED_DIRS_MAX).map(|i| format!("d{i}/f")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(listed_dirs(&set(&many)).is_none());
+        assert_eq!(
+            listed_dirs(&set(&many[1..])).unwrap().len(),
+            LISTED_DIRS_MAX
+        );
+    }
 }

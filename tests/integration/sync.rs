@@ -542,18 +542,26 @@ fn files_from_and_rule_files_narrow_a_tree_copy() {
     std::fs::write(&rules, "*.log\n").unwrap();
     let proxy = Proxy::start(&server().endpoint, 0);
     let ferry = Ferry::at(&proxy.endpoint);
-    let out = ferry.run(&[
-        "cp",
-        "-r",
-        "-u",
-        "--delete",
-        "--files-from",
-        list.to_str().unwrap(),
-        "--exclude-from",
-        rules.to_str().unwrap(),
-        root.to_str().unwrap(),
-        &url,
-    ]);
+    let args = |delete: bool| {
+        let mut a = vec!["cp", "-r", "-u"];
+        if delete {
+            a.push("--delete");
+        }
+        a.extend([
+            "--files-from",
+            list.to_str().unwrap(),
+            "--exclude-from",
+            rules.to_str().unwrap(),
+            root.to_str().unwrap(),
+            &url,
+        ]);
+        a
+    };
+    let out = ferry.run(&args(true));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--files-from"), "{}", stderr(&out));
+    assert!(proxy.requests().is_empty(), "refused before any request");
+    let out = ferry.run(&args(false));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("gone.txt") && stderr(&out).contains("not found"),
@@ -578,11 +586,50 @@ fn files_from_and_rule_files_narrow_a_tree_copy() {
         ["a/one.txt", "c/four.txt"],
         "the listed files, less the excluded log"
     );
-    assert_eq!(
-        proxy.count("POST", "delete") + proxy.count("DELETE", ""),
-        0,
-        "neither the unlisted object nor the listed-but-missing one is deleted"
+    // The listing covers the list's directories only (top, a/, c/), one
+    // delimited LIST each, never the whole prefix.
+    let lists = |p: &Proxy| -> Vec<String> {
+        p.requests()
+            .iter()
+            .filter(|q| q.method == "GET" && q.target.contains("list-type=2"))
+            .map(|q| q.target.clone())
+            .collect()
+    };
+    let up_lists = lists(&proxy);
+    assert_eq!(up_lists.len(), 3, "{up_lists:?}");
+    assert!(
+        up_lists.iter().all(|t| t.contains("delimiter=%2F")),
+        "{up_lists:?}"
     );
+
+    // Downloading by the same list: the listed objects arrive, nothing
+    // else, from the same three listings; no local walk beyond the list.
+    let down = dir.path().join("down");
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let out = ferry.run(&[
+        "cp",
+        "-r",
+        "--files-from",
+        list.to_str().unwrap(),
+        &url,
+        down.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got: Vec<String> = files(&down)
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        got,
+        ["a/one.txt", "c/four.txt", "gone.txt"],
+        "the log was never sent"
+    );
+    assert_eq!(
+        std::fs::read(down.join("a/one.txt")).unwrap(),
+        std::fs::read(root.join("a/one.txt")).unwrap()
+    );
+    assert_eq!(lists(&proxy).len(), 3, "{:?}", lists(&proxy));
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "../escape\n").unwrap();
     let out = ferry.run(&[
