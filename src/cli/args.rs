@@ -95,6 +95,8 @@ pub enum Command {
     Cp(Box<CpArgs>),
     /// Compare a local tree with a prefix: missing, extra and differing files
     Check(CheckArgs),
+    /// Write objects to standard output, one after another
+    Cat(CatArgs),
     /// List objects under a prefix
     Ls(LsArgs),
     /// Show an object's size, times, ETag and metadata
@@ -286,7 +288,8 @@ pub struct ObjectArgs {
 
 #[derive(Debug, Args)]
 pub struct CpArgs {
-    /// A local path (any bytes) or an s3:// / oss:// URL
+    /// A local path (any bytes), an s3:// / oss:// URL, or `-` for
+    /// standard input (as destination: standard output)
     pub source: std::ffi::OsString,
     pub destination: std::ffi::OsString,
     /// Copy directories / prefixes recursively
@@ -419,6 +422,15 @@ pub struct LsArgs {
     /// Exact byte counts instead of human sizes
     #[arg(long)]
     pub bytes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// s3://BUCKET/KEY or oss://BUCKET/KEY, one or more
+    #[arg(required = true)]
+    pub urls: Vec<String>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,9 @@ use crate::transfer::{check_jobs, upload_file};
 use crate::units::human;
 
 pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
+    if super::stream::is_dash(&a.source) || super::stream::is_dash(&a.destination) {
+        return super::stream::cp(setup, &a).await;
+    }
     let src = Location::parse_os(&a.source)?;
     let dst = Location::parse_os(&a.destination)?;
     check_jobs(a.jobs)?;

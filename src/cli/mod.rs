@@ -18,6 +18,7 @@ mod rm;
 mod run;
 mod setup;
 mod stat;
+mod stream;
 mod sync_report;
 mod tree;
 mod uploads;
@@ -197,6 +198,7 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
     match cli.command {
         Command::Cp(a) => cp::run(&setup, *a).await,
         Command::Check(a) => check::run(&setup, a).await,
+        Command::Cat(a) => stream::cat(&setup, a).await,
         Command::Ls(a) => ls::run(&setup, a).await,
         Command::Stat(a) => stat::run(&setup, a).await,
         Command::Rm(a) => rm::run(&setup, a).await,

@@ -113,6 +113,11 @@ pub fn read_and_digest(
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, offset)?;
+    Ok(digest(buf, want))
+}
+
+/// Digests a body already in memory (a part read from a stream).
+pub fn digest(buf: Vec<u8>, want: Want) -> Digested {
     let mut md5 = want.md5.then(Md5::new);
     let mut crc = want.checksum.and_then(CrcKind::of).map(Crc::new);
     let mut crc64 = want.crc64.then(|| Crc::new(CrcKind::Crc64Ecma));
@@ -127,12 +132,12 @@ pub fn read_and_digest(
             c.update(chunk);
         }
     }
-    Ok(Digested {
+    Digested {
         data: Bytes::from(buf),
         md5: md5.map(|m| m.finalize().into()),
         checksum: crc.and_then(|c| c.checksum()),
         crc64: crc64.map(|c| c.finish()),
-    })
+    }
 }
 
 #[cfg(test)]

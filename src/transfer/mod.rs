@@ -11,6 +11,7 @@ pub mod leftovers;
 pub mod parts;
 pub(crate) mod paths;
 pub mod resume;
+pub(crate) mod stream;
 pub(crate) mod upload;
 pub mod verify;
 

@@ -31,6 +31,18 @@ pub fn choose_part_size(size: u64, requested: Option<u64>) -> u64 {
     min.div_ceil(MIB) * MIB
 }
 
+/// The size of part `number` of a stream of unknown length (standard
+/// input): `base` for the first 1,000 parts, doubling every 1,000 after,
+/// up to S3's ceiling. Parts may differ in size (all but the last must be
+/// at least 5 MiB), so 10,000 parts from 8 MiB reach past S3's 5 TiB
+/// object limit while a short stream keeps small parts and little memory.
+pub fn stream_part_size(base: u64, number: u32) -> u64 {
+    let tier = (number.saturating_sub(1) / 1000).min(20);
+    base.max(MIN_PART_SIZE)
+        .saturating_mul(1 << tier)
+        .min(MAX_PART_SIZE)
+}
+
 pub fn layout(size: u64, part_size: u64) -> Vec<PartSpec> {
     let n = size.div_ceil(part_size);
     (0..n)
@@ -49,6 +61,28 @@ pub fn layout(size: u64, part_size: u64) -> Vec<PartSpec> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_stream_of_unknown_length_fits_in_ten_thousand_parts() {
+        assert_eq!(stream_part_size(DEFAULT_PART_SIZE, 1), DEFAULT_PART_SIZE);
+        assert_eq!(stream_part_size(DEFAULT_PART_SIZE, 1000), DEFAULT_PART_SIZE);
+        assert_eq!(
+            stream_part_size(DEFAULT_PART_SIZE, 1001),
+            2 * DEFAULT_PART_SIZE
+        );
+        assert_eq!(
+            stream_part_size(MIB, 1),
+            MIN_PART_SIZE,
+            "never below the minimum"
+        );
+        let total: u64 = (1..=MAX_PARTS as u32)
+            .map(|n| stream_part_size(DEFAULT_PART_SIZE, n))
+            .sum();
+        assert!(total >= 5 * 1024 * 1024 * MIB, "{total}");
+        assert!(
+            (1..=MAX_PARTS as u32).all(|n| stream_part_size(DEFAULT_PART_SIZE, n) <= MAX_PART_SIZE)
+        );
+    }
 
     #[test]
     fn default_and_growth() {

@@ -81,7 +81,7 @@ pub struct UploadOutcome {
 /// guessed from the key's extension as the AWS CLI and rclone do (the key,
 /// not the path read: the mount uploads from staged files of other
 /// names); none (the store's default) when unknown or guessing is off.
-fn content_type_for(opts: &TransferOptions, key: &str) -> Option<String> {
+pub(crate) fn content_type_for(opts: &TransferOptions, key: &str) -> Option<String> {
     match &opts.content_type {
         ContentType::Fixed(t) => Some(t.clone()),
         ContentType::Guess => mime_guess::from_path(key).first_raw().map(str::to_string),

@@ -138,7 +138,31 @@ impl InStream {
 
     /// What the bytes fed must match; the mismatch worded for the user.
     pub fn verdict(self, what: &str, check: &Check) -> Result<(), String> {
+        self.verdict_then(what, check, "nothing was kept")
+    }
+
+    /// As [`InStream::verdict`], saying what became of the data.
+    pub fn verdict_then(self, what: &str, check: &Check, then: &str) -> Result<(), String> {
         use md5::Digest as _;
+        let mismatch = |what: &str, check: &Check, got: &str, want: &str| {
+            mismatch_then(what, check, got, want, then)
+        };
+        let crc_verdict = |what: &str, check: &Check, got: u64, expected: u64| {
+            crc_verdict(what, check, got, expected)
+                .map_err(|_| crc_mismatch(what, check, got, expected, then))
+        };
+        let digest_verdict = |what: &str, check: &Check, got: &Checksum, expected: &Checksum| {
+            if got == expected {
+                Ok(())
+            } else {
+                Err(mismatch(
+                    what,
+                    check,
+                    &got.to_base64(),
+                    &expected.to_base64(),
+                ))
+            }
+        };
         match (self.0, check) {
             (Some(Running::Md5(h)), Check::Md5 { etag }) => {
                 let got = hex::encode(h.finalize());
@@ -165,11 +189,15 @@ pub fn crc_verdict(what: &str, check: &Check, got: u64, expected: u64) -> Result
     if got == expected {
         return Ok(());
     }
+    Err(crc_mismatch(what, check, got, expected, "nothing was kept"))
+}
+
+fn crc_mismatch(what: &str, check: &Check, got: u64, expected: u64, then: &str) -> String {
     let (got, want) = match check {
         Check::Crc { kind, .. } => (kind.show(got), kind.show(expected)),
         _ => (got.to_string(), expected.to_string()),
     };
-    Err(mismatch(what, check, &got, &want))
+    mismatch_then(what, check, &got, &want, then)
 }
 
 /// A digest against the stored one.
@@ -193,8 +221,12 @@ pub fn digest_verdict(
 
 /// A mismatch, worded for the user.
 pub fn mismatch(what: &str, check: &Check, got: &str, want: &str) -> String {
+    mismatch_then(what, check, got, want, "nothing was kept")
+}
+
+fn mismatch_then(what: &str, check: &Check, got: &str, want: &str, then: &str) -> String {
     format!(
-        "{what}: downloaded data has {} {got}, the store says {want}; nothing was kept",
+        "{what}: downloaded data has {} {got}, the store says {want}; {then}",
         check_name(check)
     )
 }

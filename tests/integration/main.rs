@@ -26,4 +26,5 @@ mod resume;
 mod roundtrip;
 mod store_contract;
 mod store_edges;
+mod streams;
 mod sync;

@@ -1,0 +1,381 @@
+//! Streams: a reader of unknown length (standard input) into an object,
+//! and an object onto a writer (standard output), each with memory bounded
+//! by the part size times the parts in flight.
+//!
+//! Neither is resumable: a pipe cannot be read twice, and what a pipe has
+//! taken cannot be taken back. An upload that fails is aborted on the
+//! server (no orphaned parts billed); a download that fails stops with the
+//! bytes written so far and an error naming how far it got.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::digests::{self, digest, Endpoint};
+use super::parts::{stream_part_size, DEFAULT_PART_SIZE, MAX_PARTS};
+use super::upload::{content_type_for, UploadOutcome};
+use super::verify::{Check, InStream};
+use super::{Context, TransferError, TransferOptions};
+use crate::store::{CompletedPart, GetRequest, PutOptions, StoreError};
+
+/// Attempts per part or range, beyond the HTTP layer's own retries (as
+/// for files).
+const ATTEMPTS: u32 = 4;
+
+fn options(opts: &TransferOptions, key: &str) -> PutOptions {
+    PutOptions {
+        // No file, so no mtime: the object's Last-Modified stands for it.
+        metadata: opts.metadata.clone(),
+        content_type: content_type_for(opts, key),
+        checksum: None,
+        object: opts.object.clone(),
+    }
+}
+
+fn endpoint(ctx: &Context, opts: &TransferOptions) -> Endpoint {
+    if opts.crc64 {
+        Endpoint::Oss
+    } else {
+        Endpoint::S3(ctx.store.checksum_support())
+    }
+}
+
+/// Fills `buf` up to `want` bytes; fewer only at the end of the input.
+async fn fill<R: AsyncRead + Unpin>(input: &mut R, want: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want as usize);
+    let mut limited = input.take(want);
+    while (buf.len() as u64) < want {
+        if limited.read_buf(&mut buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(buf)
+}
+
+fn input_error(e: std::io::Error) -> TransferError {
+    TransferError::io("standard input", "cannot read", e)
+}
+
+/// Sends what `input` yields to `bucket/key`: one PUT when it ends within
+/// the first part, else a multipart upload whose parts grow with the
+/// stream ([`stream_part_size`]). At most `opts.parallel` parts are in
+/// flight, each counted against the memory budget.
+pub async fn upload_stream<R: AsyncRead + Unpin + Send>(
+    ctx: &Context,
+    opts: &TransferOptions,
+    mut input: R,
+    bucket: &str,
+    key: &str,
+) -> Result<UploadOutcome, TransferError> {
+    let base = opts.part_size.unwrap_or(DEFAULT_PART_SIZE);
+    let at = endpoint(ctx, opts);
+    let put_opts = options(opts, key);
+    ctx.progress.start(key, 0, 0);
+    let first = fill(&mut input, stream_part_size(base, 1))
+        .await
+        .map_err(input_error)?;
+    if (first.len() as u64) < stream_part_size(base, 1) {
+        let size = first.len() as u64;
+        let d = digest(first, digests::for_put(opts.checksum, at));
+        let put = retried(|| ctx.store.put_object(bucket, key, d.body(), &put_opts)).await?;
+        ctx.progress.advance(size);
+        ctx.progress.finish();
+        return Ok(UploadOutcome {
+            size,
+            bytes_sent: size,
+            parts_total: 1,
+            parts_sent: 1,
+            etag: put.etag,
+            ..Default::default()
+        });
+    }
+    let mut put_opts = put_opts;
+    put_opts.checksum = digests::for_create(opts.checksum, at);
+    let created = ctx
+        .store
+        .create_multipart_upload(bucket, key, &put_opts)
+        .await?;
+    let id = created.upload_id.clone();
+    let part = PartTask {
+        ctx: ctx.clone(),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: id.clone(),
+        want: digests::for_part(opts.checksum, at, created.checksum),
+        agreed: created.checksum,
+    };
+    match send_parts(&part, opts, first, &mut input, base).await {
+        Ok((parts, size)) => {
+            let put = ctx
+                .store
+                .complete_multipart_upload(bucket, key, &id, &parts, None)
+                .await;
+            match put {
+                Ok(put) => {
+                    ctx.progress.finish();
+                    Ok(UploadOutcome {
+                        size,
+                        bytes_sent: size,
+                        parts_total: parts.len() as u32,
+                        parts_sent: parts.len() as u32,
+                        multipart: true,
+                        etag: put.etag,
+                        ..Default::default()
+                    })
+                }
+                Err(e) => Err(abort(ctx, bucket, key, &id, e.into()).await),
+            }
+        }
+        Err(e) => Err(abort(ctx, bucket, key, &id, e).await),
+    }
+}
+
+/// A stream cannot be resumed: leave no parts behind to be billed for.
+async fn abort(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    e: TransferError,
+) -> TransferError {
+    if let Err(abort) = ctx.store.abort_multipart_upload(bucket, key, id).await {
+        tracing::warn!(error = %abort, "could not abort the multipart upload {id}");
+    }
+    e
+}
+
+/// What each part's task needs, owned so parts upload on their own tasks
+/// while the next part is read.
+#[derive(Clone)]
+struct PartTask {
+    ctx: Context,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    want: digests::Want,
+    agreed: Option<crate::checksum::Algorithm>,
+}
+
+/// Reads the stream part by part, each sent on its own task; at most
+/// `parallel` in flight plus the one being read. Returns the parts in
+/// order and the bytes sent.
+async fn send_parts<R: AsyncRead + Unpin + Send>(
+    task: &PartTask,
+    opts: &TransferOptions,
+    first: Vec<u8>,
+    input: &mut R,
+    base: u64,
+) -> Result<(Vec<CompletedPart>, u64), TransferError> {
+    let parallel = opts.parallel.max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut done: BTreeMap<u32, CompletedPart> = BTreeMap::new();
+    let mut next = Some(first);
+    let (mut number, mut size) = (1u32, 0u64);
+    let mut collect = |r: Result<Result<CompletedPart, TransferError>, tokio::task::JoinError>| {
+        let part = r.expect("part task panicked")?;
+        done.insert(part.part_number, part);
+        Ok::<(), TransferError>(())
+    };
+    while let Some(buf) = next.take() {
+        if task.ctx.cancel.is_cancelled() {
+            return Err(TransferError::Interrupted);
+        }
+        if u64::from(number) > MAX_PARTS {
+            return Err(TransferError::Integrity(format!(
+                "{}/{}: the stream is longer than 10,000 parts can hold; nothing was stored",
+                task.bucket, task.key
+            )));
+        }
+        while tasks.len() >= parallel {
+            if let Some(r) = tasks.join_next().await {
+                collect(r)?;
+            }
+        }
+        let len = buf.len() as u64;
+        size += len;
+        let permit = opts.reserve(len).await;
+        tasks.spawn(task.clone().send(number, buf, permit));
+        let full = len == stream_part_size(base, number);
+        number += 1;
+        if full {
+            let buf = fill(input, stream_part_size(base, number))
+                .await
+                .map_err(input_error)?;
+            if !buf.is_empty() {
+                next = Some(buf);
+            }
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        collect(r)?;
+    }
+    Ok((done.into_values().collect(), size))
+}
+
+impl PartTask {
+    async fn send(
+        self,
+        number: u32,
+        buf: Vec<u8>,
+        _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<CompletedPart, TransferError> {
+        let len = buf.len() as u64;
+        let want = self.want;
+        let d = tokio::task::spawn_blocking(move || digest(buf, want))
+            .await
+            .expect("digest task panicked");
+        let info = retried(|| {
+            self.ctx
+                .store
+                .upload_part(&self.bucket, &self.key, &self.upload_id, number, d.body())
+        })
+        .await?;
+        if let (Some(md5), crate::store::EtagKind::Md5) = (d.md5, info.etag_kind) {
+            if !info
+                .etag
+                .trim_matches('"')
+                .eq_ignore_ascii_case(&hex::encode(md5))
+            {
+                return Err(TransferError::Integrity(format!(
+                    "{}/{}: part {number}: the server stored ETag {} but the data sent has MD5 {}",
+                    self.bucket,
+                    self.key,
+                    info.etag,
+                    hex::encode(md5)
+                )));
+            }
+        }
+        self.ctx.progress.advance(len);
+        Ok(CompletedPart {
+            part_number: number,
+            etag: info.etag,
+            checksum: self.agreed.and(d.checksum),
+        })
+    }
+}
+
+/// A request tried again (after a pause) when the failure is one a new
+/// attempt can mend and the HTTP layer has not already retried it.
+async fn retried<T, F, Fut>(mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e)
+                if (e.worth_another_try() || e.kind == crate::store::StoreErrorKind::Integrity)
+                    && attempt < ATTEMPTS =>
+            {
+                tracing::debug!(attempt, error = %e, "trying again");
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// What a stream download wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// All of the object, checked as [`Check::describe`] says.
+    All(u64),
+    /// The reader went away (a closed pipe: `ferry cat … | head`); not an
+    /// error, as for `cat`.
+    Closed(u64),
+}
+
+/// Writes `bucket/key` to `out` in order. Objects above the multipart
+/// threshold come in `opts.parallel` ranged GETs at a time, held to the
+/// ETag the first answer gave (a changed object fails, never mixes); the
+/// checks that need bytes in order (MD5 ETag, full-object CRC or SHA) are
+/// made on the way, and a mismatch is an error after the fact.
+pub async fn download_stream<W: AsyncWrite + Unpin>(
+    ctx: &Context,
+    opts: &TransferOptions,
+    bucket: &str,
+    key: &str,
+    mut out: W,
+) -> Result<Written, TransferError> {
+    let meta = ctx.store.head_object(bucket, key).await?;
+    let check = Check::choose(&meta, true);
+    let mut hash = InStream::new(&check);
+    let part = opts.part_size.unwrap_or(DEFAULT_PART_SIZE).max(1);
+    let ranges: Vec<std::ops::Range<u64>> = if meta.size < opts.bigfile_threshold.max(1) {
+        std::iter::once(0..meta.size).collect()
+    } else {
+        (0..meta.size.div_ceil(part))
+            .map(|i| i * part..((i + 1) * part).min(meta.size))
+            .collect()
+    };
+    ctx.progress.start(key, meta.size, 0);
+    let etag = meta.etag.clone();
+    let fetch = |r: std::ops::Range<u64>| {
+        let etag = etag.clone();
+        async move {
+            retried(|| async {
+                let req = if r.start == 0 && r.end == meta.size {
+                    GetRequest::whole()
+                } else {
+                    GetRequest::range(r.clone())
+                };
+                let got = ctx
+                    .store
+                    .get_object(bucket, key, &req.if_match(Some(&etag)))
+                    .await?;
+                let body: Bytes = got.bytes().await?;
+                if body.len() as u64 != r.end - r.start {
+                    return Err(StoreError::new(
+                        crate::store::StoreErrorKind::Protocol,
+                        format!(
+                            "{bucket}/{key}: bytes {}-{} came back as {} bytes",
+                            r.start,
+                            r.end,
+                            body.len()
+                        ),
+                    ));
+                }
+                Ok(body)
+            })
+            .await
+        }
+    };
+    let mut bodies = futures::stream::iter(ranges)
+        .map(fetch)
+        .buffered(opts.parallel.max(1));
+    let mut written = 0u64;
+    while let Some(body) = bodies.try_next().await? {
+        if ctx.cancel.is_cancelled() {
+            return Err(TransferError::Interrupted);
+        }
+        hash.update(&body);
+        match out.write_all(&body).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(Written::Closed(written))
+            }
+            Err(e) => return Err(TransferError::io("standard output", "cannot write", e)),
+        }
+        written += body.len() as u64;
+        ctx.progress.advance(body.len() as u64);
+    }
+    match out.flush().await {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(Written::Closed(written))
+        }
+        r => r.map_err(|e| TransferError::io("standard output", "cannot write", e))?,
+    }
+    ctx.progress.finish();
+    hash.verdict_then(
+        &format!("{bucket}/{key}"),
+        &check,
+        "what was written is not the object",
+    )
+    .map_err(TransferError::Integrity)?;
+    Ok(Written::All(written))
+}
