@@ -99,6 +99,8 @@ pub enum Command {
     Cat(CatArgs),
     /// List objects under a prefix
     Ls(LsArgs),
+    /// Total size and object count under a prefix (per directory with -d N)
+    Du(DuArgs),
     /// Show an object's size, times, ETag and metadata
     Stat(StatArgs),
     /// Delete an object, or every object under a prefix with -r
@@ -431,6 +433,21 @@ pub struct CatArgs {
     pub urls: Vec<String>,
     #[command(flatten)]
     pub transfer: TransferArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// s3://BUCKET[/PREFIX] or oss://BUCKET[/PREFIX]
+    pub url: String,
+    /// Also show each "directory" down to this many levels below the prefix
+    #[arg(short, long, default_value_t = 0, value_name = "N")]
+    pub depth: usize,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Exact byte counts instead of human sizes
+    #[arg(long)]
+    pub bytes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod bucket;
 mod check;
 mod checkpoints;
 mod cp;
+mod du;
 mod escape;
 mod help;
 mod ls;
@@ -200,6 +201,7 @@ async fn run(cli: Cli, cancel: crate::transfer::Cancel) -> Result<Outcome, CliEr
         Command::Check(a) => check::run(&setup, a).await,
         Command::Cat(a) => stream::cat(&setup, a).await,
         Command::Ls(a) => ls::run(&setup, a).await,
+        Command::Du(a) => du::run(&setup, a).await,
         Command::Stat(a) => stat::run(&setup, a).await,
         Command::Rm(a) => rm::run(&setup, a).await,
         Command::Mb(a) => bucket::make(&setup, a).await,

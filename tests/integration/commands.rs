@@ -298,3 +298,59 @@ fn rm_r_deletes_page_by_page_as_the_listing_goes() {
         "objects left"
     );
 }
+
+/// `du` sums what the AWS CLI put under a prefix, in total and per
+/// directory, from the listing alone (one LIST, no HEAD).
+#[test]
+fn du_sums_a_prefix_from_one_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("du");
+    let mut total = 0u64;
+    for (rel, len) in [("a/x", 100usize), ("a/y", 50), ("b/c/z", 7), ("top", 1000)] {
+        let p = write_file(&dir.path().join(rel), len, len as u64);
+        total += len as u64;
+        let out = aws(&[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            p.to_str().unwrap(),
+            &format!("s3://{}/{prefix}/{rel}", server().bucket),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let proxy = crate::proxy::Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let url = server().url(&format!("{prefix}/"));
+    let out = ferry.ok(&["du", "--bytes", &url]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words[..2], [total.to_string(), "4".to_string()], "{out}");
+    assert_eq!(proxy.count("GET", "list-type=2"), 1);
+    assert_eq!(proxy.count("HEAD", ""), 0);
+
+    let out = ferry.ok(&["du", "--json", "-d", "1", &url]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |p: &str| {
+        rows.iter()
+            .find(|r| r["prefix"] == format!("{prefix}/{p}") && r.get("total").is_none())
+            .unwrap_or_else(|| panic!("{p}: {out}"))
+            .clone()
+    };
+    assert_eq!(
+        (row("a/")["bytes"].as_u64(), row("a/")["objects"].as_u64()),
+        (Some(150), Some(2))
+    );
+    assert_eq!(row("b/")["bytes"].as_u64(), Some(7));
+    assert_eq!(
+        row("")["bytes"].as_u64(),
+        Some(1000),
+        "the prefix's own objects"
+    );
+    let last = rows.last().unwrap();
+    assert_eq!(last["total"], true);
+    assert_eq!(last["bytes"].as_u64(), Some(total));
+    assert_eq!(last["objects"].as_u64(), Some(4));
+}
