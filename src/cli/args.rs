@@ -323,15 +323,8 @@ pub struct CpArgs {
     /// Skip files matching this glob; `dir/` prunes a directory (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Include patterns read from FILE, one per line (repeatable)
-    #[arg(long, value_name = "FILE")]
-    pub include_from: Vec<PathBuf>,
-    /// Exclude patterns read from FILE, one per line (repeatable)
-    #[arg(long, value_name = "FILE")]
-    pub exclude_from: Vec<PathBuf>,
-    /// Only the relative paths FILE lists, one per line (no full walk)
-    #[arg(long, value_name = "FILE")]
-    pub files_from: Option<PathBuf>,
+    #[command(flatten)]
+    pub rule_files: RuleFileArgs,
     /// Copy the targets of symbolic links instead of skipping them
     #[arg(long)]
     pub follow_symlinks: bool,
@@ -392,15 +385,8 @@ pub struct CheckArgs {
     /// Leave out paths matching GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Include patterns read from FILE, one per line (repeatable)
-    #[arg(long, value_name = "FILE")]
-    pub include_from: Vec<PathBuf>,
-    /// Exclude patterns read from FILE, one per line (repeatable)
-    #[arg(long, value_name = "FILE")]
-    pub exclude_from: Vec<PathBuf>,
-    /// Only the relative paths FILE lists, one per line (no full walk)
-    #[arg(long, value_name = "FILE")]
-    pub files_from: Option<PathBuf>,
+    #[command(flatten)]
+    pub rule_files: RuleFileArgs,
     /// Compare the targets of symbolic links instead of skipping them
     #[arg(long)]
     pub follow_symlinks: bool,
@@ -424,6 +410,20 @@ pub struct LsArgs {
     /// Exact byte counts instead of human sizes
     #[arg(long)]
     pub bytes: bool,
+}
+
+/// Filters read from files, shared by `cp -r` and `check`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RuleFileArgs {
+    /// Include patterns read from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+    /// Exclude patterns read from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Only the relative paths FILE lists, one per line (no full walk)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

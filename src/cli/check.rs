@@ -44,9 +44,9 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
     let filter = build_filter(
         &a.include,
         &a.exclude,
-        &a.include_from,
-        &a.exclude_from,
-        a.files_from.as_deref(),
+        &a.rule_files.include_from,
+        &a.rule_files.exclude_from,
+        a.rule_files.files_from.as_deref(),
     )?;
     let h = setup.store_for(remote)?;
     let prefix = as_prefix(&remote.key);

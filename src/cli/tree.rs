@@ -53,9 +53,9 @@ impl TreeSpec {
             jobs: a.jobs,
             include: a.include.clone(),
             exclude: a.exclude.clone(),
-            include_from: a.include_from.clone(),
-            exclude_from: a.exclude_from.clone(),
-            files_from: a.files_from.clone(),
+            include_from: a.rule_files.include_from.clone(),
+            exclude_from: a.rule_files.exclude_from.clone(),
+            files_from: a.rule_files.files_from.clone(),
             follow_symlinks: a.follow_symlinks,
             compare: if a.size_only {
                 Compare::SizeOnly

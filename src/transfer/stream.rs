@@ -83,14 +83,7 @@ pub async fn upload_stream<R: AsyncRead + Unpin + Send>(
         let put = retried(|| ctx.store.put_object(bucket, key, d.body(), &put_opts)).await?;
         ctx.progress.advance(size);
         ctx.progress.finish();
-        return Ok(UploadOutcome {
-            size,
-            bytes_sent: size,
-            parts_total: 1,
-            parts_sent: 1,
-            etag: put.etag,
-            ..Default::default()
-        });
+        return Ok(UploadOutcome::single(size, put.etag));
     }
     let mut put_opts = put_opts;
     put_opts.checksum = digests::for_create(opts.checksum, at);

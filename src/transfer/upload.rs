@@ -77,6 +77,20 @@ pub struct UploadOutcome {
     pub etag: String,
 }
 
+impl UploadOutcome {
+    /// One PUT of `size` bytes.
+    pub(crate) fn single(size: u64, etag: String) -> UploadOutcome {
+        UploadOutcome {
+            size,
+            bytes_sent: size,
+            parts_total: 1,
+            parts_sent: 1,
+            etag,
+            ..Default::default()
+        }
+    }
+}
+
 /// The Content-Type a browser or CDN needs: the one asked for, else
 /// guessed from the key's extension as the AWS CLI and rclone do (the key,
 /// not the path read: the mount uploads from staged files of other
@@ -196,14 +210,7 @@ async fn single_put(
             )));
         }
     }
-    Ok(UploadOutcome {
-        size,
-        bytes_sent: size,
-        parts_total: 1,
-        parts_sent: 1,
-        etag: put.etag,
-        ..Default::default()
-    })
+    Ok(UploadOutcome::single(size, put.etag))
 }
 
 struct Multipart<'a> {

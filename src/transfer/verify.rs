@@ -152,16 +152,7 @@ impl InStream {
                 .map_err(|_| crc_mismatch(what, check, got, expected, then))
         };
         let digest_verdict = |what: &str, check: &Check, got: &Checksum, expected: &Checksum| {
-            if got == expected {
-                Ok(())
-            } else {
-                Err(mismatch(
-                    what,
-                    check,
-                    &got.to_base64(),
-                    &expected.to_base64(),
-                ))
-            }
+            digest_verdict_then(what, check, got, expected, then)
         };
         match (self.0, check) {
             (Some(Running::Md5(h)), Check::Md5 { etag }) => {
@@ -207,14 +198,25 @@ pub fn digest_verdict(
     got: &Checksum,
     expected: &Checksum,
 ) -> Result<(), String> {
+    digest_verdict_then(what, check, got, expected, "nothing was kept")
+}
+
+fn digest_verdict_then(
+    what: &str,
+    check: &Check,
+    got: &Checksum,
+    expected: &Checksum,
+    then: &str,
+) -> Result<(), String> {
     if got == expected {
         Ok(())
     } else {
-        Err(mismatch(
+        Err(mismatch_then(
             what,
             check,
             &got.to_base64(),
             &expected.to_base64(),
+            then,
         ))
     }
 }
