@@ -14,16 +14,15 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::digests::{self, digest, Endpoint};
+use super::digests::{self, digest};
 use super::parts::{stream_part_size, DEFAULT_PART_SIZE, MAX_PARTS};
-use super::upload::{content_type_for, UploadOutcome};
+use super::upload::{
+    check_part, check_put, content_type_for, endpoint, worth_resending, UploadOutcome,
+    PART_ATTEMPTS,
+};
 use super::verify::{Check, InStream};
 use super::{Context, TransferError, TransferOptions};
 use crate::store::{CompletedPart, GetRequest, PutOptions, StoreError};
-
-/// Attempts per part or range, beyond the HTTP layer's own retries (as
-/// for files).
-const ATTEMPTS: u32 = 4;
 
 fn options(opts: &TransferOptions, key: &str) -> PutOptions {
     PutOptions {
@@ -32,14 +31,6 @@ fn options(opts: &TransferOptions, key: &str) -> PutOptions {
         content_type: content_type_for(opts, key),
         checksum: None,
         object: opts.object.clone(),
-    }
-}
-
-fn endpoint(ctx: &Context, opts: &TransferOptions) -> Endpoint {
-    if opts.crc64 {
-        Endpoint::Oss
-    } else {
-        Endpoint::S3(ctx.store.checksum_support())
     }
 }
 
@@ -81,6 +72,7 @@ pub async fn upload_stream<R: AsyncRead + Unpin + Send>(
         let size = first.len() as u64;
         let d = digest(first, digests::for_put(opts.checksum, at));
         let put = retried(|| ctx.store.put_object(bucket, key, d.body(), &put_opts)).await?;
+        check_put(bucket, key, &d, &put, "the object is kept as stored")?;
         ctx.progress.advance(size);
         ctx.progress.finish();
         return Ok(UploadOutcome::single(size, put.etag));
@@ -226,21 +218,7 @@ impl PartTask {
                 .upload_part(&self.bucket, &self.key, &self.upload_id, number, d.body())
         })
         .await?;
-        if let (Some(md5), crate::store::EtagKind::Md5) = (d.md5, info.etag_kind) {
-            if !info
-                .etag
-                .trim_matches('"')
-                .eq_ignore_ascii_case(&hex::encode(md5))
-            {
-                return Err(TransferError::Integrity(format!(
-                    "{}/{}: part {number}: the server stored ETag {} but the data sent has MD5 {}",
-                    self.bucket,
-                    self.key,
-                    info.etag,
-                    hex::encode(md5)
-                )));
-            }
-        }
+        check_part(&self.key, number, &d, &info)?;
         self.ctx.progress.advance(len);
         Ok(CompletedPart {
             part_number: number,
@@ -251,7 +229,8 @@ impl PartTask {
 }
 
 /// A request tried again (after a pause) when the failure is one a new
-/// attempt can mend and the HTTP layer has not already retried it.
+/// attempt can mend and the HTTP layer has not already retried it: the
+/// file upload's policy, for bodies held in memory.
 async fn retried<T, F, Fut>(mut f: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
@@ -260,10 +239,7 @@ where
     let mut attempt = 1;
     loop {
         match f().await {
-            Err(e)
-                if (e.worth_another_try() || e.kind == crate::store::StoreErrorKind::Integrity)
-                    && attempt < ATTEMPTS =>
-            {
+            Err(e) if worth_resending(&e) && attempt < PART_ATTEMPTS => {
                 tracing::debug!(attempt, error = %e, "trying again");
                 tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                 attempt += 1;

@@ -28,15 +28,15 @@ use crate::store::{
 /// often as `--retries` allows, and those errors are not retried again;
 /// this covers what it cannot see (a failure outside the request) and a
 /// body the server refused for its digest (read again from the file).
-const PART_ATTEMPTS: u32 = 4;
+pub(crate) const PART_ATTEMPTS: u32 = 4;
 
 /// Whether sending the same part again may succeed.
-fn worth_resending(e: &StoreError) -> bool {
+pub(crate) fn worth_resending(e: &StoreError) -> bool {
     e.worth_another_try() || e.kind == StoreErrorKind::Integrity
 }
 
 /// Where bodies go, as far as digests are concerned.
-fn endpoint(ctx: &Context, opts: &TransferOptions) -> Endpoint {
+pub(crate) fn endpoint(ctx: &Context, opts: &TransferOptions) -> Endpoint {
     if opts.crc64 {
         Endpoint::Oss
     } else {
@@ -190,26 +190,7 @@ async fn single_put(
     ctx.progress.advance(size);
     ctx.progress.finish();
     let kept = "the object is kept as stored (deleting it would lose the version it replaced); rerun without -u to send it again";
-    // The server already checked the body against its digest; these are a
-    // second look at what it says it stored.
-    check_stored(d.checksum.as_ref(), put.checksum.as_ref())
-        .map_err(|p| TransferError::Integrity(format!("{bucket}/{key}: {p}; {kept}")))?;
-    if let Some(md5) = d.md5 {
-        if put.etag_kind == EtagKind::Md5 && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
-            return Err(TransferError::Integrity(format!(
-                "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}; {kept}",
-                put.etag,
-                hex::encode(md5)
-            )));
-        }
-    }
-    if let (Some(mine), Some(theirs)) = (d.crc64, put.crc64) {
-        if mine != theirs {
-            return Err(TransferError::Integrity(format!(
-                "{bucket}/{key}: CRC-64 mismatch after upload (local {mine}, server {theirs}); {kept}"
-            )));
-        }
-    }
+    check_put(bucket, key, &d, &put, kept)?;
     Ok(UploadOutcome::single(size, put.etag))
 }
 
@@ -781,26 +762,7 @@ impl Multipart<'_> {
                 Err(e) => return Err(e.into()),
             }
         };
-        let md5_hex = d.md5_hex();
-        if d.md5.is_some()
-            && info.etag_kind == EtagKind::Md5
-            && !info.etag.eq_ignore_ascii_case(&md5_hex)
-        {
-            return Err(TransferError::Integrity(format!(
-                "{}: part {} stored with ETag {} but its MD5 is {md5_hex}",
-                self.key, spec.number, info.etag
-            )));
-        }
-        if let (Some(mine), Some(theirs)) = (&d.checksum, &info.checksum) {
-            if mine != theirs {
-                return Err(TransferError::Integrity(format!(
-                    "{}: part {} stored with {theirs} but the data sent has {}",
-                    self.key,
-                    spec.number,
-                    mine.to_base64()
-                )));
-            }
-        }
+        check_part(self.key, spec.number, &d, &info)?;
         self.ctx.progress.advance(spec.len);
         Ok(PartDone {
             record: record(spec.number, info.etag, &d),
@@ -840,6 +802,67 @@ impl Multipart<'_> {
             len: spec.len,
         }))
     }
+}
+
+/// What the server says it stored for a single PUT must be what was
+/// sent; `kept` says what became of the object.
+pub(crate) fn check_put(
+    bucket: &str,
+    key: &str,
+    d: &Digested,
+    put: &crate::store::PutResult,
+    kept: &str,
+) -> Result<(), TransferError> {
+    // The server already checked the body against its digest; these are a
+    // second look at what it says it stored.
+    check_stored(d.checksum.as_ref(), put.checksum.as_ref())
+        .map_err(|p| TransferError::Integrity(format!("{bucket}/{key}: {p}; {kept}")))?;
+    if let Some(md5) = d.md5 {
+        if put.etag_kind == EtagKind::Md5 && !put.etag.eq_ignore_ascii_case(&hex::encode(md5)) {
+            return Err(TransferError::Integrity(format!(
+                "{bucket}/{key}: the server stored ETag {} but the file's MD5 is {}; {kept}",
+                put.etag,
+                hex::encode(md5)
+            )));
+        }
+    }
+    if let (Some(mine), Some(theirs)) = (d.crc64, put.crc64) {
+        if mine != theirs {
+            return Err(TransferError::Integrity(format!(
+                "{bucket}/{key}: CRC-64 mismatch after upload (local {mine}, server {theirs}); {kept}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the server says it stored for a part must be what was sent: its
+/// ETag where that is an MD5, its checksum where it gave one.
+pub(crate) fn check_part(
+    key: &str,
+    number: u32,
+    d: &Digested,
+    info: &PartInfo,
+) -> Result<(), TransferError> {
+    let md5_hex = d.md5_hex();
+    if d.md5.is_some()
+        && info.etag_kind == EtagKind::Md5
+        && !info.etag.eq_ignore_ascii_case(&md5_hex)
+    {
+        return Err(TransferError::Integrity(format!(
+            "{key}: part {number} stored with ETag {} but its MD5 is {md5_hex}",
+            info.etag
+        )));
+    }
+    if let (Some(mine), Some(theirs)) = (&d.checksum, &info.checksum) {
+        if mine != theirs {
+            return Err(TransferError::Integrity(format!(
+                "{key}: part {number} stored with {theirs} but the data sent has {}",
+                mine.to_base64()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn record(number: u32, etag: String, d: &Digested) -> RecordedPart {

@@ -148,8 +148,7 @@ impl InStream {
             mismatch_then(what, check, got, want, then)
         };
         let crc_verdict = |what: &str, check: &Check, got: u64, expected: u64| {
-            crc_verdict(what, check, got, expected)
-                .map_err(|_| crc_mismatch(what, check, got, expected, then))
+            crc_verdict_then(what, check, got, expected, then)
         };
         let digest_verdict = |what: &str, check: &Check, got: &Checksum, expected: &Checksum| {
             digest_verdict_then(what, check, got, expected, then)
@@ -177,18 +176,24 @@ impl InStream {
 /// A combined CRC against the stored one, values shown as the store
 /// writes them.
 pub fn crc_verdict(what: &str, check: &Check, got: u64, expected: u64) -> Result<(), String> {
+    crc_verdict_then(what, check, got, expected, "nothing was kept")
+}
+
+fn crc_verdict_then(
+    what: &str,
+    check: &Check,
+    got: u64,
+    expected: u64,
+    then: &str,
+) -> Result<(), String> {
     if got == expected {
         return Ok(());
     }
-    Err(crc_mismatch(what, check, got, expected, "nothing was kept"))
-}
-
-fn crc_mismatch(what: &str, check: &Check, got: u64, expected: u64, then: &str) -> String {
     let (got, want) = match check {
         Check::Crc { kind, .. } => (kind.show(got), kind.show(expected)),
         _ => (got.to_string(), expected.to_string()),
     };
-    mismatch_then(what, check, &got, &want, then)
+    Err(mismatch_then(what, check, &got, &want, then))
 }
 
 /// A digest against the stored one.
