@@ -335,6 +335,11 @@ pub struct CpArgs {
     /// Never replace what the destination has (implies -u)
     #[arg(long)]
     pub ignore_existing: bool,
+    /// With -u (implied): a file of the destination's size is up to date
+    /// when its content's digest matches the object's, whatever the times
+    /// (digests are cached; an unchanged file is read once)
+    #[arg(short = 'c', long, conflicts_with_all = ["size_only", "ignore_existing"])]
+    pub checksum: bool,
     /// Only files of at least SIZE
     #[arg(long, value_parser = size_arg, value_name = "SIZE")]
     pub min_size: Option<u64>,

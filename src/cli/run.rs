@@ -113,6 +113,8 @@ async fn run_job(
         follow_symlinks: job.follow_symlinks.value,
         compare: if job.size_only.value {
             Compare::SizeOnly
+        } else if job.checksum.value {
+            Compare::Checksum
         } else if job.ignore_existing.value {
             Compare::IgnoreExisting
         } else {

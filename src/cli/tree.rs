@@ -59,6 +59,8 @@ impl TreeSpec {
             follow_symlinks: a.follow_symlinks,
             compare: if a.size_only {
                 Compare::SizeOnly
+            } else if a.checksum {
+                Compare::Checksum
             } else if a.ignore_existing {
                 Compare::IgnoreExisting
             } else {
@@ -128,6 +130,7 @@ impl TreeSpec {
             rules,
             transfer,
             known_mtimes: None,
+            file_digests: None,
         })
     }
 }
@@ -165,6 +168,20 @@ fn known_mtimes_path(h: &StoreHandle, bucket: &str, prefix: &str) -> Option<std:
         &h.endpoint_id,
         bucket,
         prefix,
+    ))
+}
+
+/// `$XDG_CACHE_HOME/ferry/digests`: the digests `--checksum` computed,
+/// per local root, so an unchanged file is read once.
+fn file_digests_path(sync: &SyncOptions, root: &Path) -> Option<PathBuf> {
+    if sync.plan.compare != Compare::Checksum {
+        return None;
+    }
+    let base = crate::config::dirs::cache_dir(&crate::config::ProcessEnv);
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    Some(crate::sync::known::digests::cache_path(
+        &base.join("digests"),
+        &root,
     ))
 }
 
@@ -219,6 +236,7 @@ pub async fn run_tree_summary(
             crate::sync::check_source_root(root)?;
             let prefix = as_prefix(&dst.key);
             sync.known_mtimes = known_mtimes_path(h, &dst.bucket, &prefix);
+            sync.file_digests = file_digests_path(&sync, root);
             if let Some(w) = &spec.watch {
                 setup.reporter.say(&format!(
                     "ferry: watching {} -> {dst} (Ctrl-C to stop)",
@@ -267,6 +285,7 @@ pub async fn run_tree_summary(
             }
             let prefix = as_prefix(&src.key);
             sync.known_mtimes = known_mtimes_path(h, &src.bucket, &prefix);
+            sync.file_digests = file_digests_path(&sync, root);
             let s = sync_down(
                 &target(setup, h, &src.bucket, &prefix, root),
                 &sync,

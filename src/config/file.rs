@@ -153,6 +153,8 @@ pub struct JobTable {
     /// `--size-only` / `--ignore-existing`.
     pub size_only: Option<bool>,
     pub ignore_existing: Option<bool>,
+    /// `--checksum`.
+    pub checksum: Option<bool>,
     pub min_size: Option<Size>,
     pub max_size: Option<Size>,
     /// `--min-age` / `--max-age`: `7d` or a date, checked on load.

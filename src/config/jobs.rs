@@ -62,6 +62,7 @@ pub struct Job {
     pub allow_empty_source: Valued<bool>,
     pub size_only: Valued<bool>,
     pub ignore_existing: Valued<bool>,
+    pub checksum: Valued<bool>,
     pub min_size: Valued<Option<u64>>,
     pub max_size: Valued<Option<u64>>,
     pub min_age: Valued<Option<String>>,
@@ -320,6 +321,7 @@ impl ConfigFile {
                 d.ignore_existing,
                 false,
             ),
+            checksum: pick(f.checksum, j.checksum, d.checksum, false),
             min_size: pick_opt(
                 f.min_size.map(|s| s.0),
                 j.min_size.map(|s| s.0),
@@ -418,6 +420,11 @@ impl Job {
                 "ignore_existing",
                 self.ignore_existing.value.to_string(),
                 self.ignore_existing.origin,
+            ),
+            (
+                "checksum",
+                self.checksum.value.to_string(),
+                self.checksum.origin,
             ),
             (
                 "min_size",

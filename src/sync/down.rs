@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use super::events::{emit, Event, FailKind, Observer, Summary};
 use super::file_rules::FileRules;
+use super::known::digests::FileDigests;
 use super::known::KnownMtimes;
 use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
 use super::one::local_side;
 use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions};
-use super::runner::{Job, Runner};
-use super::up::walk_report;
+use super::runner::{content_job, Job, Runner};
+use super::up::{walk_report, Caches};
 use super::walk::{WalkItem, WalkOptions, TEMPS_NOTED};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
 use crate::transfer::leftovers::leftover_size;
@@ -38,11 +39,13 @@ pub async fn sync_down(
     };
     let (walker, walk_rx) = spawn_walk(target.root.clone(), walk, true);
     let known = KnownMtimes::load(opts.known_mtimes.clone());
+    let digests = FileDigests::load(opts.file_digests.clone());
     let runner = Runner {
         target,
         opts,
         observer,
         known: &known,
+        digests: &digests,
         dest: Destination::new(&target.root),
     };
     let mut summary = Summary::default();
@@ -64,7 +67,10 @@ pub async fn sync_down(
                 local,
                 opts.plan,
                 opts.rules,
-                &known,
+                Caches {
+                    known: &known,
+                    digests: &digests,
+                },
                 &mut seen,
             )
         },
@@ -73,6 +79,8 @@ pub async fn sync_down(
     .await;
     // Only a listing seen to its end tells which cached objects are gone.
     known.save(deletes.is_ok() && !target.cancel.is_cancelled());
+    // Only a walk seen whole tells which files are gone.
+    digests.save(deletes.is_ok() && !target.cancel.is_cancelled());
     let _ = lister.await;
     let _ = walker.await;
     let deletes = deletes?;
@@ -128,9 +136,11 @@ fn plan_down(
     local: Option<WalkItem>,
     plan: PlanOptions,
     rules: FileRules,
-    known: &KnownMtimes,
+    caches: Caches,
     seen: &mut Seen,
 ) -> Planned {
+    let known = caches.known;
+    let mut sums = Vec::new();
     if let Some(r) = &remote {
         known.listed(&r.key);
         // Outside the size and age rules: neither fetched nor, since the
@@ -144,6 +154,7 @@ fn plan_down(
     let local = match local {
         Some(WalkItem::File(e)) => {
             seen.view.dest_entries += 1;
+            sums = caches.digests.lookup(&e);
             Some(e)
         }
         Some(other) => {
@@ -212,6 +223,10 @@ fn plan_down(
             Some(Decision::Skip(reason)) => Job::Skip(r.rel, reason),
             _ => Job::ResolveDownload(r, dest, local),
         },
+        Decision::NeedContent => {
+            let local = local.expect("NeedContent has a destination");
+            content_job(r, local, sums, known, Some(dest))
+        }
         Decision::Skip(reason) => Job::Skip(r.rel, reason),
         // The table deletes only what the source lacks.
         Decision::Delete => return Planned::Nothing,

@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use tokio::sync::mpsc;
 
 use super::filter::Filter;
+use super::known::digests::Sum;
 use super::known::{Known, KnownMtimes};
 use super::merge::{Keyed, PrefixConflicts};
 use super::plan::{Side, Time};
@@ -77,6 +78,25 @@ impl RemoteEntry {
             last_modified: from_datetime(o.last_modified),
             prefix_of_others: false,
         })
+    }
+
+    /// The entry a listing would have shown for the object a HEAD saw.
+    pub fn from_meta(rel: &str, m: &ObjectMeta) -> RemoteEntry {
+        RemoteEntry {
+            rel: rel.to_string(),
+            key: m.key.clone(),
+            size: m.size,
+            etag: m.etag.clone(),
+            last_modified: from_datetime(m.last_modified),
+            prefix_of_others: false,
+        }
+    }
+
+    /// The store's full-object checksum a HEAD of this very object showed
+    /// on an earlier run, if the cache kept it.
+    pub fn stored_sum(&self, known: &KnownMtimes) -> Option<Sum> {
+        let s = known.stored_sum(&self.key, &self.etag, self.size, self.lm_secs())?;
+        super::content::parse_stored(&s)
     }
 
     fn lm_secs(&self) -> i64 {

@@ -7,6 +7,7 @@
 //! applies the same table to a single file.
 
 pub mod check;
+pub(crate) mod content;
 pub(crate) mod delete_list;
 pub(crate) mod events;
 pub(crate) mod file_rules;
@@ -52,6 +53,9 @@ pub struct SyncOptions {
     pub transfer: TransferOptions,
     /// Cache of stored mtimes learned on earlier runs (see `known`).
     pub known_mtimes: Option<PathBuf>,
+    /// Cache of the local files' digests (`--checksum`; see
+    /// `known::digests`).
+    pub file_digests: Option<PathBuf>,
 }
 
 /// The two ends of a sync: a local tree and a prefix in a bucket.

@@ -40,11 +40,13 @@ pub async fn sync_paths(
 ) -> PathsOutcome {
     // Changed paths are few; each gets its HEAD rather than the cache.
     let known = KnownMtimes::default();
+    let digests = super::known::digests::FileDigests::default();
     let runner = Runner {
         target,
         opts,
         observer,
         known: &known,
+        digests: &digests,
         dest: Destination::new(&target.root),
     };
     let mut out = PathsOutcome::default();
@@ -79,6 +81,7 @@ pub async fn sync_paths(
                     path,
                     size: m.len(),
                     mtime: crate::mtime::file_mtime(&m),
+                    id: super::walk::FileId::of(&m),
                 };
                 if !opts.rules.takes(entry.size, entry.mtime) {
                     continue;

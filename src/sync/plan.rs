@@ -17,7 +17,12 @@
 //! `--size-only` and `--ignore-existing` replace the rows for a present
 //! destination (and imply `-u`): by size alone, transfer when the sizes
 //! differ and skip when they are equal, times never asked for (no HEAD);
-//! or skip whatever the destination has.
+//! or skip whatever the destination has. `--checksum` (also implying
+//! `-u`) transfers when the sizes differ, skips two empty files, and
+//! otherwise asks for the content ([`Decision::NeedContent`]): equal
+//! digests skip and different ones transfer, whatever the times; only
+//! where neither side can show a digest to compare (an ETag that is no
+//! MD5 and no stored checksum) do the times decide, as with `-u`.
 //!
 //! Times: a local file's mtime (nanoseconds); an object's `mtime` metadata
 //! when present, else its Last-Modified (whole seconds). Two times compare
@@ -85,6 +90,10 @@ pub enum Reason {
     SameSize,
     /// `--ignore-existing`: the destination has it.
     Exists,
+    /// `--checksum`: the digests agree.
+    SameContent,
+    /// `--checksum`: the digests differ.
+    ContentDiffers,
 }
 
 impl Reason {
@@ -100,6 +109,8 @@ impl Reason {
             Reason::Resized => "size differs",
             Reason::SameSize => "same size",
             Reason::Exists => "exists at the destination",
+            Reason::SameContent => "same content",
+            Reason::ContentDiffers => "content differs",
         }
     }
 }
@@ -111,6 +122,8 @@ pub enum Decision {
     Delete,
     /// Only the object's stored mtime (a HEAD) can decide.
     NeedMetadata,
+    /// `--checksum` with equal sizes: only the contents' digests decide.
+    NeedContent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -130,6 +143,8 @@ pub enum Compare {
     SizeOnly,
     /// `--ignore-existing`.
     IgnoreExisting,
+    /// `--checksum`: sizes, then digests.
+    Checksum,
 }
 
 impl Compare {
@@ -139,6 +154,7 @@ impl Compare {
             Compare::Time => "time",
             Compare::SizeOnly => "size",
             Compare::IgnoreExisting => "existence",
+            Compare::Checksum => "checksum",
         }
     }
 }
@@ -174,6 +190,9 @@ pub fn decide(src: Option<Side>, dst: Option<Side>, opts: PlanOptions) -> Decisi
         Compare::IgnoreExisting => return Decision::Skip(Reason::Exists),
         Compare::SizeOnly if src.size != dst.size => return Decision::Transfer(Reason::Resized),
         Compare::SizeOnly => return Decision::Skip(Reason::SameSize),
+        Compare::Checksum if src.size != dst.size => return Decision::Transfer(Reason::Resized),
+        Compare::Checksum if src.size == 0 => return Decision::Skip(Reason::SameContent),
+        Compare::Checksum => return Decision::NeedContent,
         Compare::Time => {}
     }
     if !opts.update {
@@ -646,6 +665,40 @@ mod tests {
         assert_eq!(decide(None, below, del), Decision::Delete);
     }
 
+    #[test]
+    fn checksum_asks_for_content_whatever_the_times() {
+        let sums = PlanOptions {
+            compare: Compare::Checksum,
+            ..U
+        };
+        let below = Some(Side {
+            size: 5,
+            time: Time::Below { upper: T },
+        });
+        // Older, newer or unknown times: equal sizes ask for the content.
+        for src in [local(5, T + SEC), local(5, T - SEC)] {
+            assert_eq!(decide(src, below, sums), Decision::NeedContent);
+            assert_eq!(decide(src, local(5, T), sums), Decision::NeedContent);
+        }
+        assert_eq!(
+            decide(local(4, T - SEC), local(5, T), sums),
+            Decision::Transfer(Reason::Resized)
+        );
+        assert_eq!(
+            decide(local(0, T + SEC), local(0, T), sums),
+            Decision::Skip(Reason::SameContent)
+        );
+        assert_eq!(
+            decide(local(4, T), None, sums),
+            Decision::Transfer(Reason::New)
+        );
+        let del = PlanOptions {
+            delete: true,
+            ..sums
+        };
+        assert_eq!(decide(None, below, del), Decision::Delete);
+    }
+
     fn side() -> impl Strategy<Value = Side> {
         (0u64..4, 0i64..6, any::<bool>()).prop_map(|(size, t, precise)| Side {
             size,
@@ -674,6 +727,7 @@ mod tests {
                     Decision::Delete => None,
                     Decision::Skip(_) => *d,
                     Decision::NeedMetadata => unreachable!("all times known"),
+                    Decision::NeedContent => unreachable!("not asked to compare content"),
                 };
                 after.push((*s, new_dst));
             }

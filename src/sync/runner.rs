@@ -10,18 +10,22 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::check::local::{digests as file_digest, ReadError};
+use super::content::{self, Settled, MD5};
 use super::delete_list::DeleteList;
 use super::events::{emit, Event, FailKind, Observer, Summary};
+use super::known::digests::{FileDigests, Sum};
 use super::known::KnownMtimes;
 use super::listing::RemoteEntry;
 use super::one::{local_side, stored_side};
-use super::plan::{decide, Decision, Reason};
+use super::plan::{decide, Compare, Decision, PlanOptions, Reason};
 use super::walk::LocalEntry;
 use super::{SyncOptions, SyncTarget};
 use crate::mtime::{parse_mtime, MTIME_KEY};
-use crate::store::{head_if_exists, ObjectMeta, StoreError};
+use crate::store::{head_if_exists, part_bounds, EtagKind, ObjectMeta, StoreError};
 use crate::transfer::download::download_object;
 use crate::transfer::paths::safe_relative_path;
+use crate::transfer::verify::Check;
 use crate::transfer::{upload_file, Context, Destination, Target, TransferError};
 
 /// One unit of work for the runner.
@@ -33,8 +37,23 @@ pub(crate) enum Job {
     Download(RemoteEntry, PathBuf, Reason),
     /// Download if the object's HEAD says so, against the local file.
     ResolveDownload(RemoteEntry, PathBuf, Option<LocalEntry>),
+    /// `--checksum` with equal sizes: the digests the caches could not
+    /// settle.
+    Content(Box<Pair>),
     Skip(String, Reason),
     Report(Event),
+}
+
+/// A file and an object of the same size, for `--checksum`.
+pub(crate) struct Pair {
+    pub local: LocalEntry,
+    pub remote: RemoteEntry,
+    /// `None`: an upload; else the checked relative path of a download.
+    pub download_to: Option<PathBuf>,
+    /// The file's digests the cache holds (for this very file).
+    pub sums: Vec<Sum>,
+    /// The file's MD5 is not the listed ETag, which has an MD5's form.
+    pub md5_differed: bool,
 }
 
 pub(crate) struct Runner<'a> {
@@ -42,6 +61,7 @@ pub(crate) struct Runner<'a> {
     pub opts: &'a SyncOptions,
     pub observer: &'a dyn Observer,
     pub known: &'a KnownMtimes,
+    pub digests: &'a FileDigests,
     /// The local root as downloads and local deletes reach it: never
     /// through a link below it.
     pub dest: Destination,
@@ -89,25 +109,22 @@ impl Runner<'_> {
                         key: local.key,
                         reason: r,
                     }),
+                    Decision::NeedContent => {
+                        let meta = meta.expect("NeedContent has a destination");
+                        let pair = Pair {
+                            remote: RemoteEntry::from_meta(self.target.rel(&key), &meta),
+                            sums: Vec::new(),
+                            local,
+                            download_to: None,
+                            md5_differed: false,
+                        };
+                        self.content(pair, Some(meta)).await
+                    }
                     other => Some(undecidable(&local.key, other)),
                 }
             }
-            Job::Download(remote, dest, reason) => {
-                // Below the big-file threshold one GET does it: its headers
-                // carry the metadata a HEAD would fetch, and the listing
-                // already gave size and ETag. Large objects need the HEAD
-                // to plan ranges and resume.
-                let meta = if remote.size > 0 && remote.size < self.opts.transfer.bigfile_threshold
-                {
-                    remote.listed_meta()
-                } else {
-                    match self.head_listed(&remote).await {
-                        Ok(m) => m,
-                        Err(ev) => return Some(ev),
-                    }
-                };
-                self.download(remote, dest, reason, meta).await
-            }
+            Job::Download(remote, dest, reason) => self.fetch(remote, dest, reason, None).await,
+            Job::Content(pair) => self.content(*pair, None).await,
             Job::ResolveDownload(remote, dest, local) => {
                 let meta = match self.head_listed(&remote).await {
                     Ok(m) => m,
@@ -126,6 +143,160 @@ impl Runner<'_> {
                     other => Some(undecidable(&remote.rel, other)),
                 }
             }
+        }
+    }
+
+    /// A planned download. Below the big-file threshold one GET does it:
+    /// its headers carry the metadata a HEAD would fetch, and the listing
+    /// already gave size and ETag. Large objects need the HEAD to plan
+    /// ranges and resume.
+    async fn fetch(
+        &self,
+        remote: RemoteEntry,
+        dest: PathBuf,
+        reason: Reason,
+        meta: Option<ObjectMeta>,
+    ) -> Option<Event> {
+        let meta = match meta {
+            Some(m) => m,
+            None if remote.size > 0 && remote.size < self.opts.transfer.bigfile_threshold => {
+                remote.listed_meta()
+            }
+            None => match self.head_listed(&remote).await {
+                Ok(m) => m,
+                Err(ev) => return Some(ev),
+            },
+        };
+        self.download(remote, dest, reason, meta).await
+    }
+
+    /// `--checksum`: the file's digest against the object's, by the
+    /// listed MD5 where the ETag has its form (a mismatch confirmed with a
+    /// HEAD), else by what a HEAD shows the store keeps. Where the store
+    /// keeps nothing to compare, the times decide as with -u.
+    async fn content(&self, pair: Pair, meta: Option<ObjectMeta>) -> Option<Event> {
+        let rel = pair.local.key.clone();
+        let by_etag = EtagKind::from_form(&pair.remote.etag) == EtagKind::Md5 && !pair.md5_differed;
+        let (check, meta) = if by_etag && meta.is_none() {
+            (
+                Check::Md5 {
+                    etag: pair.remote.etag.clone(),
+                },
+                None,
+            )
+        } else {
+            let m = match meta {
+                Some(m) => m,
+                None => match self.head_listed(&pair.remote).await {
+                    Ok(m) => m,
+                    Err(ev) => return Some(ev),
+                },
+            };
+            if m.size != pair.local.size {
+                return self.settled(pair, Some(m), false, Reason::Resized).await;
+            }
+            let check = Check::choose(&m, true);
+            if pair.md5_differed && matches!(check, Check::Md5 { .. }) {
+                // The store says the ETag is the MD5 the file did not match.
+                return self
+                    .settled(pair, Some(m), false, Reason::ContentDiffers)
+                    .await;
+            }
+            (check, Some(m))
+        };
+        if check == Check::Size {
+            let m = meta.expect("only a HEAD leaves nothing but the size");
+            return self.by_times(pair, m).await;
+        }
+        let bounds = match (&check, &meta) {
+            (Check::Composite { parts, .. }, Some(m)) => {
+                let store = self.target.store.as_ref();
+                match part_bounds(store, &self.target.bucket, &pair.remote.key, *parts, m).await {
+                    Ok(b) => b.into_iter().map(|p| p.range).collect(),
+                    Err(err) => return Some(Event::store_failed(&rel, "stat", &err)),
+                }
+            }
+            _ => Vec::new(),
+        };
+        let name = content::sum_name(&check, &bounds).expect("a digest check has a name");
+        let cached = pair
+            .sums
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone());
+        let (mine, theirs) = match cached {
+            Some(v) => (v, remote_value(&check)),
+            None => {
+                let (path, size) = (pair.local.path.clone(), pair.local.size);
+                let c = check.clone();
+                let b = bounds.clone();
+                let read = tokio::task::spawn_blocking(move || file_digest(&path, size, &c, &b))
+                    .await
+                    .unwrap_or_else(|e| Err(ReadError::Io(std::io::Error::other(e.to_string()))));
+                let d = match read {
+                    Ok(Some(d)) => d,
+                    Ok(None) => unreachable!("a digest check reads the file"),
+                    Err(err) => return Some(read_failed(&pair.local, &err)),
+                };
+                let mut sums = pair.sums.clone();
+                sums.retain(|(n, _)| *n != name);
+                sums.push((name.clone(), d.local.clone()));
+                self.digests.record(&pair.local, sums);
+                (d.local, d.remote)
+            }
+        };
+        if mine.eq_ignore_ascii_case(&theirs) {
+            return self.settled(pair, meta, true, Reason::SameContent).await;
+        }
+        if matches!(check, Check::Md5 { .. }) && meta.is_none() {
+            // Only looks like an MD5, perhaps (SSE-KMS, SSE-C): ask.
+            let again = Pair {
+                md5_differed: true,
+                sums: vec![(MD5.to_string(), mine)],
+                ..pair
+            };
+            return Box::pin(self.content(again, None)).await;
+        }
+        self.settled(pair, meta, false, Reason::ContentDiffers)
+            .await
+    }
+
+    /// The content's verdict carried out: skip, or send the source.
+    async fn settled(
+        &self,
+        pair: Pair,
+        meta: Option<ObjectMeta>,
+        same: bool,
+        reason: Reason,
+    ) -> Option<Event> {
+        if same {
+            return Some(Event::Skipped {
+                key: pair.local.key,
+                reason,
+            });
+        }
+        match pair.download_to {
+            None => self.upload(pair.local, reason).await,
+            Some(dest) => self.fetch(pair.remote, dest, reason, meta).await,
+        }
+    }
+
+    /// No digest both sides have: the -u table by times.
+    async fn by_times(&self, pair: Pair, meta: ObjectMeta) -> Option<Event> {
+        let by_time = PlanOptions {
+            update: true,
+            delete: false,
+            compare: Compare::Time,
+        };
+        let (file, object) = (local_side(&pair.local), stored_side(&meta));
+        let d = match pair.download_to {
+            None => decide(Some(file), Some(object), by_time),
+            Some(_) => decide(Some(object), Some(file), by_time),
+        };
+        match d {
+            Decision::Transfer(r) => self.settled(pair, Some(meta), false, r).await,
+            Decision::Skip(r) => self.settled(pair, Some(meta), true, r).await,
+            other => Some(undecidable(&pair.local.key, other)),
         }
     }
 
@@ -170,12 +341,13 @@ impl Runner<'_> {
     }
 
     fn remember(&self, key: &str, m: &ObjectMeta) {
-        self.known.record(
+        self.known.record_with_sum(
             key,
             &m.etag,
             m.size,
             Some(m.last_modified.unix_timestamp()),
             m.metadata.get(MTIME_KEY).and_then(|v| parse_mtime(v)),
+            content::stored_sum(&Check::choose(m, true)),
         );
     }
 
@@ -372,6 +544,56 @@ fn unreadable_list(e: &std::io::Error) -> Event {
             "the list of files to delete could not be read back ({e}); the rest were not deleted"
         ),
     )
+}
+
+/// `--checksum`: the pair settled from the caches (no request, no read),
+/// or the job that settles it. `download_to`: the checked path of a
+/// download.
+/// `sums`: what the digest cache holds for the file.
+pub(crate) fn content_job(
+    remote: RemoteEntry,
+    local: LocalEntry,
+    sums: Vec<Sum>,
+    known: &KnownMtimes,
+    download_to: Option<PathBuf>,
+) -> Job {
+    let stored = remote.stored_sum(known);
+    let rel = local.key.clone();
+    let verdict = match content::settle(&sums, &remote.etag, stored.as_ref()) {
+        Settled::Same => return Job::Skip(rel, Reason::SameContent),
+        Settled::Differs => Some(Reason::ContentDiffers),
+        Settled::Md5Differs | Settled::Open => None,
+    };
+    match (verdict, download_to) {
+        (Some(r), None) => Job::Upload(local, r),
+        (Some(r), Some(dest)) => Job::Download(remote, dest, r),
+        (None, download_to) => Job::Content(Box::new(Pair {
+            md5_differed: content::settle(&sums, &remote.etag, None) == Settled::Md5Differs,
+            local,
+            remote,
+            download_to,
+            sums,
+        })),
+    }
+}
+
+/// The store's side of a digest check, in the form the file's is made.
+fn remote_value(check: &Check) -> String {
+    match check {
+        Check::Crc { kind, expected } => kind.show(*expected),
+        Check::Sha { expected } => expected.to_base64(),
+        Check::Composite { expected, parts } => format!("{}-{parts}", expected.to_base64()),
+        Check::Md5 { etag } => etag.clone(),
+        Check::Size => String::new(),
+    }
+}
+
+fn read_failed(e: &LocalEntry, err: &ReadError) -> Event {
+    let kind = match err {
+        ReadError::Changed { .. } => FailKind::SourceChanged,
+        ReadError::Io(_) => FailKind::Unreadable,
+    };
+    Event::failed(&e.key, "read", kind, format!("{}: {err}", e.path.display()))
 }
 
 fn undecidable(rel: &str, d: Decision) -> Event {

@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use super::events::{Event, FailKind, Observer, Summary};
 use super::file_rules::FileRules;
+use super::known::digests::FileDigests;
 use super::known::KnownMtimes;
 use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
 use super::one::local_side;
 use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Decision, PlanOptions, Reason};
-use super::runner::{Job, Runner};
+use super::runner::{content_job, Job, Runner};
 use super::walk::{LocalEntry, WalkItem};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
 use crate::transfer::Destination;
@@ -26,11 +27,13 @@ pub async fn sync_up(
     let (walker, walk_rx) = spawn_walk(target.root.clone(), opts.walk.clone(), false);
     let (lister, list_rx) = spawn_listing(target, &opts.walk.filter, false);
     let known = KnownMtimes::load(opts.known_mtimes.clone());
+    let digests = FileDigests::load(opts.file_digests.clone());
     let runner = Runner {
         target,
         opts,
         observer,
         known: &known,
+        digests: &digests,
         dest: Destination::new(&target.root),
     };
     let mut summary = Summary::default();
@@ -45,12 +48,20 @@ pub async fn sync_up(
             feed: list_rx,
             name: "listing",
         },
-        |local, remote| plan_up(local, remote, opts.plan, opts.rules, &known, &mut seen),
+        |local, remote| {
+            let caches = Caches {
+                known: &known,
+                digests: &digests,
+            };
+            plan_up(local, remote, opts.plan, opts.rules, caches, &mut seen)
+        },
         |jobs| runner.drive(jobs, &mut summary),
     )
     .await;
     // Only a listing seen to its end tells which cached objects are gone.
     known.save(deletes.is_ok() && !target.cancel.is_cancelled());
+    // Only a walk seen whole tells which files are gone.
+    digests.save(deletes.is_ok() && !target.cancel.is_cancelled());
     let _ = lister.await;
     let _ = walker.await;
     let deletes = deletes?;
@@ -69,9 +80,11 @@ fn plan_up(
     remote: Option<RemoteEntry>,
     plan: PlanOptions,
     rules: FileRules,
-    known: &KnownMtimes,
+    caches: Caches,
     seen: &mut Seen,
 ) -> Planned {
+    let known = caches.known;
+    let mut sums = Vec::new();
     if let Some(r) = &remote {
         seen.view.dest_entries += 1;
         known.listed(&r.key);
@@ -84,6 +97,7 @@ fn plan_up(
         Some(WalkItem::File(e)) if !rules.takes(e.size, e.mtime) => return Planned::Nothing,
         Some(WalkItem::File(e)) => {
             seen.view.source_files += 1;
+            sums = caches.digests.lookup(&e);
             Some(e)
         }
         Some(other) => {
@@ -115,6 +129,10 @@ fn plan_up(
                 _ => Planned::Job(Job::ResolveUpload(local)),
             }
         }
+        Decision::NeedContent => {
+            let remote = remote.expect("NeedContent has a destination");
+            Planned::Job(content_job(remote, source(local), sums, known, None))
+        }
         Decision::Skip(Reason::NotInSource) => Planned::Nothing,
         Decision::Skip(r) => Planned::Job(Job::Skip(source(local).key, r)),
         Decision::Delete => {
@@ -126,6 +144,13 @@ fn plan_up(
             }
         }
     }
+}
+
+/// What earlier runs learned, read in step with the merge.
+#[derive(Clone, Copy)]
+pub(super) struct Caches<'a> {
+    pub known: &'a KnownMtimes,
+    pub digests: &'a FileDigests,
 }
 
 fn source(local: Option<LocalEntry>) -> LocalEntry {
@@ -178,6 +203,7 @@ mod tests {
                 path,
                 size: 1,
                 mtime: 0,
+                id: Default::default(),
             }),
             Local::Error => WalkItem::Error {
                 path,
@@ -227,6 +253,8 @@ mod tests {
                 }
             }
             let known = KnownMtimes::default();
+            let digests = FileDigests::default();
+            let caches = Caches { known: &known, digests: &digests };
             let plan = PlanOptions {
                 update: true,
                 delete: true,
@@ -246,7 +274,7 @@ mod tests {
                     Step::Done => break,
                     Step::NeedSrc | Step::NeedDst => unreachable!("both sides ended"),
                 };
-                if let Planned::Delete(rel) = plan_up(l, r, plan, FileRules::default(), &known, &mut seen) {
+                if let Planned::Delete(rel) = plan_up(l, r, plan, FileRules::default(), caches, &mut seen) {
                     candidates.push(rel);
                 }
             }

@@ -22,6 +22,27 @@ pub struct LocalEntry {
     pub path: PathBuf,
     pub size: u64,
     pub mtime: Nanos,
+    pub id: FileId,
+}
+
+/// Which file this is and whether it was written since: device, inode and
+/// ctime (which any write moves and no one can set back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime: Nanos,
+}
+
+impl FileId {
+    pub fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            ctime: Nanos::from(m.ctime()) * 1_000_000_000 + Nanos::from(m.ctime_nsec()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +182,7 @@ pub fn walk(root: &Path, opts: &WalkOptions, mut emit: impl FnMut(Vec<WalkItem>)
                             path: path.clone(),
                             size: m.len(),
                             mtime: file_mtime(&m),
+                            id: FileId::of(&m),
                         }),
                         Err(e) => WalkItem::Error {
                             path: path.clone(),
@@ -272,6 +294,7 @@ fn walk_listed(
                         path: path.clone(),
                         size: m.len(),
                         mtime: file_mtime(&m),
+                        id: FileId::of(&m),
                     }),
                     Ok(m) if m.file_type().is_symlink() => {
                         skipped("symbolic link (use --follow-symlinks to copy its target)")

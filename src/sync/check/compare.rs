@@ -173,6 +173,7 @@ mod tests {
             path: key.into(),
             size,
             mtime: 0,
+            id: Default::default(),
         }
     }
 

@@ -1,6 +1,8 @@
-//! One segment file of the known-mtimes cache: entries in ascending key
-//! order, in checksummed blocks, each key stored as the bytes it does not
-//! share with the one before it.
+//! One segment file of a sorted cache (the known mtimes of objects, the
+//! known digests of files): entries in ascending key order, in
+//! checksummed blocks, each key stored as the bytes it does not share with
+//! the one before it. What follows the key is the entry type's own
+//! ([`Record`]).
 //!
 //! ```text
 //! file    MAGIC block*
@@ -8,23 +10,28 @@
 //! payload record*            (the first record of a block shares nothing)
 //! record  varint shared      bytes shared with the previous key
 //!         varint n, n bytes  the rest of the key
-//!         u8 flags           1 Last-Modified, 2 mtime, 4 ETag as 16 bytes
+//!         entry              Record::encode
+//! known   u8 flags           1 Last-Modified, 2 mtime, 4 ETag as 16 bytes, 8 stored checksum
 //!         ETag               16 bytes (32 lowercase hex digits), or varint n + n bytes
 //!         varint size
 //!         [zigzag varint Last-Modified seconds] [zigzag varint mtime ns]
+//!         [varint n + n bytes: the stored checksum, `NAME=value`]
 //! ```
 //!
 //! A reader ends a segment at the first block that is short, fails its
 //! checksum, does not decode or breaks key order; what came before stands.
-//! The cache is a shortcut, so a damaged tail costs HEAD requests, never a
-//! wrong answer.
+//! The caches are shortcuts, so a damaged tail costs requests or reads,
+//! never a wrong answer.
 
 use std::io::{self, Read, Write};
 
 use crate::checksum::crc::CrcKind;
 use crate::mtime::Nanos;
 
-pub const MAGIC: &[u8] = b"ferry-known-2\n";
+/// The known-mtimes segments; `-2` segments (no stored checksums) read
+/// the same way.
+pub const MAGIC: &[u8] = b"ferry-known-3\n";
+const MAGIC_2: &[u8] = b"ferry-known-2\n";
 /// Blocks are cut once their payload passes this; small enough that a
 /// reader holds little, large enough that headers cost nothing.
 const BLOCK: usize = 32 * 1024;
@@ -34,6 +41,17 @@ const MAX_BLOCK: usize = 4 * 1024 * 1024;
 const HAS_LM: u8 = 1;
 const HAS_MTIME: u8 = 2;
 const MD5_ETAG: u8 = 4;
+const HAS_SUM: u8 = 8;
+
+/// An entry type a segment holds: its bytes after the key.
+pub trait Record: Sized + Clone + Send + 'static {
+    /// The first bytes of a segment of these entries.
+    const MAGIC: &'static [u8];
+    /// Earlier magics (of the same length) whose entries decode alike.
+    const ALSO_READS: &'static [&'static [u8]] = &[];
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(cur: &mut Cursor<'_>) -> Option<Self>;
+}
 
 /// What the cache keeps per key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +63,72 @@ pub struct Entry {
     /// The stored mtime, or `None` when the object has no `mtime`
     /// metadata and Last-Modified is its time.
     pub mtime: Option<Nanos>,
+    /// The full-object checksum the store keeps, `NAME=value` as
+    /// `--checksum` compares it (`CRC64NVME=…`), once a HEAD showed it.
+    pub sum: Option<String>,
 }
 
-pub struct Writer<W: Write> {
+impl Record for Entry {
+    const MAGIC: &'static [u8] = MAGIC;
+    const ALSO_READS: &'static [&'static [u8]] = &[MAGIC_2];
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let md5 = md5_bytes(&self.etag);
+        let flags = if self.lm.is_some() { HAS_LM } else { 0 }
+            | if self.mtime.is_some() { HAS_MTIME } else { 0 }
+            | if md5.is_some() { MD5_ETAG } else { 0 }
+            | if self.sum.is_some() { HAS_SUM } else { 0 };
+        out.push(flags);
+        match md5 {
+            Some(b) => out.extend_from_slice(&b),
+            None => put_bytes(out, self.etag.as_bytes()),
+        }
+        put_varint(out, self.size as u128);
+        if let Some(lm) = self.lm {
+            put_varint(out, zigzag(lm as i128));
+        }
+        if let Some(m) = self.mtime {
+            put_varint(out, zigzag(m));
+        }
+        if let Some(s) = &self.sum {
+            put_bytes(out, s.as_bytes());
+        }
+    }
+
+    fn decode(cur: &mut Cursor<'_>) -> Option<Entry> {
+        let flags = cur.byte()?;
+        let etag = if flags & MD5_ETAG != 0 {
+            hex::encode(cur.take(16)?)
+        } else {
+            cur.string()?
+        };
+        let size = u64::try_from(cur.varint()?).ok()?;
+        let lm = if flags & HAS_LM != 0 {
+            Some(i64::try_from(unzigzag(cur.varint()?)).ok()?)
+        } else {
+            None
+        };
+        let mtime = if flags & HAS_MTIME != 0 {
+            Some(unzigzag(cur.varint()?))
+        } else {
+            None
+        };
+        let sum = if flags & HAS_SUM != 0 {
+            Some(cur.string()?)
+        } else {
+            None
+        };
+        Some(Entry {
+            etag,
+            size,
+            lm,
+            mtime,
+            sum,
+        })
+    }
+}
+
+pub struct Writer<W: Write, E: Record> {
     out: W,
     block: Vec<u8>,
     /// The previous key of the current block (front coding).
@@ -55,52 +136,36 @@ pub struct Writer<W: Write> {
     /// The last key written at all (order check across blocks).
     last: Option<Vec<u8>>,
     count: u64,
+    entries: std::marker::PhantomData<E>,
 }
 
-impl<W: Write> Writer<W> {
-    pub fn new(mut out: W) -> io::Result<Writer<W>> {
-        out.write_all(MAGIC)?;
+impl<W: Write, E: Record> Writer<W, E> {
+    pub fn new(mut out: W) -> io::Result<Writer<W, E>> {
+        out.write_all(E::MAGIC)?;
         Ok(Writer {
             out,
             block: Vec::with_capacity(BLOCK + 256),
             prev: Vec::new(),
             last: None,
             count: 0,
+            entries: std::marker::PhantomData,
         })
     }
 
     /// Appends an entry; keys must come in strictly ascending byte order.
-    pub fn push(&mut self, key: &str, e: &Entry) -> io::Result<()> {
+    pub fn push(&mut self, key: &str, e: &E) -> io::Result<()> {
         let k = key.as_bytes();
         if self.last.as_deref().is_some_and(|l| l >= k) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "known-mtimes keys out of order",
+                "cache keys out of order",
             ));
         }
         let shared = common_prefix(&self.prev, k);
         put_varint(&mut self.block, shared as u128);
         put_varint(&mut self.block, (k.len() - shared) as u128);
         self.block.extend_from_slice(&k[shared..]);
-        let md5 = md5_bytes(&e.etag);
-        let flags = if e.lm.is_some() { HAS_LM } else { 0 }
-            | if e.mtime.is_some() { HAS_MTIME } else { 0 }
-            | if md5.is_some() { MD5_ETAG } else { 0 };
-        self.block.push(flags);
-        match md5 {
-            Some(b) => self.block.extend_from_slice(&b),
-            None => {
-                put_varint(&mut self.block, e.etag.len() as u128);
-                self.block.extend_from_slice(e.etag.as_bytes());
-            }
-        }
-        put_varint(&mut self.block, e.size as u128);
-        if let Some(lm) = e.lm {
-            put_varint(&mut self.block, zigzag(lm as i128));
-        }
-        if let Some(m) = e.mtime {
-            put_varint(&mut self.block, zigzag(m));
-        }
+        e.encode(&mut self.block);
         self.count += 1;
         self.last = Some(k.to_vec());
         if self.block.len() >= BLOCK {
@@ -135,27 +200,30 @@ impl<W: Write> Writer<W> {
 }
 
 /// The entries of one segment in key order.
-pub struct Reader<R: Read> {
+pub struct Reader<R: Read, E: Record> {
     input: R,
     block: Vec<u8>,
     pos: usize,
     key: Vec<u8>,
     last: Option<Vec<u8>>,
     done: bool,
+    entries: std::marker::PhantomData<E>,
 }
 
-impl<R: Read> Reader<R> {
-    /// A reader of `input`; anything but a segment reads as empty.
-    pub fn new(mut input: R) -> Reader<R> {
-        let mut magic = [0u8; MAGIC.len()];
-        let done = input.read_exact(&mut magic).is_err() || magic != MAGIC;
+impl<R: Read, E: Record> Reader<R, E> {
+    /// A reader of `input`; anything but a segment of `E` reads as empty.
+    pub fn new(mut input: R) -> Reader<R, E> {
+        let mut magic = vec![0u8; E::MAGIC.len()];
+        let known = input.read_exact(&mut magic).is_ok()
+            && (magic == E::MAGIC || E::ALSO_READS.contains(&magic.as_slice()));
         Reader {
             input,
             block: Vec::new(),
             pos: 0,
             key: Vec::new(),
             last: None,
-            done,
+            done: !known,
+            entries: std::marker::PhantomData,
         }
     }
 
@@ -177,7 +245,7 @@ impl<R: Read> Reader<R> {
         Some(())
     }
 
-    fn decode(&mut self) -> Option<(String, Entry)> {
+    fn decode(&mut self) -> Option<(String, E)> {
         let mut cur = Cursor {
             buf: &self.block,
             pos: self.pos,
@@ -189,24 +257,7 @@ impl<R: Read> Reader<R> {
         }
         self.key.truncate(shared);
         self.key.extend_from_slice(cur.take(rest)?);
-        let flags = cur.byte()?;
-        let etag = if flags & MD5_ETAG != 0 {
-            hex::encode(cur.take(16)?)
-        } else {
-            let n = cur.varint()? as usize;
-            String::from_utf8(cur.take(n)?.to_vec()).ok()?
-        };
-        let size = u64::try_from(cur.varint()?).ok()?;
-        let lm = if flags & HAS_LM != 0 {
-            Some(i64::try_from(unzigzag(cur.varint()?)).ok()?)
-        } else {
-            None
-        };
-        let mtime = if flags & HAS_MTIME != 0 {
-            Some(unzigzag(cur.varint()?))
-        } else {
-            None
-        };
+        let entry = E::decode(&mut cur)?;
         self.pos = cur.pos;
         if self
             .last
@@ -217,22 +268,14 @@ impl<R: Read> Reader<R> {
         }
         let key = String::from_utf8(self.key.clone()).ok()?;
         self.last = Some(self.key.clone());
-        Some((
-            key,
-            Entry {
-                etag,
-                size,
-                lm,
-                mtime,
-            },
-        ))
+        Some((key, entry))
     }
 }
 
-impl<R: Read> Iterator for Reader<R> {
-    type Item = (String, Entry);
+impl<R: Read, E: Record> Iterator for Reader<R, E> {
+    type Item = (String, E);
 
-    fn next(&mut self) -> Option<(String, Entry)> {
+    fn next(&mut self) -> Option<(String, E)> {
         if self.done {
             return None;
         }
@@ -248,26 +291,43 @@ impl<R: Read> Iterator for Reader<R> {
     }
 }
 
-struct Cursor<'a> {
+/// Reading one record's bytes.
+pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn byte(&mut self) -> Option<u8> {
+    #[cfg(test)]
+    pub fn over(buf: &'a [u8]) -> Cursor<'a> {
+        Cursor { buf, pos: 0 }
+    }
+
+    #[cfg(test)]
+    pub fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    pub fn byte(&mut self) -> Option<u8> {
         let b = *self.buf.get(self.pos)?;
         self.pos += 1;
         Some(b)
     }
 
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.buf.get(self.pos..end)?;
         self.pos = end;
         Some(s)
     }
 
-    fn varint(&mut self) -> Option<u128> {
+    /// A length-prefixed UTF-8 string.
+    pub fn string(&mut self) -> Option<String> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+
+    pub fn varint(&mut self) -> Option<u128> {
         let mut v: u128 = 0;
         for shift in (0..128).step_by(7) {
             let b = self.byte()?;
@@ -280,7 +340,12 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u128) {
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u128);
+    out.extend_from_slice(b);
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u128) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -288,11 +353,11 @@ fn put_varint(out: &mut Vec<u8>, mut v: u128) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i128) -> u128 {
+pub fn zigzag(v: i128) -> u128 {
     ((v << 1) ^ (v >> 127)) as u128
 }
 
-fn unzigzag(v: u128) -> i128 {
+pub fn unzigzag(v: u128) -> i128 {
     ((v >> 1) as i128) ^ -((v & 1) as i128)
 }
 
@@ -302,7 +367,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 
 /// An ETag of exactly 32 lowercase hex digits (a plain MD5), as its bytes;
 /// anything else (multipart, uppercase, SSE) is kept as written.
-fn md5_bytes(etag: &str) -> Option<[u8; 16]> {
+pub fn md5_bytes(etag: &str) -> Option<[u8; 16]> {
     let b = etag.as_bytes();
     if b.len() != 32 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
@@ -322,11 +387,12 @@ mod tests {
             size,
             lm,
             mtime,
+            sum: None,
         }
     }
 
     fn write(entries: &[(String, Entry)]) -> Vec<u8> {
-        let mut w = Writer::new(Vec::new()).unwrap();
+        let mut w: Writer<_, Entry> = Writer::new(Vec::new()).unwrap();
         for (k, e) in entries {
             w.push(k, e).unwrap();
         }
@@ -339,7 +405,10 @@ mod tests {
         let entries: Vec<(String, Entry)> = (0..5000)
             .map(|i| {
                 let e = match i % 4 {
-                    0 => entry(md5, i, Some(1_700_000_000 + i as i64), Some(-5)),
+                    0 => Entry {
+                        sum: Some(format!("CRC64NVME={i:016x}")),
+                        ..entry(md5, i, Some(1_700_000_000 + i as i64), Some(-5))
+                    },
                     1 => entry("0123456789ABCDEF0123456789ABCDEF", 0, None, None),
                     2 => entry("abc-3", u64::MAX, Some(i64::MIN), Some(i128::MAX)),
                     _ => entry("", 7, Some(-1), Some(i128::MIN)),
@@ -351,13 +420,30 @@ mod tests {
             .collect();
         let bytes = write(&entries);
         assert!(bytes.len() > 2 * BLOCK, "several blocks: {}", bytes.len());
-        let back: Vec<_> = Reader::new(&bytes[..]).collect();
+        let back: Vec<(String, Entry)> = Reader::new(&bytes[..]).collect();
         assert_eq!(back, entries);
+        // A `-2` segment (no checksums) reads as it was written.
+        let old: Vec<(String, Entry)> = entries
+            .iter()
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    Entry {
+                        sum: None,
+                        ..e.clone()
+                    },
+                )
+            })
+            .collect();
+        let mut bytes = write(&old);
+        bytes[..MAGIC.len()].copy_from_slice(MAGIC_2);
+        let back: Vec<(String, Entry)> = Reader::new(&bytes[..]).collect();
+        assert_eq!(back, old);
     }
 
     #[test]
     fn refuses_keys_out_of_order() {
-        let mut w = Writer::new(Vec::new()).unwrap();
+        let mut w: Writer<_, Entry> = Writer::new(Vec::new()).unwrap();
         let e = entry("x", 1, None, None);
         w.push("b", &e).unwrap();
         assert!(w.push("b", &e).is_err());
@@ -370,27 +456,27 @@ mod tests {
             .map(|i| (format!("k{i:08}"), entry("e", i, Some(1), None)))
             .collect();
         let bytes = write(&entries);
-        let whole: Vec<_> = Reader::new(&bytes[..]).collect();
+        let whole: Vec<(String, Entry)> = Reader::new(&bytes[..]).collect();
         assert_eq!(whole.len(), 4000);
         // A flipped byte in the second block: the first block survives.
         let first_len = u32::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 4].try_into().unwrap());
         let mut bad = bytes.clone();
         let at = MAGIC.len() + 8 + first_len as usize + 20;
         bad[at] ^= 0x40;
-        let got: Vec<_> = Reader::new(&bad[..]).collect();
+        let got: Vec<(String, Entry)> = Reader::new(&bad[..]).collect();
         assert!(!got.is_empty() && got.len() < 4000, "{}", got.len());
         assert_eq!(got[..], whole[..got.len()]);
         // A torn tail likewise.
-        let torn: Vec<_> = Reader::new(&bytes[..bytes.len() - 3]).collect();
+        let torn: Vec<(String, Entry)> = Reader::new(&bytes[..bytes.len() - 3]).collect();
         assert!(torn.len() < 4000 && torn[..] == whole[..torn.len()]);
         // Not a segment at all.
-        assert_eq!(Reader::new(&b"{\"format\":1}"[..]).count(), 0);
+        assert_eq!(Reader::<_, Entry>::new(&b"{\"format\":1}"[..]).count(), 0);
     }
 
     #[test]
     fn a_million_entries_are_compact() {
         // The shape the benchmark uses: 1,000 directories of 1,000 files.
-        let mut w = Writer::new(Vec::new()).unwrap();
+        let mut w: Writer<_, Entry> = Writer::new(Vec::new()).unwrap();
         for d in 0..1000 {
             for f in 0..1000 {
                 let key = format!("photos/d{d:04}/f{f:04}.jpg");

@@ -12,10 +12,10 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use super::segment::{Entry, Reader, Writer};
+use super::segment::{Reader, Record, Writer};
 
-pub type Item = (String, Entry);
-pub type Source = Box<dyn Iterator<Item = Item> + Send>;
+pub type Item<E> = (String, E);
+pub type Source<E> = Box<dyn Iterator<Item = Item<E>> + Send>;
 
 /// The segment files in `dir`, oldest first, with their sequence numbers.
 pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
@@ -43,20 +43,24 @@ pub fn name(seq: u64) -> String {
 }
 
 /// One segment's entries; a file that cannot be opened reads as empty.
-pub fn open(path: &Path) -> Source {
+pub fn open<E: Record>(path: &Path) -> Source<E> {
     match File::open(path) {
-        Ok(f) => Box::new(Reader::new(BufReader::with_capacity(64 * 1024, f))),
+        Ok(f) => Box::new(Reader::<_, E>::new(BufReader::with_capacity(64 * 1024, f))),
         Err(_) => Box::new(std::iter::empty()),
     }
 }
 
 /// Writes `items` (ascending keys) as segment `seq` of `dir`; returns its
 /// path.
-pub fn write(dir: &Path, seq: u64, items: impl Iterator<Item = Item>) -> io::Result<PathBuf> {
+pub fn write<E: Record>(
+    dir: &Path,
+    seq: u64,
+    items: impl Iterator<Item = Item<E>>,
+) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(name(seq));
     crate::atomic_file::write_atomic_with(&path, |f| {
-        let mut w = Writer::new(BufWriter::with_capacity(256 * 1024, f))?;
+        let mut w: Writer<_, E> = Writer::new(BufWriter::with_capacity(256 * 1024, f))?;
         for (k, e) in items {
             w.push(&k, &e)?;
         }
@@ -69,22 +73,22 @@ pub fn write(dir: &Path, seq: u64, items: impl Iterator<Item = Item>) -> io::Res
 
 /// Sources merged by key, oldest first: for a key in several, the entry
 /// of the newest wins.
-pub struct Merged {
-    sources: Vec<Source>,
-    heads: Vec<Option<Item>>,
+pub struct Merged<E> {
+    sources: Vec<Source<E>>,
+    heads: Vec<Option<Item<E>>>,
 }
 
-impl Merged {
-    pub fn new(mut sources: Vec<Source>) -> Merged {
+impl<E> Merged<E> {
+    pub fn new(mut sources: Vec<Source<E>>) -> Merged<E> {
         let heads = sources.iter_mut().map(|s| s.next()).collect();
         Merged { sources, heads }
     }
 }
 
-impl Iterator for Merged {
-    type Item = Item;
+impl<E> Iterator for Merged<E> {
+    type Item = Item<E>;
 
-    fn next(&mut self) -> Option<Item> {
+    fn next(&mut self) -> Option<Item<E>> {
         let min = self.heads.iter().flatten().map(|(k, _)| k).min()?.clone();
         let mut out = None;
         for (head, source) in self.heads.iter_mut().zip(&mut self.sources) {
@@ -100,6 +104,7 @@ impl Iterator for Merged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::known::segment::Entry;
 
     fn e(size: u64) -> Entry {
         Entry {
@@ -107,11 +112,12 @@ mod tests {
             size,
             lm: None,
             mtime: None,
+            sum: None,
         }
     }
 
-    fn src(items: &[(&str, u64)]) -> Source {
-        let v: Vec<Item> = items.iter().map(|(k, s)| (k.to_string(), e(*s))).collect();
+    fn src(items: &[(&str, u64)]) -> Source<Entry> {
+        let v: Vec<Item<Entry>> = items.iter().map(|(k, s)| (k.to_string(), e(*s))).collect();
         Box::new(v.into_iter())
     }
 
