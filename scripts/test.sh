@@ -33,13 +33,15 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The mount tests need fusermount3 (fuse3) to unmount, and as a user to
 # mount; ferry itself builds without any C library. rclone is an
 # independent client that uploads without checksums; socat and openssl
-# serve HTTPS through a private CA for the --ca-bundle test.
+# serve HTTPS through a private CA for the --ca-bundle test; strace counts
+# the file bytes a no-op --checksum run reads.
 if ! command -v fusermount3 >/dev/null 2>&1 || ! command -v rclone >/dev/null 2>&1 \
-    || ! command -v socat >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+    || ! command -v socat >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 \
+    || ! command -v strace >/dev/null 2>&1; then
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fuse3 rclone socat openssl >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fuse3 rclone socat openssl strace >/dev/null
 fi
 
 step "garage install"
