@@ -702,8 +702,17 @@ fn checksum_sends_changed_content_and_a_no_op_reads_nothing() {
     let r = root.to_str().unwrap();
     let proxy = Proxy::start(&server().endpoint, 0);
     let ferry = Ferry::at(&proxy.endpoint);
-    ferry.ok(&["cp", "-r", r, &url]);
-    assert!(proxy.count("POST", "uploads") >= 1, "big went up in parts");
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "--bigfile-threshold",
+        "5M",
+        "--part-size",
+        "5M",
+        r,
+        &url,
+    ]);
+    assert_eq!(proxy.count("POST", "uploads"), 1, "big went up in parts");
     // A rebuild: every file rewritten with a new time; f3 with other bytes
     // of the same size, then given the same time as the rest.
     let later = FileTime::from_unix_time(2_000_000_000, 0);
