@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::check::local::{digests as file_digest, ReadError};
-use super::content::{self, Settled, MD5};
+use super::content::{self, Settled};
 use super::delete_list::DeleteList;
 use super::events::{emit, Event, FailKind, Observer, Summary};
 use super::known::digests::{FileDigests, Sum};
@@ -224,6 +224,7 @@ impl Runner<'_> {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone());
+        let mut pair = pair;
         let (mine, theirs) = match cached {
             Some(v) => (v, remote_value(&check)),
             None => {
@@ -238,10 +239,9 @@ impl Runner<'_> {
                     Ok(None) => unreachable!("a digest check reads the file"),
                     Err(err) => return Some(read_failed(&pair.local, &err)),
                 };
-                let mut sums = pair.sums.clone();
-                sums.retain(|(n, _)| *n != name);
-                sums.push((name.clone(), d.local.clone()));
-                self.digests.record(&pair.local, sums);
+                pair.sums.retain(|(n, _)| *n != name);
+                pair.sums.push((name.clone(), d.local.clone()));
+                self.digests.record(&pair.local, pair.sums.clone());
                 (d.local, d.remote)
             }
         };
@@ -249,10 +249,10 @@ impl Runner<'_> {
             return self.settled(pair, meta, true, Reason::SameContent).await;
         }
         if matches!(check, Check::Md5 { .. }) && meta.is_none() {
-            // Only looks like an MD5, perhaps (SSE-KMS, SSE-C): ask.
+            // Only looks like an MD5, perhaps (SSE-KMS, SSE-C): ask. The
+            // file's digests so far go along, so none is read twice.
             let again = Pair {
                 md5_differed: true,
-                sums: vec![(MD5.to_string(), mine)],
                 ..pair
             };
             return Box::pin(self.content(again, None)).await;
@@ -559,7 +559,8 @@ pub(crate) fn content_job(
 ) -> Job {
     let stored = remote.stored_sum(known);
     let rel = local.key.clone();
-    let verdict = match content::settle(&sums, &remote.etag, stored.as_ref()) {
+    let settled = content::settle(&sums, &remote.etag, stored.as_ref());
+    let verdict = match settled {
         Settled::Same => return Job::Skip(rel, Reason::SameContent),
         Settled::Differs => Some(Reason::ContentDiffers),
         Settled::Md5Differs | Settled::Open => None,
@@ -568,7 +569,7 @@ pub(crate) fn content_job(
         (Some(r), None) => Job::Upload(local, r),
         (Some(r), Some(dest)) => Job::Download(remote, dest, r),
         (None, download_to) => Job::Content(Box::new(Pair {
-            md5_differed: content::settle(&sums, &remote.etag, None) == Settled::Md5Differs,
+            md5_differed: settled == Settled::Md5Differs,
             local,
             remote,
             download_to,
