@@ -625,7 +625,7 @@ fn check_resolved(
         let job = cfg
             .resolve_job(&name, &JobTable::default(), &env)
             .map_err(|e| TestCaseError::fail(format!("a validated job does not resolve: {e}")))?;
-        prop_assert_eq!(job.describe().len(), 28);
+        prop_assert_eq!(job.describe().len(), 30);
         // The watcher schedules its next pass at `Instant::now() + rescan_interval`.
         for d in [job.debounce.value, job.rescan_interval.value] {
             prop_assert!(

@@ -314,6 +314,15 @@ pub struct CpArgs {
     /// With --delete: let an empty source delete everything at the destination
     #[arg(long)]
     pub allow_empty_source: bool,
+    /// Put what the copy would replace or delete here first: a prefix
+    /// (s3://b/old/, copied server-side) when the destination is remote,
+    /// a directory when it is local; outside the destination
+    #[arg(long, value_name = "URL|DIR")]
+    pub backup_dir: Option<String>,
+    /// Add this to the names of backups; alone, keeps them beside the
+    /// files (which the copy then leaves out: `*SUFFIX` is excluded)
+    #[arg(long, value_name = "SUFFIX")]
+    pub suffix: Option<String>,
     /// Show what would be transferred, skipped and deleted, and why; change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -126,6 +126,8 @@ async fn run_job(
         max_age: job.max_age.value.clone(),
         max_delete: Some(job.max_delete.value),
         allow_empty_source: job.allow_empty_source.value,
+        backup_dir: job.backup_dir.value.clone(),
+        suffix: job.suffix.value.clone(),
         memory_budget: None,
         json: o.json,
         watch: watch.then_some(WatchOptions {

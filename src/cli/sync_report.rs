@@ -87,6 +87,9 @@ impl SyncReport {
         if s.deleted > 0 {
             line.push_str(&format!("; {} deleted", s.deleted));
         }
+        if s.backed_up > 0 {
+            line.push_str(&format!("; {} backed up first", s.backed_up));
+        }
         if s.failed > 0 {
             line.push_str(&format!("; {} FAILED", s.failed));
         }
@@ -144,7 +147,7 @@ impl Observer for SyncReport {
             } => {
                 println!("would {action} {} ({})", visible(key), reason.describe());
             }
-            Event::Skipped { .. } | Event::Deleted { .. } => {}
+            Event::Skipped { .. } | Event::Deleted { .. } | Event::BackedUp { .. } => {}
             Event::Warning { path, message } => self
                 .reporter
                 .say(&format!("ferry: skipping {path}: {message}")),

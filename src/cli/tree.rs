@@ -9,7 +9,8 @@ use super::setup::{Setup, StoreHandle};
 use super::sync_report::SyncReport;
 use super::{CliError, Outcome};
 use crate::config::jobs::DEFAULT_JOB_MAX_DELETE;
-use crate::location::RemoteUrl;
+use crate::location::{Location, RemoteUrl};
+use crate::sync::backup::{check_local_place, check_store_place, BackupOptions, BackupPlace};
 use crate::sync::file_rules::FileRules;
 use crate::sync::filter::Filter;
 use crate::sync::plan::{Compare, DeleteRules, MaxDelete, PlanOptions};
@@ -38,6 +39,9 @@ pub struct TreeSpec {
     pub max_age: Option<String>,
     pub max_delete: Option<MaxDelete>,
     pub allow_empty_source: bool,
+    /// `--backup-dir`: a URL or a directory, by the destination's side.
+    pub backup_dir: Option<String>,
+    pub suffix: Option<String>,
     pub memory_budget: Option<u64>,
     pub json: bool,
     /// Keep following the source after the first pass.
@@ -73,6 +77,8 @@ impl TreeSpec {
             // Watch mode repeats passes unattended: it gets the jobs' limit.
             max_delete: a.max_delete.or(a.watch.then_some(DEFAULT_JOB_MAX_DELETE)),
             allow_empty_source: a.allow_empty_source,
+            backup_dir: a.backup_dir.clone(),
+            suffix: a.suffix.clone(),
             memory_budget: a.memory_budget,
             json: a.json,
             watch: a.watch.then(|| WatchOptions {
@@ -91,9 +97,15 @@ impl TreeSpec {
                 "--delete cannot be combined with --files-from (the list names what to copy, not what to delete)".into(),
             ));
         }
+        let mut exclude = self.exclude.clone();
+        if let (None, Some(suffix)) = (&self.backup_dir, &self.suffix) {
+            // Backups beside the files are not part of the tree: never
+            // sent, never deleted, never backed up again.
+            exclude.push(format!("*{}", globset::escape(suffix)));
+        }
         let filter = build_filter(
             &self.include,
-            &self.exclude,
+            &exclude,
             &self.include_from,
             &self.exclude_from,
             self.files_from.as_deref(),
@@ -131,8 +143,65 @@ impl TreeSpec {
             transfer,
             known_mtimes: None,
             file_digests: None,
+            backup: None,
         })
     }
+
+    /// Where `--backup-dir` / `--suffix` put what a copy into `dest`
+    /// replaces or deletes: `None` without either.
+    fn backup_for(&self, dest: Dest<'_>) -> Result<Option<BackupOptions>, CliError> {
+        let suffix = self.suffix.clone().unwrap_or_default();
+        if self.backup_dir.is_none() && self.suffix.as_deref().is_some_and(str::is_empty) {
+            return Err(CliError::Usage("--suffix cannot be empty without --backup-dir (backups would replace the files themselves)".into()));
+        }
+        let place = match (&self.backup_dir, dest) {
+            (None, _) if self.suffix.is_none() => return Ok(None),
+            (None, Dest::Store { url, prefix }) => BackupPlace::Store {
+                bucket: url.bucket.clone(),
+                prefix: prefix.to_string(),
+            },
+            (None, Dest::Local(root)) => BackupPlace::Local(root.to_path_buf()),
+            (Some(b), Dest::Store { url, prefix }) => {
+                let place = match Location::parse(b)? {
+                    Location::Remote(r) if r.dialect == url.dialect => r,
+                    _ => {
+                        return Err(CliError::Usage(format!(
+                            "--backup-dir {b}: the destination is {url}, so backups go to a prefix on its store ({}://BUCKET/PREFIX/), copied server-side",
+                            url.dialect.name()
+                        )))
+                    }
+                };
+                let bprefix = as_prefix(&place.key);
+                check_store_place(&place.bucket, &bprefix, &url.bucket, prefix)
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                BackupPlace::Store {
+                    bucket: place.bucket,
+                    prefix: bprefix,
+                }
+            }
+            (Some(b), Dest::Local(root)) => {
+                let dir = match Location::parse(b)? {
+                    Location::Local(p) => p,
+                    _ => {
+                        return Err(CliError::Usage(format!(
+                            "--backup-dir {b}: the destination is the local directory {}, so backups go to a local directory",
+                            root.display()
+                        )))
+                    }
+                };
+                check_local_place(&dir, root).map_err(|e| CliError::Usage(e.to_string()))?;
+                BackupPlace::Local(dir)
+            }
+        };
+        Ok(Some(BackupOptions { place, suffix }))
+    }
+}
+
+/// The side of a copy that can lose data.
+#[derive(Clone, Copy)]
+enum Dest<'a> {
+    Store { url: &'a RemoteUrl, prefix: &'a str },
+    Local(&'a Path),
 }
 
 /// The globs, those of the rule files after them, and the `--files-from`
@@ -235,6 +304,10 @@ pub async fn run_tree_summary(
             // A missing source is not an empty tree, whatever the mode.
             crate::sync::check_source_root(root)?;
             let prefix = as_prefix(&dst.key);
+            sync.backup = spec.backup_for(Dest::Store {
+                url: dst,
+                prefix: &prefix,
+            })?;
             sync.known_mtimes = known_mtimes_path(h, &dst.bucket, &prefix);
             sync.file_digests = file_digests_path(&sync, root);
             if let Some(w) = &spec.watch {
@@ -278,6 +351,7 @@ pub async fn run_tree_summary(
                     "watch mode follows a local source; watching a bucket for changes is not supported".into(),
                 ));
             }
+            sync.backup = spec.backup_for(Dest::Local(root))?;
             if !spec.dry_run {
                 std::fs::create_dir_all(root).map_err(|e| {
                     CliError::Failed(format!("{}: cannot create directory: {e}", root.display()))

@@ -155,6 +155,9 @@ pub struct JobTable {
     pub ignore_existing: Option<bool>,
     /// `--checksum`.
     pub checksum: Option<bool>,
+    /// `--backup-dir` (a URL or a directory) and `--suffix`.
+    pub backup_dir: Option<String>,
+    pub suffix: Option<String>,
     pub min_size: Option<Size>,
     pub max_size: Option<Size>,
     /// `--min-age` / `--max-age`: `7d` or a date, checked on load.

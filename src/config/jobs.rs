@@ -63,6 +63,8 @@ pub struct Job {
     pub size_only: Valued<bool>,
     pub ignore_existing: Valued<bool>,
     pub checksum: Valued<bool>,
+    pub backup_dir: Valued<Option<String>>,
+    pub suffix: Valued<Option<String>>,
     pub min_size: Valued<Option<u64>>,
     pub max_size: Valued<Option<u64>>,
     pub min_age: Valued<Option<String>>,
@@ -322,6 +324,12 @@ impl ConfigFile {
                 false,
             ),
             checksum: pick(f.checksum, j.checksum, d.checksum, false),
+            backup_dir: pick_opt(
+                f.backup_dir.clone(),
+                j.backup_dir.clone(),
+                d.backup_dir.clone(),
+            ),
+            suffix: pick_opt(f.suffix.clone(), j.suffix.clone(), d.suffix.clone()),
             min_size: pick_opt(
                 f.min_size.map(|s| s.0),
                 j.min_size.map(|s| s.0),
@@ -425,6 +433,19 @@ impl Job {
                 "checksum",
                 self.checksum.value.to_string(),
                 self.checksum.origin,
+            ),
+            (
+                "backup_dir",
+                self.backup_dir
+                    .value
+                    .clone()
+                    .unwrap_or_else(|| "none".into()),
+                self.backup_dir.origin,
+            ),
+            (
+                "suffix",
+                self.suffix.value.clone().unwrap_or_else(|| "none".into()),
+                self.suffix.origin,
             ),
             (
                 "min_size",

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::backup::Backups;
 use super::events::{emit, Event, FailKind, Observer, Summary};
 use super::file_rules::FileRules;
 use super::known::digests::FileDigests;
@@ -47,6 +48,7 @@ pub async fn sync_down(
         known: &known,
         digests: &digests,
         dest: Destination::new(&target.root),
+        backups: Backups::new(opts.backup.as_ref()),
     };
     let mut summary = Summary::default();
     let mut seen = Seen::default();
@@ -92,6 +94,7 @@ pub async fn sync_down(
         let deletes = seen.gate(deletes, &mut summary, opts.deletes, observer);
         runner.delete_local(deletes, &mut summary);
     }
+    summary.backed_up = runner.backups.made();
     summary.interrupted = target.cancel.is_cancelled();
     let seen = std::mem::take(&mut *temps_seen.lock().unwrap_or_else(|p| p.into_inner()));
     note_leftovers(&target.root, &seen, &mut summary, observer);

@@ -73,6 +73,12 @@ pub enum Event {
     Deleted {
         key: String,
     },
+    /// What was about to be replaced or deleted was put aside first, at
+    /// `to` (a key in the backup bucket, or a local path).
+    BackedUp {
+        key: String,
+        to: String,
+    },
     /// With --dry-run: what would happen.
     Planned {
         action: &'static str,
@@ -132,6 +138,9 @@ pub struct Summary {
     pub warnings: u64,
     /// Deletes the run refused to make (see `plan::gate_deletes`).
     pub withheld: u64,
+    /// Files and objects put aside before being replaced or deleted
+    /// (`--backup-dir`, `--suffix`).
+    pub backed_up: u64,
     pub interrupted: bool,
 }
 
@@ -145,6 +154,7 @@ impl Summary {
             }
             Event::Skipped { .. } => self.skipped += 1,
             Event::Deleted { .. } => self.deleted += 1,
+            Event::BackedUp { .. } => self.backed_up += 1,
             Event::Planned { .. } => {}
             Event::Warning { .. } => self.warnings += 1,
             Event::Failed { .. } => self.failed += 1,

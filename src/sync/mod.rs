@@ -6,6 +6,7 @@
 //! mode's changed paths) are small drivers over these parts, and `one`
 //! applies the same table to a single file.
 
+pub mod backup;
 pub mod check;
 pub(crate) mod content;
 pub(crate) mod delete_list;
@@ -56,6 +57,8 @@ pub struct SyncOptions {
     /// Cache of the local files' digests (`--checksum`; see
     /// `known::digests`).
     pub file_digests: Option<PathBuf>,
+    /// `--backup-dir` / `--suffix`: where replaced and deleted files go.
+    pub backup: Option<backup::BackupOptions>,
 }
 
 /// The two ends of a sync: a local tree and a prefix in a bucket.

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use futures::StreamExt;
 
+use super::backup::Backups;
 use super::events::{emit, Event, FailKind, Observer, Summary};
 use super::known::KnownMtimes;
 use super::listing::{list_scope, ListScope, RemoteEntry};
@@ -48,6 +49,7 @@ pub async fn sync_paths(
         known: &known,
         digests: &digests,
         dest: Destination::new(&target.root),
+        backups: Backups::new(opts.backup.as_ref()),
     };
     let mut out = PathsOutcome::default();
     if let Err(e) = super::check_source_root(&target.root) {
@@ -140,6 +142,7 @@ pub async fn sync_paths(
         let deletes = seen.gate(deletes, &mut out.summary, opts.deletes, observer);
         runner.delete_remote(deletes, &mut out.summary).await;
     }
+    out.summary.backed_up = runner.backups.made();
     out
 }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::backup::Backups;
 use super::check::local::{digests as file_digest, ReadError};
 use super::content::{self, Settled};
 use super::delete_list::DeleteList;
@@ -65,6 +66,8 @@ pub(crate) struct Runner<'a> {
     /// The local root as downloads and local deletes reach it: never
     /// through a link below it.
     pub dest: Destination,
+    /// What is replaced or deleted goes here first.
+    pub backups: Backups,
 }
 
 impl Runner<'_> {
@@ -77,6 +80,13 @@ impl Runner<'_> {
     }
 
     fn planned(&self, action: &'static str, rel: &str, reason: Reason) -> Option<Event> {
+        if self.opts.dry_run && self.backups.enabled() && reason != Reason::New {
+            self.observer.event(&Event::Planned {
+                action: "back up",
+                key: rel.to_string(),
+                reason,
+            });
+        }
         self.opts.dry_run.then(|| Event::Planned {
             action,
             key: rel.to_string(),
@@ -304,6 +314,12 @@ impl Runner<'_> {
         if let Some(p) = self.planned("upload", &e.key, reason) {
             return Some(p);
         }
+        if reason != Reason::New {
+            match self.backups.object(self.target, &e.key, "upload").await {
+                Ok(to) => self.backed_up(&e.key, to),
+                Err(ev) => return Some(ev),
+            }
+        }
         let key = self.target.key(&e.key);
         let bucket = &self.target.bucket;
         match upload_file(
@@ -328,6 +344,17 @@ impl Runner<'_> {
             }
             Err(TransferError::Interrupted) => None,
             Err(err) => Some(Event::transfer_failed(&e.key, "upload", &err)),
+        }
+    }
+
+    /// Says a backup was made (it is counted by the backups, and by the
+    /// observer's totals).
+    fn backed_up(&self, key: &str, to: Option<String>) {
+        if let Some(to) = to {
+            self.observer.event(&Event::BackedUp {
+                key: key.to_string(),
+                to,
+            });
         }
     }
 
@@ -374,6 +401,12 @@ impl Runner<'_> {
     ) -> Option<Event> {
         if let Some(p) = self.planned("download", &remote.rel, reason) {
             return Some(p);
+        }
+        if reason != Reason::New {
+            match self.backups.file(&self.dest, &remote.rel, "download") {
+                Ok(to) => self.backed_up(&remote.rel, to),
+                Err(ev) => return Some(ev),
+            }
         }
         let ctx = self.ctx(meta.size);
         let bucket = &self.target.bucket;
@@ -432,14 +465,17 @@ impl Runner<'_> {
             if chunk.is_empty() {
                 break;
             }
-            let chunk = &chunk[..];
             let mut events: Vec<Event> = Vec::new();
+            if self.backups.enabled() && !self.opts.dry_run {
+                chunk = self.back_up_objects(chunk, &mut events).await;
+            }
+            let chunk = &chunk[..];
             if self.opts.dry_run {
-                events.extend(chunk.iter().map(|rel| Event::Planned {
-                    action: "delete",
-                    key: rel.clone(),
-                    reason: Reason::NotInSource,
-                }));
+                events.extend(
+                    chunk
+                        .iter()
+                        .filter_map(|rel| self.planned("delete", rel, Reason::NotInSource)),
+                );
             } else {
                 let keys: Vec<String> = chunk.iter().map(|r| self.target.key(r)).collect();
                 let store = self.target.store.as_ref();
@@ -475,6 +511,30 @@ impl Runner<'_> {
         }
     }
 
+    /// Backs up the objects of `rels` before their delete, `-j` at a time;
+    /// those whose backup failed are reported and kept.
+    async fn back_up_objects(&self, rels: Vec<String>, events: &mut Vec<Event>) -> Vec<String> {
+        let results: Vec<(String, Result<Option<String>, Event>)> = futures::stream::iter(rels)
+            .map(|rel| async move {
+                let r = self.backups.object(self.target, &rel, "delete").await;
+                (rel, r)
+            })
+            .buffered(self.opts.jobs.max(1))
+            .collect()
+            .await;
+        let mut kept = Vec::with_capacity(results.len());
+        for (rel, r) in results {
+            match r {
+                Ok(to) => {
+                    self.backed_up(&rel, to);
+                    kept.push(rel);
+                }
+                Err(ev) => events.push(ev),
+            }
+        }
+        kept
+    }
+
     /// Deletes local files (relative keys), or plans to.
     pub fn delete_local(&self, rels: DeleteList, summary: &mut Summary) {
         for key in rels.into_keys() {
@@ -485,14 +545,9 @@ impl Runner<'_> {
                     continue;
                 }
             };
-            let ev = if self.opts.dry_run {
-                Event::Planned {
-                    action: "delete",
-                    key,
-                    reason: Reason::NotInSource,
-                }
-            } else {
-                self.remove_local(key)
+            let ev = match self.planned("delete", &key, Reason::NotInSource) {
+                Some(p) => p,
+                None => self.remove_local(key),
             };
             emit(summary, self.observer, ev);
         }
@@ -513,6 +568,15 @@ impl Runner<'_> {
                 )
             }
         };
+        if self.backups.enabled() {
+            return match self.backups.file(&self.dest, &key, "delete") {
+                Ok(to) => {
+                    self.backed_up(&key, to);
+                    Event::Deleted { key }
+                }
+                Err(ev) => ev,
+            };
+        }
         let removed = match self.dest.dir_for(&rel, false) {
             Ok(Some((dir, name))) => dir.remove(name).or_else(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Ok(()),

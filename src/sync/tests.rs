@@ -88,6 +88,7 @@ fn options(update: bool, delete: bool) -> SyncOptions {
         transfer: Default::default(),
         known_mtimes: None,
         file_digests: None,
+        backup: None,
     }
 }
 
@@ -563,4 +564,191 @@ async fn a_download_takes_only_objects_inside_the_rules_and_keeps_files_outside(
         !dir.path().join("local-big").exists(),
         "inside the rules and gone: deleted"
     );
+}
+
+async fn content(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
+    store
+        .get_object("b", key, &crate::store::GetRequest::whole())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+fn backup_to(o: SyncOptions, place: backup::BackupPlace, suffix: &str) -> SyncOptions {
+    SyncOptions {
+        backup: Some(backup::BackupOptions {
+            place,
+            suffix: suffix.into(),
+        }),
+        ..o
+    }
+}
+
+/// A tree uploaded, then one file rewritten, one removed and one added.
+async fn uploaded_then_changed(f: &Arc<FaultyStore>, root: &Path) -> SyncTarget {
+    for rel in ["a", "gone", "same"] {
+        write(root, rel, format!("old {rel}").as_bytes());
+        set_mtime(root, rel, 1_500_000_000);
+    }
+    let t = target(f.clone(), root);
+    sync_up(&t, &options(true, false), &Record::default())
+        .await
+        .unwrap();
+    write(root, "a", b"new a");
+    set_mtime(root, "a", 1_600_000_000);
+    std::fs::remove_file(root.join("gone")).unwrap();
+    write(root, "n", b"new n");
+    t
+}
+
+#[tokio::test]
+async fn an_upload_copies_what_it_replaces_or_deletes_to_the_backup_first() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = uploaded_then_changed(&f, dir.path()).await;
+    let place = backup::BackupPlace::Store {
+        bucket: "b".into(),
+        prefix: "old/".into(),
+    };
+    let o = backup_to(options(true, true), place, "");
+    let rec = Record::default();
+    let (copies, puts) = (f.calls(Op::Copy), f.calls(Op::Put));
+    let s = sync_up(&t, &o, &rec).await.unwrap();
+    assert_eq!(rec.failures(), []);
+    assert_eq!((s.transferred, s.deleted, s.backed_up), (2, 1, 2));
+    assert_eq!(f.calls(Op::Copy) - copies, 2, "server-side copies");
+    assert_eq!(f.calls(Op::Put) - puts, 2, "only a and n are sent");
+    assert_eq!(
+        keys(f.as_ref()).await,
+        ["old/a", "old/gone", "p/a", "p/n", "p/same"]
+    );
+    assert_eq!(content(f.as_ref(), "old/a").await, b"old a");
+    assert_eq!(content(f.as_ref(), "old/gone").await, b"old gone");
+    assert_eq!(content(f.as_ref(), "p/a").await, b"new a");
+    let said: Vec<(String, String)> = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::BackedUp { key, to } => Some((key.clone(), to.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        said.contains(&("gone".into(), "b/old/gone".into())),
+        "{said:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_backup_leaves_its_object_alone_and_the_rest_go_on() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = uploaded_then_changed(&f, dir.path()).await;
+    let place = backup::BackupPlace::Store {
+        bucket: "b".into(),
+        prefix: "p/".into(),
+    };
+    let o = backup_to(options(true, true), place, ".bak");
+    f.inject(
+        Op::Copy,
+        When::Always,
+        Fault::Fail(StoreErrorKind::AccessDenied),
+    );
+    let rec = Record::default();
+    let s = sync_up(&t, &o, &rec).await.unwrap();
+    let mut fails = rec.failures();
+    fails.sort();
+    assert_eq!(fails, [("a".into(), FailKind::Store)]);
+    // The failure withholds every delete, as any failure does.
+    assert_eq!(
+        (s.transferred, s.deleted, s.withheld, s.backed_up),
+        (1, 0, 1, 0)
+    );
+    assert_eq!(content(f.as_ref(), "p/a").await, b"old a", "not replaced");
+    assert_eq!(keys(f.as_ref()).await, ["p/a", "p/gone", "p/n", "p/same"]);
+    // With the copies back, the next run makes both backups, beside the
+    // objects under the suffix.
+    f.clear();
+    let s = sync_up(&t, &o, &rec).await.unwrap();
+    assert_eq!((s.transferred, s.deleted, s.backed_up), (1, 1, 2));
+    assert_eq!(
+        keys(f.as_ref()).await,
+        ["p/a", "p/a.bak", "p/gone.bak", "p/n", "p/same"]
+    );
+    assert_eq!(content(f.as_ref(), "p/a.bak").await, b"old a");
+}
+
+#[tokio::test]
+async fn a_download_keeps_what_it_replaces_or_deletes_in_the_backup_directory() {
+    let (_m, f) = bucket().await;
+    put(f.as_ref(), "p/a", b"remote a").await;
+    put(f.as_ref(), "p/d/b", b"remote b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bak = tempfile::tempdir().unwrap();
+    write(dir.path(), "a", b"local a");
+    write(dir.path(), "d/extra", b"local extra");
+    set_mtime(dir.path(), "a", 1_000_000_000);
+    let place = backup::BackupPlace::Local(bak.path().join("old"));
+    let o = backup_to(options(true, true), place, "~");
+    let rec = Record::default();
+    let s = sync_down(&target(f.clone(), dir.path()), &o, &rec)
+        .await
+        .unwrap();
+    assert_eq!(rec.failures(), []);
+    assert_eq!((s.transferred, s.deleted, s.backed_up), (2, 1, 2));
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"remote a");
+    assert!(!dir.path().join("d/extra").exists());
+    assert_eq!(
+        std::fs::read(bak.path().join("old/a~")).unwrap(),
+        b"local a"
+    );
+    assert_eq!(
+        std::fs::read(bak.path().join("old/d/extra~")).unwrap(),
+        b"local extra"
+    );
+    // A new file replaced nothing: nothing of it is in the backup.
+    assert!(!bak.path().join("old/d/b~").exists());
+}
+
+#[tokio::test]
+async fn a_dry_run_says_what_it_would_back_up() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = uploaded_then_changed(&f, dir.path()).await;
+    let place = backup::BackupPlace::Store {
+        bucket: "b".into(),
+        prefix: "old/".into(),
+    };
+    let mut o = backup_to(options(true, true), place, "");
+    o.dry_run = true;
+    let rec = Record::default();
+    let copies = f.calls(Op::Copy);
+    sync_up(&t, &o, &rec).await.unwrap();
+    let mut planned: Vec<(String, &str)> = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Planned { action, key, .. } => Some((key.clone(), *action)),
+            _ => None,
+        })
+        .collect();
+    planned.sort();
+    assert_eq!(
+        planned,
+        [
+            ("a".to_string(), "back up"),
+            ("a".to_string(), "upload"),
+            ("gone".to_string(), "back up"),
+            ("gone".to_string(), "delete"),
+            ("n".to_string(), "upload"),
+        ]
+    );
+    assert_eq!(f.calls(Op::Copy), copies);
 }

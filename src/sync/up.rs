@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::backup::Backups;
 use super::events::{Event, FailKind, Observer, Summary};
 use super::file_rules::FileRules;
 use super::known::digests::FileDigests;
@@ -35,6 +36,7 @@ pub async fn sync_up(
         known: &known,
         digests: &digests,
         dest: Destination::new(&target.root),
+        backups: Backups::new(opts.backup.as_ref()),
     };
     let mut summary = Summary::default();
     let mut seen = Seen::default();
@@ -69,6 +71,7 @@ pub async fn sync_up(
         let deletes = seen.gate(deletes, &mut summary, opts.deletes, observer);
         runner.delete_remote(deletes, &mut summary).await;
     }
+    summary.backed_up = runner.backups.made();
     summary.interrupted = target.cancel.is_cancelled();
     tracing::debug!(secs = started.elapsed().as_secs_f64(), "sync up done");
     Ok(summary)

@@ -274,6 +274,82 @@ impl DestDir {
         Ok(())
     }
 
+    /// Gives the file `name` a second name `to` in `other` (a hard link,
+    /// so a later download replacing `name` leaves the old bytes there),
+    /// replacing what `to` was. Across file systems it is copied instead.
+    /// `Ok(false)`: there was no `name` to keep.
+    pub fn keep_in(&self, name: &OsStr, other: &DestDir, to: &OsStr) -> std::io::Result<bool> {
+        let tmp = temp_name(to, &format!("keep{:08x}", rand::random::<u32>()));
+        match rustix::fs::linkat(&*self.fd, name, &*other.fd, &tmp, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::NOENT) if !self.exists(name) => return Ok(false),
+            Err(Errno::XDEV | Errno::PERM | Errno::NOTSUP | Errno::MLINK) => {
+                return self.copy_into(name, other, to)
+            }
+            Err(e) => return Err(e.into()),
+        }
+        other.publish(&tmp, to).inspect_err(|_| {
+            let _ = other.remove(&tmp);
+        })?;
+        Ok(true)
+    }
+
+    /// Moves the file `name` to `to` in `other`, replacing what `to` was;
+    /// across file systems it is copied, then removed here.
+    /// `Ok(false)`: there was no `name` to move.
+    pub fn move_into(&self, name: &OsStr, other: &DestDir, to: &OsStr) -> std::io::Result<bool> {
+        match rustix::fs::renameat(&*self.fd, name, &*other.fd, to) {
+            Ok(()) => {
+                rustix::fs::fsync(&*other.fd)?;
+                rustix::fs::fsync(&*self.fd)?;
+                Ok(true)
+            }
+            Err(Errno::NOENT) if !self.exists(name) => Ok(false),
+            Err(Errno::XDEV) => {
+                if self.copy_into(name, other, to)? {
+                    self.remove(name)?;
+                    rustix::fs::fsync(&*self.fd)?;
+                }
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A durable copy of the regular file `name` as `to` in `other`, with
+    /// its modification time, published whole or not at all.
+    fn copy_into(&self, name: &OsStr, other: &DestDir, to: &OsStr) -> std::io::Result<bool> {
+        let mut src = match rustix::fs::openat(
+            &*self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let meta = src.metadata()?;
+        let tmp = temp_name(to, &format!("copy{:08x}", rand::random::<u32>()));
+        let mut out = other.create_new(&tmp)?;
+        let copied = std::io::copy(&mut src, &mut out)
+            .and_then(|_| {
+                let mtime = filetime::FileTime::from_last_modification_time(&meta);
+                filetime::set_file_handle_times(&out, None, Some(mtime))
+            })
+            .and_then(|()| out.sync_all())
+            .and_then(|()| other.publish(&tmp, to));
+        if copied.is_err() {
+            let _ = other.remove(&tmp);
+        }
+        copied.map(|()| true)
+    }
+
+    /// Whether anything (a file, a link, a directory) is named `name` here.
+    fn exists(&self, name: &OsStr) -> bool {
+        rustix::fs::statat(&*self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
     /// Whether `name` here is a regular file (not a link to one).
     pub fn is_file(&self, name: &OsStr) -> bool {
         rustix::fs::statat(&*self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -387,6 +463,52 @@ mod tests {
         let d = Destination::new(t.path().join("none"));
         assert!(d.dir_for(Path::new("a/f"), false).unwrap().is_none());
         assert!(!t.path().join("none").exists());
+    }
+
+    #[test]
+    fn kept_and_moved_files_survive_what_replaces_them() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("out");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("f"), b"old").unwrap();
+        std::fs::write(root.join("g"), b"gone").unwrap();
+        let d = Destination::new(&root);
+        let b = Destination::new(t.path().join("bak"));
+        let (here, f) = d.dir_for(Path::new("f"), false).unwrap().unwrap();
+        let (there, _) = b.dir_for(Path::new("x/f"), true).unwrap().unwrap();
+        assert!(here.keep_in(f, &there, OsStr::new("f~")).unwrap());
+        // A download publishing over `f` leaves the kept bytes alone.
+        std::fs::write(root.join(".new"), b"new").unwrap();
+        here.publish(OsStr::new(".new"), f).unwrap();
+        assert_eq!(std::fs::read(t.path().join("bak/x/f~")).unwrap(), b"old");
+        assert_eq!(std::fs::read(root.join("f")).unwrap(), b"new");
+        // Keeping again replaces the older backup.
+        assert!(here.keep_in(f, &there, OsStr::new("f~")).unwrap());
+        assert_eq!(std::fs::read(t.path().join("bak/x/f~")).unwrap(), b"new");
+        assert!(here
+            .move_into(OsStr::new("g"), &there, OsStr::new("g"))
+            .unwrap());
+        assert!(!root.join("g").exists());
+        assert_eq!(std::fs::read(t.path().join("bak/x/g")).unwrap(), b"gone");
+        // Nothing there: nothing kept, nothing moved, no error.
+        assert!(!here
+            .keep_in(OsStr::new("none"), &there, OsStr::new("n"))
+            .unwrap());
+        assert!(!here
+            .move_into(OsStr::new("none"), &there, OsStr::new("n"))
+            .unwrap());
+        // The copy the fallback makes keeps bytes and mtime.
+        std::fs::write(root.join("c"), b"copied").unwrap();
+        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        filetime::set_file_mtime(root.join("c"), old).unwrap();
+        assert!(here
+            .copy_into(OsStr::new("c"), &there, OsStr::new("c"))
+            .unwrap());
+        let m = std::fs::metadata(t.path().join("bak/x/c")).unwrap();
+        assert_eq!(filetime::FileTime::from_last_modification_time(&m), old);
+        assert_eq!(std::fs::read(root.join("c")).unwrap(), b"copied");
+        let names: Vec<_> = std::fs::read_dir(t.path().join("bak/x")).unwrap().collect();
+        assert_eq!(names.len(), 3, "no temporary left: {names:?}");
     }
 
     #[test]
