@@ -583,6 +583,22 @@ mod tests {
     }
 
     #[test]
+    fn backup_keys_come_from_the_job_or_its_defaults() {
+        let c = parse(
+            "[defaults]\nbackup_dir = \"s3://bkt/old/\"\n[jobs.a]\nsource = \"/d\"\ndestination = \"s3://bkt/x\"\nsuffix = \".bak\"\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [("HOME", "/home/u")].into_iter().collect();
+        let j = c.resolve_job("a", &JobTable::default(), &env).unwrap();
+        assert_eq!(j.backup_dir.value.as_deref(), Some("s3://bkt/old/"));
+        assert_eq!(j.backup_dir.origin, Origin::Defaults);
+        assert_eq!(j.suffix.value.as_deref(), Some(".bak"));
+        assert_eq!(j.suffix.origin, Origin::Job);
+        let shown = j.describe();
+        assert!(shown.iter().any(|(k, v, _)| *k == "suffix" && v == ".bak"));
+    }
+
+    #[test]
     fn object_options_merge_key_by_key_over_the_defaults() {
         let c = parse(
             "[defaults.object]\nstorage_class = \"STANDARD_IA\"\ncache_control = \"max-age=1\"\n[jobs.a]\nsource = \"/d\"\ndestination = \"s3://bkt/x\"\n[jobs.a.object]\ncache_control = \"no-cache\"\nmetadata = { owner = \"ops\" }\n",

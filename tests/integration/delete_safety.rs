@@ -19,7 +19,7 @@ fn deletes(p: &Proxy) -> usize {
 }
 
 /// Keys under `prefix/`, relative, as the AWS CLI lists them.
-fn remote_keys(prefix: &str) -> Vec<String> {
+pub(crate) fn remote_keys(prefix: &str) -> Vec<String> {
     let s = server();
     let out = aws(&[
         "s3api",

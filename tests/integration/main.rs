@@ -8,6 +8,7 @@ mod listing_proxy;
 mod proxy;
 
 mod alibaba;
+mod backup;
 mod bad_input;
 mod check;
 mod checksums;
