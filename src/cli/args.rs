@@ -323,6 +323,14 @@ pub struct CpArgs {
     /// files (which the copy then leaves out: `*SUFFIX` is excluded)
     #[arg(long, value_name = "SUFFIX")]
     pub suffix: Option<String>,
+    /// Copying between two URLs: reach the source at this endpoint (another
+    /// server or cloud; the copy then streams through memory)
+    #[arg(long, value_name = "URL")]
+    pub source_endpoint: Option<String>,
+    /// Copying between two URLs: reach the source with this profile (its
+    /// endpoint, region and credentials)
+    #[arg(long, value_name = "NAME")]
+    pub source_profile: Option<String>,
     /// Show what would be transferred, skipped and deleted, and why; change nothing
     #[arg(long)]
     pub dry_run: bool,

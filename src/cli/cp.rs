@@ -22,6 +22,12 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
     let src = Location::parse_os(&a.source)?;
     let dst = Location::parse_os(&a.destination)?;
     check_jobs(a.jobs)?;
+    let between = matches!((&src, &dst), (Location::Remote(_), Location::Remote(_)));
+    if !between && (a.source_endpoint.is_some() || a.source_profile.is_some()) {
+        return Err(CliError::Usage(
+            "--source-endpoint and --source-profile apply to copies between two URLs".into(),
+        ));
+    }
     match (&src, &dst) {
         (Location::Local(p), Location::Remote(r)) => {
             let h = setup.store_for(r)?;
@@ -142,24 +148,51 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
         (Location::Remote(s), Location::Remote(d)) => {
-            if s.dialect != d.dialect {
-                return Err(CliError::Usage(
-                    "copying between s3:// and oss:// needs a local hop: download, then upload"
-                        .into(),
-                ));
-            }
+            let source_setup =
+                setup.for_source(a.source_endpoint.clone(), a.source_profile.clone());
+            let sh = source_setup.as_ref().unwrap_or(setup).store_for(s)?;
+            let dh = setup.store_for(d)?;
             if a.recursive {
-                return Err(CliError::Usage(
-                    "recursive server-side copy is not supported yet; copy objects one at a time"
-                        .into(),
-                ));
+                let opts = setup.transfer_options(&a.transfer, &dh)?;
+                let tree = Tree::Between {
+                    src: s,
+                    dst: d,
+                    src_store: &sh,
+                };
+                return run_tree(setup, &dh, opts, &TreeSpec::from_cp(&a), tree).await;
             }
-            let h = setup.store_for(s)?;
+            if s.key.is_empty() || s.key.ends_with('/') {
+                return Err(CliError::Usage(format!(
+                    "{s} names a prefix, not an object; use -r to copy everything under it"
+                )));
+            }
             let key = if d.key.is_empty() || d.key.ends_with('/') {
                 format!("{}{}", d.key, key_basename(&s.key))
             } else {
                 d.key.clone()
             };
+            if !std::sync::Arc::ptr_eq(&sh.store, &dh.store) {
+                let opts = setup.transfer_options(&a.transfer, &dh)?;
+                let started = Instant::now();
+                let src = sh.store.head_object(&s.bucket, &s.key).await?;
+                let size = src.size;
+                let put = crate::sync::between::carried(&src, &opts.object, s.dialect == d.dialect);
+                let from = setup.context(&sh, std::sync::Arc::new(crate::transfer::NoProgress));
+                let to = setup.context(&dh, setup.reporter.transfer(true));
+                let ends = crate::transfer::stream::CopyEnds {
+                    from: &from,
+                    to: &to,
+                    src_bucket: &s.bucket,
+                    src,
+                    bucket: &d.bucket,
+                    key: &key,
+                };
+                crate::transfer::stream::copy_stream(ends, &opts, put).await?;
+                let what = format!("copied {s} -> {} through memory", d.with_key(key));
+                done_line(setup, &what, size, 0, "", started);
+                return Ok(Outcome::Success);
+            }
+            let h = dh;
             // Past the single-copy limit (1 GiB on OSS, 5 GiB on S3) this
             // becomes a multipart copy.
             let limits = h.store.copy_limits();

@@ -91,6 +91,35 @@ impl Setup {
         }
     }
 
+    /// The setup a copy's source is reached with (`--source-endpoint`,
+    /// `--source-profile`); the same stores when neither is given.
+    pub fn for_source(&self, endpoint: Option<String>, profile: Option<String>) -> Option<Setup> {
+        if endpoint.is_none() && profile.is_none() {
+            return None;
+        }
+        let mut flags = self.flags.clone();
+        if profile.is_some() {
+            // The profile's endpoint, unless one is named for the source.
+            flags.profile = profile;
+            flags.endpoint = None;
+            flags.more_endpoints.clear();
+        }
+        if let Some(e) = endpoint {
+            flags.endpoint = Some(e);
+            flags.more_endpoints.clear();
+        }
+        Some(Setup {
+            flags,
+            retries: self.retries,
+            file: self.file.clone(),
+            bandwidth: self.bandwidth.clone(),
+            customer_key: self.customer_key.clone(),
+            stores: Mutex::new(HashMap::new()),
+            cancel: self.cancel.clone(),
+            reporter: self.reporter.clone(),
+        })
+    }
+
     /// Where this run's credentials for `dialect` come from, and their key id.
     pub fn credential_source(
         &self,

@@ -265,8 +265,21 @@ fn target(setup: &Setup, h: &StoreHandle, bucket: &str, prefix: &str, root: &Pat
 }
 
 pub enum Tree<'a> {
-    Up { root: &'a Path, dst: &'a RemoteUrl },
-    Down { src: &'a RemoteUrl, root: &'a Path },
+    Up {
+        root: &'a Path,
+        dst: &'a RemoteUrl,
+    },
+    Down {
+        src: &'a RemoteUrl,
+        root: &'a Path,
+    },
+    /// Prefix to prefix; the store handle the tree runs with is the
+    /// destination's.
+    Between {
+        src: &'a RemoteUrl,
+        dst: &'a RemoteUrl,
+        src_store: &'a StoreHandle,
+    },
 }
 
 /// `dir` and `dir/` both mean "everything under dir/".
@@ -344,6 +357,63 @@ pub async fn run_tree_summary(
                 },
                 s,
             )
+        }
+        Tree::Between {
+            src,
+            dst,
+            src_store,
+        } => {
+            if spec.watch.is_some() {
+                return Err(CliError::Usage(
+                    "watch mode follows a local source; a copy between prefixes runs once".into(),
+                ));
+            }
+            let (src_prefix, prefix) = (as_prefix(&src.key), as_prefix(&dst.key));
+            let same_store = std::sync::Arc::ptr_eq(&src_store.store, &h.store);
+            if same_store
+                && src.bucket == dst.bucket
+                && crate::sync::backup::prefixes_overlap(&src_prefix, &prefix)
+            {
+                return Err(CliError::Usage(format!(
+                    "{src} and {dst} overlap: a copy into its own source would copy its copies"
+                )));
+            }
+            sync.backup = spec.backup_for(Dest::Store {
+                url: dst,
+                prefix: &prefix,
+            })?;
+            if let Some(crate::sync::backup::BackupOptions {
+                place: crate::sync::backup::BackupPlace::Store { bucket, prefix: bp },
+                ..
+            }) = &sync.backup
+            {
+                if same_store
+                    && *bucket == src.bucket
+                    && crate::sync::backup::prefixes_overlap(bp, &src_prefix)
+                {
+                    return Err(CliError::Usage(format!(
+                        "--backup-dir {bucket}/{bp} overlaps the source {src}"
+                    )));
+                }
+            }
+            sync.known_mtimes = known_mtimes_path(h, &dst.bucket, &prefix);
+            let between = crate::sync::BetweenOptions {
+                source_known: known_mtimes_path(src_store, &src.bucket, &src_prefix),
+                same_dialect: src.dialect == dst.dialect,
+            };
+            let from = SyncTarget {
+                store: src_store.store.clone(),
+                ..target(setup, h, &src.bucket, &src_prefix, Path::new(""))
+            };
+            let s = crate::sync::sync_between(
+                &from,
+                &target(setup, h, &dst.bucket, &prefix, Path::new("")),
+                between,
+                &sync,
+                &report,
+            )
+            .await?;
+            (if spec.dry_run { "would copy" } else { "copied" }, s)
         }
         Tree::Down { src, root } => {
             if spec.watch.is_some() {

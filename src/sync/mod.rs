@@ -7,6 +7,7 @@
 //! applies the same table to a single file.
 
 pub mod backup;
+pub mod between;
 pub mod check;
 pub(crate) mod content;
 pub(crate) mod delete_list;
@@ -32,6 +33,7 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use between::{sync_between, BetweenOptions};
 pub use down::sync_down;
 pub use events::{Event, FailKind, Observer, Summary};
 pub use paths::{sync_paths, PathsOutcome};

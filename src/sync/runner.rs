@@ -79,7 +79,7 @@ impl Runner<'_> {
         }
     }
 
-    fn planned(&self, action: &'static str, rel: &str, reason: Reason) -> Option<Event> {
+    pub(crate) fn planned(&self, action: &'static str, rel: &str, reason: Reason) -> Option<Event> {
         if self.opts.dry_run && self.backups.enabled() && reason != Reason::New {
             self.observer.event(&Event::Planned {
                 action: "back up",
@@ -349,7 +349,7 @@ impl Runner<'_> {
 
     /// Says a backup was made (it is counted by the backups, and by the
     /// observer's totals).
-    fn backed_up(&self, key: &str, to: Option<String>) {
+    pub(crate) fn backed_up(&self, key: &str, to: Option<String>) {
         if let Some(to) = to {
             self.observer.event(&Event::BackedUp {
                 key: key.to_string(),
@@ -368,14 +368,7 @@ impl Runner<'_> {
     }
 
     fn remember(&self, key: &str, m: &ObjectMeta) {
-        self.known.record_with_sum(
-            key,
-            &m.etag,
-            m.size,
-            Some(m.last_modified.unix_timestamp()),
-            m.metadata.get(MTIME_KEY).and_then(|v| parse_mtime(v)),
-            content::stored_sum(&Check::choose(m, true)),
-        );
+        remember(self.known, key, m);
     }
 
     /// HEAD of an object the listing showed; its absence now is a failure.
@@ -595,6 +588,19 @@ impl Runner<'_> {
             ),
         }
     }
+}
+
+/// What a HEAD of `key` showed, kept for the next run: its stored mtime
+/// and the full-object checksum the store keeps.
+pub(crate) fn remember(known: &KnownMtimes, key: &str, m: &ObjectMeta) {
+    known.record_with_sum(
+        key,
+        &m.etag,
+        m.size,
+        Some(m.last_modified.unix_timestamp()),
+        m.metadata.get(MTIME_KEY).and_then(|v| parse_mtime(v)),
+        content::stored_sum(&Check::choose(m, true)),
+    );
 }
 
 /// The spilled delete list could not be read back: what is left of it is

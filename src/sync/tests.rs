@@ -752,3 +752,144 @@ async fn a_dry_run_says_what_it_would_back_up() {
     );
     assert_eq!(f.calls(Op::Copy), copies);
 }
+
+fn prefix_target(store: Arc<FaultyStore>, prefix: &str) -> SyncTarget {
+    SyncTarget {
+        prefix: prefix.into(),
+        root: Default::default(),
+        ..target(store, Path::new(""))
+    }
+}
+
+#[tokio::test]
+async fn a_copy_between_prefixes_of_one_store_is_server_side_and_a_rerun_only_lists() {
+    let (_m, f) = bucket().await;
+    for k in ["src/a", "src/d/b", "src/c"] {
+        put(f.as_ref(), k, k.as_bytes()).await;
+    }
+    put(f.as_ref(), "dst/extra", b"x").await;
+    put(f.as_ref(), "dst/c", b"other").await;
+    let (src, dst) = (
+        prefix_target(f.clone(), "src/"),
+        prefix_target(f.clone(), "dst/"),
+    );
+    let between = BetweenOptions {
+        same_dialect: true,
+        ..Default::default()
+    };
+    let o = options(false, true);
+    let rec = Record::default();
+    let (puts, gets) = (f.calls(Op::Put), f.calls(Op::Get));
+    let s = sync_between(&src, &dst, between.clone(), &o, &rec)
+        .await
+        .unwrap();
+    assert_eq!(rec.failures(), []);
+    assert_eq!((s.transferred, s.deleted), (3, 1));
+    assert_eq!(f.calls(Op::Copy), 3, "server-side");
+    assert_eq!(
+        (f.calls(Op::Put), f.calls(Op::Get)),
+        (puts, gets),
+        "no byte through ferry"
+    );
+    assert_eq!(
+        keys(f.as_ref()).await,
+        ["dst/a", "dst/c", "dst/d/b", "src/a", "src/c", "src/d/b"]
+    );
+    assert_eq!(content(f.as_ref(), "dst/c").await, b"src/c");
+    // -u again: equal ETags and sizes settle every pair from the listings.
+    let before = f.calls(Op::Copy) + f.calls(Op::Head);
+    let s = sync_between(&src, &dst, between, &options(true, true), &rec)
+        .await
+        .unwrap();
+    assert_eq!((s.transferred, s.skipped, s.deleted), (0, 3, 0));
+    assert_eq!(f.calls(Op::Copy) + f.calls(Op::Head), before);
+}
+
+#[tokio::test]
+async fn a_copy_between_stores_streams_with_the_objects_metadata() {
+    let (_m, a) = bucket().await;
+    let (_n, b) = bucket().await;
+    let mut meta = crate::store::Metadata::new();
+    meta.insert("owner".into(), "ops".into());
+    let with = PutOptions {
+        metadata: meta,
+        content_type: Some("text/html".into()),
+        ..Default::default()
+    };
+    a.put_object("b", "p/index.html", Body::new(b"<p>hi</p>".to_vec()), &with)
+        .await
+        .unwrap();
+    put(a.as_ref(), "p/big", &vec![7u8; 12 << 20]).await;
+    put(b.as_ref(), "q/old", b"old").await;
+    let (src, dst) = (
+        prefix_target(a.clone(), "p/"),
+        prefix_target(b.clone(), "q/"),
+    );
+    let mut o = options(true, true);
+    o.transfer.part_size = Some(5 << 20);
+    o.backup = Some(backup::BackupOptions {
+        place: backup::BackupPlace::Store {
+            bucket: "b".into(),
+            prefix: "attic/".into(),
+        },
+        suffix: String::new(),
+    });
+    let between = BetweenOptions::default();
+    let rec = Record::default();
+    let s = sync_between(&src, &dst, between.clone(), &o, &rec)
+        .await
+        .unwrap();
+    assert_eq!(rec.failures(), []);
+    assert_eq!((s.transferred, s.deleted, s.backed_up), (2, 1, 1));
+    assert_eq!(a.calls(Op::Copy) + b.calls(Op::Copy), 1, "only the backup");
+    assert_eq!(
+        keys(b.as_ref()).await,
+        ["attic/old", "q/big", "q/index.html"]
+    );
+    assert_eq!(content(b.as_ref(), "q/big").await, vec![7u8; 12 << 20]);
+    assert!(b.calls(Op::UploadPart) >= 3, "the big one went in parts");
+    let m = b.head_object("b", "q/index.html").await.unwrap();
+    assert_eq!(m.metadata["owner"], "ops");
+    assert_eq!(m.content_type.as_deref(), Some("text/html"));
+    assert!(m.metadata.contains_key(crate::mtime::MTIME_KEY));
+    // Again: the small object by its ETag; the big one (in parts, so
+    // another ETag) by the times both HEADs show.
+    let heads = a.calls(Op::Head) + b.calls(Op::Head);
+    let s = sync_between(&src, &dst, between, &o, &rec).await.unwrap();
+    assert_eq!((s.transferred, s.skipped), (0, 2));
+    assert_eq!(a.calls(Op::Head) + b.calls(Op::Head) - heads, 2);
+}
+
+#[tokio::test]
+async fn a_streamed_copy_whose_source_breaks_leaves_no_object() {
+    let (_m, a) = bucket().await;
+    let (_n, b) = bucket().await;
+    put(a.as_ref(), "p/big", &vec![1u8; 12 << 20]).await;
+    // The first range arrives whole, the others break off: the upload has
+    // begun (a part sent) when the source fails.
+    a.inject(Op::Get, When::Calls(2..1000), Fault::TruncateBody(100_000));
+    let (src, dst) = (
+        prefix_target(a.clone(), "p/"),
+        prefix_target(b.clone(), "q/"),
+    );
+    let mut o = options(false, false);
+    o.transfer.part_size = Some(5 << 20);
+    o.transfer.bigfile_threshold = 5 << 20;
+    let rec = Record::default();
+    let s = sync_between(&src, &dst, BetweenOptions::default(), &o, &rec)
+        .await
+        .unwrap();
+    assert_eq!((s.transferred, s.failed), (0, 1));
+    assert!(keys(b.as_ref()).await.is_empty(), "nothing half-copied");
+    let uploads = b
+        .list_multipart_uploads("b", "", None)
+        .await
+        .unwrap()
+        .uploads
+        .len();
+    assert_eq!(uploads, 0, "the multipart upload was aborted");
+    assert_eq!(b.calls(Op::CreateUpload), 1);
+    assert!(b.calls(Op::UploadPart) >= 1);
+    assert_eq!(b.calls(Op::Abort), 1);
+    assert_eq!(b.calls(Op::Complete), 0);
+}

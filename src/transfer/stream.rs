@@ -46,8 +46,8 @@ async fn fill<R: AsyncRead + Unpin>(input: &mut R, want: u64) -> std::io::Result
     Ok(buf)
 }
 
-fn input_error(e: std::io::Error) -> TransferError {
-    TransferError::io("standard input", "cannot read", e)
+fn input_error(from: &str, e: std::io::Error) -> TransferError {
+    TransferError::io(from, "cannot read", e)
 }
 
 /// Sends what `input` yields to `bucket/key`: one PUT when it ends within
@@ -57,17 +57,31 @@ fn input_error(e: std::io::Error) -> TransferError {
 pub async fn upload_stream<R: AsyncRead + Unpin + Send>(
     ctx: &Context,
     opts: &TransferOptions,
-    mut input: R,
+    input: R,
     bucket: &str,
     key: &str,
 ) -> Result<UploadOutcome, TransferError> {
+    let put_opts = options(opts, key);
+    upload_from(ctx, opts, input, "standard input", bucket, key, put_opts).await
+}
+
+/// [`upload_stream`] from any reader (`from` names it in errors), storing
+/// the object with `put_opts`.
+async fn upload_from<R: AsyncRead + Unpin + Send>(
+    ctx: &Context,
+    opts: &TransferOptions,
+    mut input: R,
+    from: &str,
+    bucket: &str,
+    key: &str,
+    put_opts: PutOptions,
+) -> Result<UploadOutcome, TransferError> {
     let base = opts.part_size.unwrap_or(DEFAULT_PART_SIZE);
     let at = endpoint(ctx, opts);
-    let put_opts = options(opts, key);
     ctx.progress.start(key, 0, 0);
     let first = fill(&mut input, stream_part_size(base, 1))
         .await
-        .map_err(input_error)?;
+        .map_err(|e| input_error(from, e))?;
     if (first.len() as u64) < stream_part_size(base, 1) {
         let size = first.len() as u64;
         let d = digest(first, digests::for_put(opts.checksum, at));
@@ -92,7 +106,7 @@ pub async fn upload_stream<R: AsyncRead + Unpin + Send>(
         want: digests::for_part(opts.checksum, at, created.checksum),
         agreed: created.checksum,
     };
-    match send_parts(&part, opts, first, &mut input, base).await {
+    match send_parts(&part, opts, first, &mut input, from, base).await {
         Ok((parts, size)) => {
             let put = ctx
                 .store
@@ -152,6 +166,7 @@ async fn send_parts<R: AsyncRead + Unpin + Send>(
     opts: &TransferOptions,
     first: Vec<u8>,
     input: &mut R,
+    from: &str,
     base: u64,
 ) -> Result<(Vec<CompletedPart>, u64), TransferError> {
     let parallel = opts.parallel.max(1);
@@ -188,7 +203,7 @@ async fn send_parts<R: AsyncRead + Unpin + Send>(
         if full {
             let buf = fill(input, stream_part_size(base, number))
                 .await
-                .map_err(input_error)?;
+                .map_err(|e| input_error(from, e))?;
             if !buf.is_empty() {
                 next = Some(buf);
             }
@@ -269,9 +284,21 @@ pub async fn download_stream<W: AsyncWrite + Unpin>(
     opts: &TransferOptions,
     bucket: &str,
     key: &str,
-    mut out: W,
+    out: W,
 ) -> Result<Written, TransferError> {
     let meta = ctx.store.head_object(bucket, key).await?;
+    download_stream_of(ctx, opts, meta, bucket, key, out).await
+}
+
+/// [`download_stream`] of the object `meta` describes (a HEAD's answer).
+async fn download_stream_of<W: AsyncWrite + Unpin>(
+    ctx: &Context,
+    opts: &TransferOptions,
+    meta: crate::store::ObjectMeta,
+    bucket: &str,
+    key: &str,
+    mut out: W,
+) -> Result<Written, TransferError> {
     let check = Check::choose(&meta, true);
     let mut hash = InStream::new(&check);
     let part = opts.part_size.unwrap_or(DEFAULT_PART_SIZE).max(1);
@@ -347,4 +374,114 @@ pub async fn download_stream<W: AsyncWrite + Unpin>(
     )
     .map_err(TransferError::Integrity)?;
     Ok(Written::All(written))
+}
+
+/// The two ends of a streamed copy between stores.
+pub struct CopyEnds<'a> {
+    /// Reads the source (its progress is not shown: the upload's is).
+    pub from: &'a Context,
+    pub to: &'a Context,
+    pub src_bucket: &'a str,
+    /// What a HEAD of the source showed: the copy is of that version.
+    pub src: crate::store::ObjectMeta,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+/// Copies an object from one store to another through memory: the
+/// source's ranged GETs (checked against its ETag and checksum on the
+/// way) feed the stream upload, so memory stays within the part size
+/// times the parts in flight, whatever the object's size, and no disk is
+/// used. The upload sees the end of its input only once the download has
+/// delivered every byte and its checks passed; anything else fails the
+/// upload, which is then aborted: a copy is whole or absent.
+pub async fn copy_stream(
+    ends: CopyEnds<'_>,
+    opts: &TransferOptions,
+    put_opts: PutOptions,
+) -> Result<UploadOutcome, TransferError> {
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let size = ends.src.size;
+    let from = format!("{}/{}", ends.src_bucket, ends.src.key);
+    let src_key = ends.src.key.clone();
+    let down = async {
+        let mut writer = writer;
+        let got = download_stream_of(
+            ends.from,
+            opts,
+            ends.src,
+            ends.src_bucket,
+            &src_key,
+            &mut writer,
+        )
+        .await;
+        let verdict = match &got {
+            Ok(Written::All(_)) => Ok(()),
+            Ok(Written::Closed(_)) => Err("the copy stopped reading".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = tx.send(verdict);
+        drop(writer);
+        got
+    };
+    let input = Guarded {
+        inner: reader,
+        expected: size,
+        read: 0,
+        verdict: Some(rx),
+    };
+    let up = upload_from(ends.to, opts, input, &from, ends.bucket, ends.key, put_opts);
+    let (got, sent) = tokio::join!(down, up);
+    match (got, sent) {
+        (Err(TransferError::Interrupted), _) | (_, Err(TransferError::Interrupted)) => {
+            Err(TransferError::Interrupted)
+        }
+        // The download's own error says more than the upload's "cannot read".
+        (Err(e), Err(_)) => Err(e),
+        (_, sent) => sent,
+    }
+}
+
+/// The upload's side of a streamed copy: the end of the input is passed
+/// on only when the download says the source was whole and checked.
+struct Guarded {
+    inner: tokio::io::DuplexStream,
+    expected: u64,
+    read: u64,
+    verdict: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        if let Err(e) = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)) {
+            return Poll::Ready(Err(e));
+        }
+        let n = (buf.filled().len() - before) as u64;
+        this.read += n;
+        if n > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(rx) = this.verdict.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let verdict = std::task::ready!(std::future::Future::poll(std::pin::Pin::new(rx), cx));
+        this.verdict = None;
+        Poll::Ready(match verdict {
+            Ok(Ok(())) if this.read == this.expected => Ok(()),
+            Ok(Ok(())) => Err(std::io::Error::other(format!(
+                "the source ended after {} of {} bytes",
+                this.read, this.expected
+            ))),
+            Ok(Err(why)) => Err(std::io::Error::other(why)),
+            Err(_) => Err(std::io::Error::other("the source stopped")),
+        })
+    }
 }
