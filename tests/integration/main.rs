@@ -10,6 +10,7 @@ mod proxy;
 mod alibaba;
 mod backup;
 mod bad_input;
+mod between;
 mod check;
 mod checksums;
 mod cluster;

@@ -1,0 +1,186 @@
+//! `cp -r [-u] URL URL` against Garage: between two buckets of one
+//! endpoint every object is a server-side copy (bodiless PUTs at the
+//! proxy, no GET), across endpoints it streams through ferry (the bytes
+//! counted at the proxy in front of the destination, none read through
+//! it), and either way the copies are checked with the AWS CLI and a
+//! rerun sends nothing.
+
+use std::path::Path;
+
+use crate::harness::{aws, server, sha256_file, stderr, unique, write_file, Ferry};
+use crate::proxy::Proxy;
+
+/// SHA-256 of `s3://bucket/key` as the AWS CLI downloads it.
+fn sha_in(bucket: &str, key: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("obj");
+    let url = format!("s3://{bucket}/{key}");
+    let out = aws(&["s3", "cp", &url, dest.to_str().unwrap()]);
+    assert!(out.status.success(), "aws s3 cp {url}: {}", stderr(&out));
+    sha256_file(&dest)
+}
+
+fn head_in(bucket: &str, key: &str) -> serde_json::Value {
+    let out = aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        bucket,
+        "--key",
+        key,
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "head {bucket}/{key}: {}",
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A tree with a page, a multipart-sized file and a few small ones,
+/// uploaded under a fresh prefix of the test bucket.
+fn source_tree(ferry: &Ferry, root: &Path) -> (String, Vec<(&'static str, String)>) {
+    let rels = ["index.html", "big.bin", "d/a.txt", "d/e/b.txt"];
+    let sizes = [2_000, 12 << 20, 300, 0];
+    let mut sums = Vec::new();
+    for (rel, size) in rels.iter().zip(sizes) {
+        let p = write_file(&root.join(rel), size, size as u64 + 1);
+        sums.push((*rel, sha256_file(&p)));
+    }
+    let prefix = unique("between-src");
+    ferry.ok(&[
+        "cp",
+        "-r",
+        "--bigfile-threshold",
+        "5M",
+        "--part-size",
+        "5M",
+        root.to_str().unwrap(),
+        &server().url(&format!("{prefix}/")),
+    ]);
+    (prefix, sums)
+}
+
+#[test]
+fn a_tree_copies_between_buckets_server_side_and_a_rerun_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = Ferry::new();
+    let (prefix, sums) = source_tree(&ferry, dir.path());
+    let other = format!("between-{:08x}", rand::random::<u32>());
+    ferry.ok(&["mb", &format!("s3://{other}")]);
+    let src = server().url(&format!("{prefix}/"));
+    let dst = format!("s3://{other}/q/");
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let through = Ferry::at(&proxy.endpoint);
+
+    through.ok(&["cp", "-r", "-u", &src, &dst]);
+    let reqs = proxy.requests();
+    let puts: Vec<_> = reqs.iter().filter(|r| r.method == "PUT").collect();
+    assert_eq!(puts.len(), sums.len(), "{puts:?}");
+    assert!(
+        puts.iter().all(|r| r.body_len == 0),
+        "server-side: {puts:?}"
+    );
+    assert_eq!(
+        proxy.count("GET", &format!("/{prefix}/")),
+        0,
+        "no byte read"
+    );
+    for (rel, sum) in &sums {
+        assert_eq!(&sha_in(&other, &format!("q/{rel}")), sum, "{rel}");
+    }
+    let (a, b) = (
+        head_in(&server().bucket, &format!("{prefix}/index.html")),
+        head_in(&other, "q/index.html"),
+    );
+    assert_eq!(a["Metadata"]["mtime"], b["Metadata"]["mtime"]);
+    assert_eq!(b["ContentType"], "text/html");
+
+    // Overlapping prefixes are refused before anything is sent.
+    let out = through.run(&["cp", "-r", &src, &format!("{src}copy/")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("overlap"), "{}", stderr(&out));
+
+    proxy.reset(0);
+    let out = through.ok(&["cp", "-r", "-u", "--json", &src, &dst]);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["transferred"], 0, "{out}");
+    let sent: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" || !r.target.contains("list-type"))
+        .filter(|r| r.method != "HEAD")
+        .collect();
+    assert!(sent.is_empty(), "a rerun only lists (and HEADs): {sent:?}");
+
+    // A removed source object goes with --delete; nothing else moves.
+    aws(&["s3", "rm", &server().url(&format!("{prefix}/d/a.txt"))]);
+    proxy.reset(0);
+    through.ok(&["cp", "-r", "-u", "--delete", &src, &dst]);
+    assert_eq!(proxy.count("PUT", ""), 0);
+    let out = aws(&["s3", "ls", "--recursive", &format!("s3://{other}/q/")]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !listed.contains("d/a.txt") && listed.contains("d/e/b.txt"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_tree_copies_across_endpoints_through_memory_with_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = Ferry::new();
+    let (prefix, sums) = source_tree(&ferry, dir.path());
+    let src = server().url(&format!("{prefix}/"));
+    let dst_prefix = unique("between-dst");
+    let dst = server().url(&format!("{dst_prefix}/"));
+    // The destination is reached through the proxy, the source directly:
+    // two endpoints, so nothing can be copied server-side.
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let through = Ferry::at(&proxy.endpoint);
+    let args = [
+        "cp",
+        "-r",
+        "-u",
+        "--part-size",
+        "5M",
+        "--source-endpoint",
+        &server().endpoint,
+        &src,
+        &dst,
+    ];
+    through.ok(&args);
+    let total: u64 = 2_000 + (12 << 20) + 300;
+    assert_eq!(
+        proxy.body_bytes("PUT", &dst_prefix),
+        total,
+        "every byte sent once"
+    );
+    assert_eq!(
+        proxy.count("GET", &format!("/{prefix}/")),
+        0,
+        "the source is read directly"
+    );
+    assert!(proxy.count("POST", "uploads") >= 1, "the big one in parts");
+    for (rel, sum) in &sums {
+        assert_eq!(
+            &sha_in(&server().bucket, &format!("{dst_prefix}/{rel}")),
+            sum,
+            "{rel}"
+        );
+    }
+    let (a, b) = (
+        head_in(&server().bucket, &format!("{prefix}/big.bin")),
+        head_in(&server().bucket, &format!("{dst_prefix}/big.bin")),
+    );
+    assert_eq!(a["Metadata"]["mtime"], b["Metadata"]["mtime"]);
+    let page = head_in(&server().bucket, &format!("{dst_prefix}/index.html"));
+    assert_eq!(page["ContentType"], "text/html");
+
+    proxy.reset(0);
+    through.ok(&args);
+    assert_eq!(proxy.count("PUT", ""), 0, "a rerun sends nothing");
+    assert_eq!(proxy.count("POST", ""), 0);
+}
