@@ -10,7 +10,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::progress::Reporter;
-use crate::sync::{Event, Observer, Summary};
+use crate::sync::{cost, Event, Observer, Summary};
 use crate::transfer::Progress;
 use crate::units::human;
 
@@ -25,6 +25,10 @@ pub struct SyncReport {
     overall: Mutex<Option<ProgressBar>>,
     files: AtomicU64,
     bytes: AtomicU64,
+    /// `--dry-run`: the planned actions priced, and the LISTs and HEADs
+    /// the preview itself sent (the real run sends them too).
+    cost: Mutex<Option<(cost::Rules, cost::Tally)>>,
+    sent: Mutex<(u64, u64)>,
 }
 
 impl SyncReport {
@@ -46,7 +50,29 @@ impl SyncReport {
             overall: Mutex::new(overall),
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            cost: Mutex::new(None),
+            sent: Mutex::new((0, 0)),
         }
+    }
+
+    /// Prices what the run plans (a dry run) by `rules`.
+    pub fn price(&self, rules: cost::Rules) {
+        *self.cost.lock().unwrap() = Some((rules, cost::Tally::default()));
+    }
+
+    /// The LISTs and HEADs the dry run sent, counted by the stores.
+    pub fn sent_by_preview(&self, lists: u64, heads: u64) {
+        *self.sent.lock().unwrap() = (lists, heads);
+    }
+
+    fn cost(&self) -> Option<cost::Cost> {
+        let guard = self.cost.lock().unwrap();
+        let (rules, tally) = guard.as_ref()?;
+        let mut c = tally.total(rules);
+        let (lists, heads) = *self.sent.lock().unwrap();
+        c.list += lists;
+        c.head += heads;
+        Some(c)
     }
 
     fn tick(&self) {
@@ -68,6 +94,9 @@ impl SyncReport {
             let mut v = serde_json::to_value(s).unwrap_or_default();
             v["event"] = "summary".into();
             v["seconds"] = secs.into();
+            if let Some(c) = self.cost() {
+                v["cost"] = serde_json::to_value(c).unwrap_or_default();
+            }
             println!("{v}");
             return;
         }
@@ -97,6 +126,9 @@ impl SyncReport {
             line.push_str("; interrupted (run the same command again to continue)");
         }
         self.reporter.say(&line);
+        if let Some(c) = self.cost() {
+            self.reporter.say(&format!("the run would send: {c}"));
+        }
     }
 }
 
@@ -128,6 +160,11 @@ impl crate::watch::WatchObserver for SyncReport {
 impl Observer for SyncReport {
     fn event(&self, e: &Event) {
         self.totals.lock().unwrap().add(e);
+        if let Event::Planned { action, size, .. } = e {
+            if let Some((rules, tally)) = self.cost.lock().unwrap().as_mut() {
+                tally.add(action, *size, rules);
+            }
+        }
         if self.json {
             if let Ok(s) = serde_json::to_string(e) {
                 println!("{s}");
@@ -144,6 +181,7 @@ impl Observer for SyncReport {
                 action,
                 key,
                 reason,
+                ..
             } => {
                 println!("would {action} {} ({})", visible(key), reason.describe());
             }

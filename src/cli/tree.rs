@@ -312,6 +312,29 @@ pub async fn run_tree_summary(
     let started = Instant::now();
     let mut sync = spec.sync_options(transfer)?;
     let report = SyncReport::new(setup.reporter.clone(), spec.json);
+    // A dry run ends with what the real run would send: its planned
+    // actions priced, and the LISTs and HEADs it sent itself.
+    let stores: Vec<std::sync::Arc<dyn crate::store::ObjectStore>> = match &tree {
+        Tree::Between { src_store, .. } if !std::sync::Arc::ptr_eq(&src_store.store, &h.store) => {
+            vec![h.store.clone(), src_store.store.clone()]
+        }
+        _ => vec![h.store.clone()],
+    };
+    let sent = || {
+        stores.iter().fold((0, 0), |(l, hd), s| match s.tally() {
+            Some(t) => (l + t.get("LIST"), hd + t.get("HEAD")),
+            None => (l, hd),
+        })
+    };
+    let before = sent();
+    if spec.dry_run {
+        report.price(crate::sync::cost::Rules {
+            bigfile_threshold: sync.transfer.bigfile_threshold,
+            part_size: sync.transfer.part_size,
+            max_single_copy: h.store.copy_limits().max_single,
+            deletes_objects: !matches!(tree, Tree::Down { .. }),
+        });
+    }
     let (verb, summary) = match tree {
         Tree::Up { root, dst } => {
             // A missing source is not an empty tree, whatever the mode.
@@ -446,6 +469,8 @@ pub async fn run_tree_summary(
             )
         }
     };
+    let after = sent();
+    report.sent_by_preview(after.0 - before.0, after.1 - before.1);
     report.finish(verb, &summary, started);
     Ok(summary)
 }

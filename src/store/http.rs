@@ -122,6 +122,8 @@ pub struct HttpStore {
     places: std::sync::RwLock<std::collections::HashMap<String, BucketPlace>>,
     /// The store's addresses: the endpoint, then any further nodes.
     nodes: Nodes,
+    /// Requests sent, by kind.
+    tally: super::tally::RequestTally,
 }
 
 /// What the server said about a bucket's place: the region to sign for,
@@ -240,6 +242,7 @@ impl HttpStore {
             checksums: Learned::default(),
             places: Default::default(),
             nodes: Nodes::new(std::iter::once(&cfg.endpoint).chain(&cfg.more_endpoints)),
+            tally: Default::default(),
             cfg,
         })
     }
@@ -490,6 +493,7 @@ impl HttpStore {
         node: usize,
         place: &Place,
     ) -> Result<(reqwest::Response, OffsetDateTime), StoreError> {
+        self.tally.add(req.op);
         let (host, path) = self.target(place, req.bucket, req.key);
         let mut query = req.query.clone();
         query.sort();
@@ -1248,6 +1252,10 @@ impl ObjectStore for HttpStore {
 
     fn copy_limits(&self) -> CopyLimits {
         CopyLimits::for_dialect(self.cfg.dialect)
+    }
+
+    fn tally(&self) -> Option<&super::tally::RequestTally> {
+        Some(&self.tally)
     }
 
     fn checksum_support(&self) -> ChecksumSupport {

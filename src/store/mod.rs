@@ -23,6 +23,7 @@ pub(crate) mod retry;
 pub mod sign;
 pub mod sse_c;
 pub(crate) mod status;
+pub mod tally;
 pub(crate) mod xml;
 
 use std::collections::BTreeMap;
@@ -419,6 +420,11 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError>;
+
+    /// The requests this store has sent, by kind, where it counts them.
+    fn tally(&self) -> Option<&tally::RequestTally> {
+        None
+    }
 
     /// What one `copy_object` can take; [`copy_object_any_size`] goes
     /// multipart above it.

@@ -316,7 +316,8 @@ impl Copier<'_> {
         meta: Option<ObjectMeta>,
     ) -> Option<Event> {
         let r = &self.runner;
-        if let Some(p) = r.planned("copy", &s.rel, reason) {
+        let action = if self.same_store { "copy" } else { "stream" };
+        if let Some(p) = r.planned(action, &s.rel, reason, s.size) {
             return Some(p);
         }
         if reason != Reason::New {

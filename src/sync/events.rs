@@ -79,11 +79,13 @@ pub enum Event {
         key: String,
         to: String,
     },
-    /// With --dry-run: what would happen.
+    /// With --dry-run: what would happen, to an object or file of `size`
+    /// bytes (0 where the plan does not know it: deletes, backups).
     Planned {
         action: &'static str,
         key: String,
         reason: Reason,
+        size: u64,
     },
     Warning {
         path: String,

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod between;
 pub mod check;
 pub(crate) mod content;
+pub mod cost;
 pub(crate) mod delete_list;
 pub(crate) mod events;
 pub(crate) mod file_rules;

@@ -79,18 +79,26 @@ impl Runner<'_> {
         }
     }
 
-    pub(crate) fn planned(&self, action: &'static str, rel: &str, reason: Reason) -> Option<Event> {
+    pub(crate) fn planned(
+        &self,
+        action: &'static str,
+        rel: &str,
+        reason: Reason,
+        size: u64,
+    ) -> Option<Event> {
         if self.opts.dry_run && self.backups.enabled() && reason != Reason::New {
             self.observer.event(&Event::Planned {
                 action: "back up",
                 key: rel.to_string(),
                 reason,
+                size: 0,
             });
         }
         self.opts.dry_run.then(|| Event::Planned {
             action,
             key: rel.to_string(),
             reason,
+            size,
         })
     }
 
@@ -311,7 +319,7 @@ impl Runner<'_> {
     }
 
     async fn upload(&self, e: LocalEntry, reason: Reason) -> Option<Event> {
-        if let Some(p) = self.planned("upload", &e.key, reason) {
+        if let Some(p) = self.planned("upload", &e.key, reason, e.size) {
             return Some(p);
         }
         if reason != Reason::New {
@@ -392,7 +400,7 @@ impl Runner<'_> {
         reason: Reason,
         meta: ObjectMeta,
     ) -> Option<Event> {
-        if let Some(p) = self.planned("download", &remote.rel, reason) {
+        if let Some(p) = self.planned("download", &remote.rel, reason, meta.size) {
             return Some(p);
         }
         if reason != Reason::New {
@@ -467,7 +475,7 @@ impl Runner<'_> {
                 events.extend(
                     chunk
                         .iter()
-                        .filter_map(|rel| self.planned("delete", rel, Reason::NotInSource)),
+                        .filter_map(|rel| self.planned("delete", rel, Reason::NotInSource, 0)),
                 );
             } else {
                 let keys: Vec<String> = chunk.iter().map(|r| self.target.key(r)).collect();
@@ -538,7 +546,7 @@ impl Runner<'_> {
                     continue;
                 }
             };
-            let ev = match self.planned("delete", &key, Reason::NotInSource) {
+            let ev = match self.planned("delete", &key, Reason::NotInSource, 0) {
                 Some(p) => p,
                 None => self.remove_local(key),
             };

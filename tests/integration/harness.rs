@@ -389,3 +389,11 @@ pub fn files(root: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -15,6 +15,7 @@ mod check;
 mod checksums;
 mod cluster;
 mod commands;
+mod cost;
 mod credentials;
 mod delete_safety;
 mod download_edges;
