@@ -157,6 +157,13 @@ impl Summary {
             Event::Skipped { .. } => self.skipped += 1,
             Event::Deleted { .. } => self.deleted += 1,
             Event::BackedUp { .. } => self.backed_up += 1,
+            // A dry run's summary counts what it would send.
+            Event::Planned { action, size, .. }
+                if matches!(*action, "upload" | "download" | "copy" | "stream") =>
+            {
+                self.transferred += 1;
+                self.bytes += size;
+            }
             Event::Planned { .. } => {}
             Event::Warning { .. } => self.warnings += 1,
             Event::Failed { .. } => self.failed += 1,
