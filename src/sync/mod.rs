@@ -20,6 +20,7 @@ pub(crate) mod listing;
 pub mod merge;
 pub(crate) mod one;
 pub mod plan;
+pub(crate) mod renames;
 pub(crate) mod walk;
 
 mod down;

@@ -108,6 +108,9 @@ pub async fn sync_paths(
             ),
         }
     }
+    if !gone.is_empty() && !jobs.is_empty() && !target.cancel.is_cancelled() {
+        jobs = renames_first(&runner, jobs, &gone, &mut out.summary).await;
+    }
     let results: Vec<Option<Event>> = futures::stream::iter(jobs)
         .map(|j| runner.run(j))
         .buffer_unordered(opts.jobs.max(1))
@@ -148,6 +151,57 @@ pub async fn sync_paths(
 
 fn root_is_empty(root: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Renamed files, found among the new ones by the vanished objects'
+/// sizes and confirmed by content, are copied from their old keys (which
+/// the caller then treats as vanished as usual); the other jobs are
+/// returned to run as planned.
+async fn renames_first(
+    runner: &Runner<'_>,
+    jobs: Vec<Job>,
+    gone: &[String],
+    summary: &mut Summary,
+) -> Vec<Job> {
+    let target = runner.target;
+    let mut olds = Vec::new();
+    for rel in gone {
+        if let Ok(Some(m)) = runner.head(&target.key(rel)).await {
+            olds.push((rel.clone(), m));
+        }
+    }
+    if olds.is_empty() {
+        return jobs;
+    }
+    let size = |j: &Job| match j {
+        Job::ResolveUpload(e) | Job::Upload(e, _) => e.size,
+        _ => 0,
+    };
+    let new: Vec<u64> = jobs.iter().map(size).collect();
+    let old: Vec<u64> = olds.iter().map(|(_, m)| m.size).collect();
+    let pairs: std::collections::HashMap<usize, usize> = super::renames::pair_by_size(&new, &old)
+        .into_iter()
+        .collect();
+    let mut rest = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        let (Some(&j), Job::ResolveUpload(e) | Job::Upload(e, _)) = (pairs.get(&i), &job) else {
+            rest.push(job);
+            continue;
+        };
+        // The new name must be free, and the bytes the old object's.
+        let free = matches!(runner.head(&target.key(&e.key)).await, Ok(None));
+        if free && super::renames::same_content(runner, e, &olds[j].1).await {
+            let e = match job {
+                Job::ResolveUpload(e) | Job::Upload(e, _) => e,
+                _ => unreachable!("matched above"),
+            };
+            let ev = super::renames::copy_moved(runner, &olds[j].0, e).await;
+            emit(summary, runner.observer, ev);
+        } else {
+            rest.push(job);
+        }
+    }
+    rest
 }
 
 /// The objects a vanished path leaves to delete: the key itself if it was

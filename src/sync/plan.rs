@@ -94,6 +94,8 @@ pub enum Reason {
     SameContent,
     /// `--checksum`: the digests differ.
     ContentDiffers,
+    /// Watch mode: a renamed file, copied from its old name.
+    Moved,
 }
 
 impl Reason {
@@ -111,6 +113,7 @@ impl Reason {
             Reason::Exists => "exists at the destination",
             Reason::SameContent => "same content",
             Reason::ContentDiffers => "content differs",
+            Reason::Moved => "renamed: copied from its old name",
         }
     }
 }

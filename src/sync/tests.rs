@@ -893,3 +893,29 @@ async fn a_streamed_copy_whose_source_breaks_leaves_no_object() {
     assert_eq!(b.calls(Op::Abort), 1);
     assert_eq!(b.calls(Op::Complete), 0);
 }
+
+#[tokio::test]
+async fn a_watched_rename_is_a_server_side_copy_and_a_look_alike_is_uploaded() {
+    let (_m, f) = bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a", &vec![3u8; 100_000]);
+    write(dir.path(), "c", b"12345");
+    let t = target(f.clone(), dir.path());
+    let o = options(true, true);
+    sync_up(&t, &o, &Record::default()).await.unwrap();
+    std::fs::rename(dir.path().join("a"), dir.path().join("b")).unwrap();
+    // Gone "c" and a new "d" of its size but other bytes: not a rename.
+    std::fs::remove_file(dir.path().join("c")).unwrap();
+    write(dir.path(), "d", b"abcde");
+    let (puts, copies) = (f.calls(Op::Put), f.calls(Op::Copy));
+    let rec = Record::default();
+    let rels = ["a", "b", "c", "d"].map(String::from);
+    let out = sync_paths(&t, &rels, &o, &rec).await;
+    assert_eq!(rec.failures(), []);
+    assert_eq!((out.summary.transferred, out.summary.deleted), (2, 2));
+    assert_eq!(f.calls(Op::Copy) - copies, 1, "b copied from a");
+    assert_eq!(f.calls(Op::Put) - puts, 1, "only d sent");
+    assert_eq!(keys(f.as_ref()).await, ["p/b", "p/d"]);
+    assert_eq!(content(f.as_ref(), "p/b").await, vec![3u8; 100_000]);
+    assert_eq!(content(f.as_ref(), "p/d").await, b"abcde");
+}
