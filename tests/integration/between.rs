@@ -184,3 +184,59 @@ fn a_tree_copies_across_endpoints_through_memory_with_its_metadata() {
     assert_eq!(proxy.count("PUT", ""), 0, "a rerun sends nothing");
     assert_eq!(proxy.count("POST", ""), 0);
 }
+
+/// Watch mode turns a rename into a server-side copy and a delete: a
+/// 100 MiB file renamed moves no file data (bytes counted at the proxy).
+#[test]
+fn a_watched_rename_of_a_large_file_moves_no_data() {
+    use crate::delete_safety::remote_keys;
+    use crate::harness::wait_for;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let big = write_file(&src.join("video.bin"), 100 << 20, 5);
+    write_file(&src.join("small.txt"), 10, 6);
+    let sum = sha256_file(&big);
+    let prefix = unique("watch-rename");
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let ferry = Ferry::at(&proxy.endpoint);
+    let mut child = ferry
+        .command(&[
+            "cp",
+            "-r",
+            "-u",
+            "--delete",
+            "--watch",
+            src.to_str().unwrap(),
+            &server().url(&format!("{prefix}/")),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(120, "the first pass", || {
+        remote_keys(&prefix) == ["small.txt", "video.bin"]
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The watcher keeps its connections: count from here rather than reset.
+    let before = proxy.requests().len();
+    std::fs::rename(&big, src.join("archive-video.bin")).unwrap();
+    wait_for(60, "the rename carried out", || {
+        remote_keys(&prefix) == ["archive-video.bin", "small.txt"]
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+    let reqs = proxy.requests().split_off(before);
+    let sent: u64 = reqs.iter().map(|r| r.body_len).sum();
+    assert!(sent < 64 * 1024, "{sent} bytes sent for a rename");
+    let copies = reqs
+        .iter()
+        .filter(|r| r.method == "PUT" && r.body_len == 0)
+        .count();
+    assert_eq!(copies, 1, "one server-side copy");
+    assert_eq!(
+        &sha_in(&server().bucket, &format!("{prefix}/archive-video.bin")),
+        &sum
+    );
+}
