@@ -367,3 +367,62 @@ fn size_and_age_rules_never_delete_what_they_leave_out() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--max-age"), "{}", stderr(&out));
 }
+
+/// Watch mode with rule files: what `--exclude-from` names is neither sent
+/// when it appears nor deleted when it vanishes, in the changed-path
+/// passes as in the first full pass.
+#[test]
+fn watch_follows_rule_files_for_changes_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    tree(&src, &["keep.txt", "old.tmp"]);
+    let rules = dir.path().join("rules");
+    std::fs::write(&rules, "# scratch files\n*.tmp\ncache/\n").unwrap();
+    let prefix = unique("watch-rules");
+    // An excluded object already at the destination.
+    let elsewhere = tempfile::tempdir().unwrap();
+    tree(elsewhere.path(), &["remote.tmp"]);
+    let ferry = Ferry::new();
+    ferry.ok(&[
+        "cp",
+        "-r",
+        elsewhere.path().to_str().unwrap(),
+        &server().url(&format!("{prefix}/")),
+    ]);
+    let mut child = ferry
+        .command(&[
+            "cp",
+            "-r",
+            "-u",
+            "--delete",
+            "--watch",
+            "--exclude-from",
+            rules.to_str().unwrap(),
+            src.to_str().unwrap(),
+            &server().url(&format!("{prefix}/")),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(60, "first pass", || {
+        remote_keys(&prefix) == ["keep.txt", "remote.tmp"]
+    });
+    write_file(&src.join("new.txt"), 10, 1);
+    write_file(&src.join("scratch.tmp"), 10, 2);
+    write_file(&src.join("cache/blob"), 10, 3);
+    std::fs::remove_file(src.join("old.tmp")).unwrap();
+    wait_for(60, "the change sent", || {
+        remote_keys(&prefix) == ["keep.txt", "new.txt", "remote.tmp"]
+    });
+    // Removing an excluded file deletes nothing, nor does a later pass.
+    std::fs::remove_file(src.join("scratch.tmp")).unwrap();
+    std::fs::remove_file(src.join("keep.txt")).unwrap();
+    wait_for(60, "the delete made", || {
+        remote_keys(&prefix) == ["new.txt", "remote.tmp"]
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(remote_keys(&prefix), ["new.txt", "remote.tmp"]);
+}
