@@ -389,8 +389,12 @@ pub struct CheckArgs {
     /// The destination: the other of the two
     pub destination: std::ffi::OsString,
     /// Compare sizes only (listings, no file data read)
-    #[arg(long, conflicts_with = "download")]
+    #[arg(long, conflicts_with_all = ["download", "fast"])]
     pub size_only: bool,
+    /// Compare sizes, then modification times (one HEAD per file of equal
+    /// size, no file data read)
+    #[arg(long, conflicts_with = "download")]
+    pub fast: bool,
     /// Read every object and compare its bytes with the file's (for stores
     /// that keep no checksum)
     #[arg(long)]

@@ -62,6 +62,8 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
             Depth::SizeOnly
         } else if a.download {
             Depth::Download
+        } else if a.fast {
+            Depth::Times
         } else {
             Depth::Content
         },

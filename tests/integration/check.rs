@@ -197,3 +197,38 @@ fn check_refuses_what_it_cannot_compare() {
         stderr(&out)
     );
 }
+
+/// `check --fast`: sizes, then the stored mtimes one HEAD per file shows;
+/// a file touched without a content change differs by time (the content
+/// check calls it the same), and no object is read (no GET at the proxy).
+#[test]
+fn fast_check_compares_times_and_reads_no_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (i, rel) in ["a", "b", "d/c"].iter().enumerate() {
+        write_file(&root.join(rel), 2000 + i, i as u64);
+    }
+    let prefix = unique("check-fast");
+    let url = server().url(&format!("{prefix}/"));
+    let ferry = Ferry::new();
+    ferry.ok(&["cp", "-r", root.to_str().unwrap(), &url]);
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let through = Ferry::at(&proxy.endpoint);
+    let tree = root.to_str().unwrap();
+    through.ok(&["check", "--fast", "--json", tree, &url]);
+    assert_eq!(proxy.count("GET", &format!("/{prefix}/")), 0);
+    assert_eq!(
+        proxy.count("HEAD", ""),
+        3,
+        "one HEAD per file of equal size"
+    );
+
+    let later = filetime::FileTime::from_unix_time(crate::harness::now_secs() + 3600, 0);
+    filetime::set_file_mtime(root.join("b"), later).unwrap();
+    let out = through.run(&["check", "--fast", "--json", tree, &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(findings(&stdout), pairs(&[("differs", "b")]));
+    // By content the touched file is the same.
+    through.ok(&["check", "--json", tree, &url]);
+}

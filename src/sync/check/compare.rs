@@ -21,6 +21,9 @@ pub enum Depth {
     SizeOnly,
     /// Every object's bytes read and compared with the file's.
     Download,
+    /// `--fast`: sizes, then the stored mtime a HEAD shows against the
+    /// file's; no file data read.
+    Times,
 }
 
 /// Which side is the source (the first argument).
@@ -68,6 +71,8 @@ pub enum First {
     Head,
     /// Read the object and the file side by side.
     Download,
+    /// Compare the stored mtime (a HEAD) with the file's.
+    Times,
 }
 
 /// What the walk and the listing show for one key.
@@ -103,6 +108,7 @@ pub fn first(
         Depth::SizeOnly => First::Found(same(&l.key, "size")),
         _ if l.size == 0 => First::Found(same(&l.key, "size (empty)")),
         Depth::Download => First::Download,
+        Depth::Times => First::Times,
         Depth::Content if EtagKind::from_form(&r.etag) == EtagKind::Md5 => {
             First::Md5(r.etag.clone())
         }
@@ -135,6 +141,42 @@ pub fn after_head(
             why: "the store keeps no checksum of it and its ETag is not an MD5".into(),
         }),
         c => Ok(c),
+    }
+}
+
+/// `--fast`, after a HEAD: the same when size and modification time
+/// agree (to the second where either side keeps no finer time), different
+/// otherwise; an object that carries no mtime cannot say.
+pub fn by_times(local: &LocalEntry, meta: &ObjectMeta) -> Finding {
+    use crate::sync::one::{local_side, stored_side};
+    use crate::sync::plan::{decide, Decision, PlanOptions, Reason};
+    let key = &local.key;
+    if meta.size != local.size {
+        return Finding::Differs {
+            key: key.clone(),
+            why: sizes(local.size, meta.size),
+        };
+    }
+    if !meta.metadata.contains_key(crate::mtime::MTIME_KEY) {
+        return Finding::SizeOnly {
+            key: key.clone(),
+            why: "the object carries no modification time".into(),
+        };
+    }
+    let by_time = PlanOptions {
+        update: true,
+        ..Default::default()
+    };
+    match decide(Some(local_side(local)), Some(stored_side(meta)), by_time) {
+        Decision::Skip(Reason::UpToDate) => same(key, "size and mtime"),
+        Decision::Transfer(Reason::Newer) => Finding::Differs {
+            key: key.clone(),
+            why: "modified here after the stored copy's time".into(),
+        },
+        _ => Finding::Differs {
+            key: key.clone(),
+            why: "the stored copy's time is later than the file's".into(),
+        },
     }
 }
 
@@ -189,6 +231,28 @@ mod tests {
     }
 
     const MD5: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn fast_compares_sizes_then_stored_times() {
+        let mut l = local("a", 5);
+        l.mtime = 1_700_000_000_123_456_789;
+        let mut m = remote("a", 5, MD5).listed_meta();
+        assert!(
+            matches!(by_times(&l, &m), Finding::SizeOnly { .. }),
+            "no mtime: cannot say"
+        );
+        m.metadata.insert(
+            crate::mtime::MTIME_KEY.into(),
+            crate::mtime::format_mtime(l.mtime),
+        );
+        assert_eq!(by_times(&l, &m), same("a", "size and mtime"));
+        l.mtime += 5_000_000_000;
+        assert!(matches!(by_times(&l, &m), Finding::Differs { .. }));
+        l.mtime -= 10_000_000_000;
+        assert!(matches!(by_times(&l, &m), Finding::Differs { .. }));
+        m.size = 6;
+        assert!(matches!(by_times(&l, &m), Finding::Differs { why, .. } if why.contains("size")));
+    }
 
     #[test]
     fn one_sided_keys_are_missing_or_extra_by_direction() {

@@ -82,6 +82,7 @@ enum Job {
     /// `md5_differed`: the file's MD5 did not match the listed ETag.
     Head(LocalEntry, RemoteEntry, bool),
     Download(LocalEntry, RemoteEntry),
+    Times(LocalEntry, RemoteEntry),
 }
 
 /// Compares the tree at `target.root` with the objects under
@@ -156,6 +157,7 @@ fn plan(
             Planned::Job(match step {
                 First::Md5(etag) => Job::Md5(l, r, etag),
                 First::Head => Job::Head(l, r, false),
+                First::Times => Job::Times(l, r),
                 _ => Job::Download(l, r),
             })
         }
@@ -202,6 +204,14 @@ impl Checker<'_> {
             }
             Job::Head(l, r, md5_differed) => self.head(l, r, md5_differed).await,
             Job::Download(l, r) => self.download(l, r).await,
+            Job::Times(l, r) => {
+                let store = self.target.store.as_ref();
+                match head_if_exists(store, &self.target.bucket, &r.key).await {
+                    Ok(Some(m)) => compare::by_times(&l, &m),
+                    Ok(None) => vanished(&r),
+                    Err(e) => store_failed(&r.rel, &e),
+                }
+            }
         })
     }
 
