@@ -25,7 +25,7 @@ use super::listing::{spawn_listing, RemoteEntry};
 use super::one::stored_side;
 use super::pipeline::{merge_and_run, Planned, Side};
 use super::plan::{decide, Compare, Decision, PlanOptions, Reason};
-use super::runner::{remember, Runner};
+use super::runner::{listed_found, remember, Runner};
 use super::{Seen, SyncError, SyncOptions, SyncTarget};
 use crate::mtime::{format_mtime, from_datetime, MTIME_KEY};
 use crate::store::{copy_object_any_size, head_if_exists, ObjectMeta, ObjectOptions, PutOptions};
@@ -293,20 +293,11 @@ impl Copier<'_> {
     }
 
     async fn head_source(&self, s: &RemoteEntry) -> Result<ObjectMeta, Event> {
-        let store = self.src.store.as_ref();
-        match head_if_exists(store, &self.src.bucket, &s.key).await {
-            Ok(Some(m)) => {
-                remember(self.known_src, &s.key, &m);
-                Ok(m)
-            }
-            Ok(None) => Err(Event::failed(
-                &s.rel,
-                "copy",
-                FailKind::Vanished,
-                format!("{}: object vanished during the copy", s.key),
-            )),
-            Err(err) => Err(Event::store_failed(&s.rel, "stat", &err)),
+        let head = head_if_exists(self.src.store.as_ref(), &self.src.bucket, &s.key).await;
+        if let Ok(Some(m)) = &head {
+            remember(self.known_src, &s.key, m);
         }
+        listed_found(s, "copy", "copy", head)
     }
 
     async fn copy(

@@ -381,16 +381,7 @@ impl Runner<'_> {
 
     /// HEAD of an object the listing showed; its absence now is a failure.
     async fn head_listed(&self, remote: &RemoteEntry) -> Result<ObjectMeta, Event> {
-        match self.head(&remote.key).await {
-            Ok(Some(m)) => Ok(m),
-            Ok(None) => Err(Event::failed(
-                &remote.rel,
-                "download",
-                FailKind::Vanished,
-                format!("{}: object vanished during the sync", remote.key),
-            )),
-            Err(err) => Err(Event::store_failed(&remote.rel, "stat", &err)),
-        }
+        listed_found(remote, "download", "sync", self.head(&remote.key).await)
     }
 
     async fn download(
@@ -595,6 +586,26 @@ impl Runner<'_> {
                 format!("{}: {why}", path.display()),
             ),
         }
+    }
+}
+
+/// A HEAD of an object the listing showed: its absence now is a failure
+/// of `op`, vanished during the `run` (a sync, a copy).
+pub(crate) fn listed_found(
+    remote: &RemoteEntry,
+    op: &'static str,
+    run: &str,
+    head: Result<Option<ObjectMeta>, StoreError>,
+) -> Result<ObjectMeta, Event> {
+    match head {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(Event::failed(
+            &remote.rel,
+            op,
+            FailKind::Vanished,
+            format!("{}: object vanished during the {run}", remote.key),
+        )),
+        Err(err) => Err(Event::store_failed(&remote.rel, "stat", &err)),
     }
 }
 
