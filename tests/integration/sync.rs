@@ -644,41 +644,60 @@ fn files_from_and_rule_files_narrow_a_tree_copy() {
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
 }
 
-/// Bytes read from files under `root` by the traced run, from strace's
-/// log: descriptors opened there, then every read, pread or readv on them.
+/// The traced run's log: `strace -ff` writes one file per thread
+/// (`LOG.TID`), so no call is split across lines by another thread's.
+fn trace_text(log: &Path) -> String {
+    let name = log.file_name().unwrap().to_str().unwrap();
+    let mut text = String::new();
+    for entry in std::fs::read_dir(log.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name();
+        if file
+            .to_str()
+            .is_some_and(|f| f.starts_with(&format!("{name}.")))
+        {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+        }
+    }
+    text
+}
+
+/// Removes the last traced run's logs so the next run's stand alone.
+fn clear_trace(log: &Path) {
+    let name = log.file_name().unwrap().to_str().unwrap();
+    for entry in std::fs::read_dir(log.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|f| f.starts_with(&format!("{name}.")))
+        {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+/// Bytes read from files under `root` by the traced run. strace's `-y`
+/// names each descriptor's file beside its number (`read(7</dir/f>, …)`),
+/// so a read is counted by the file it read, whatever the descriptor's
+/// number was reused for before or after.
 fn file_bytes_read(log: &Path, root: &Path) -> u64 {
-    let text = std::fs::read_to_string(log).unwrap();
-    let root = root.to_str().unwrap();
-    let mut open: std::collections::HashSet<String> = Default::default();
+    let text = trace_text(log);
+    let under = format!("<{}/", root.to_str().unwrap());
     let mut total = 0;
-    let result = |line: &str| line.rsplit_once(") = ").map(|(_, r)| r.trim().to_string());
-    let fd_arg = |line: &str, call: &str| {
-        let rest = &line[line.find(&format!("{call}("))? + call.len() + 1..];
-        Some(rest.split([',', ')']).next()?.trim().to_string())
-    };
     for line in text.lines() {
-        if line.contains("openat(") && line.contains(&format!("\"{root}/")) {
-            if let Some(fd) = result(line).filter(|r| r.parse::<u32>().is_ok()) {
-                open.insert(fd);
-            }
-        } else if line.contains("close(") {
-            if let Some(fd) = fd_arg(line, "close") {
-                open.remove(&fd);
-            }
-        } else {
-            for call in ["read", "pread64", "readv", "preadv", "preadv2"] {
-                if let Some(fd) = fd_arg(line, call) {
-                    if line.contains(&format!(" {call}(")) || line.starts_with(&format!("{call}("))
-                    {
-                        if open.contains(&fd) {
-                            total += result(line)
-                                .and_then(|r| r.parse::<u64>().ok())
-                                .unwrap_or(0);
-                        }
-                        break;
-                    }
-                }
-            }
+        let Some((call, args)) = line.split_once('(') else {
+            continue;
+        };
+        if !["read", "pread64", "readv", "preadv", "preadv2"].contains(&call.trim()) {
+            continue;
+        }
+        let fd = args.split(", ").next().unwrap_or("");
+        if fd.contains(&under) {
+            total += line
+                .rsplit_once(") = ")
+                .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     total
@@ -748,7 +767,8 @@ fn checksum_sends_changed_content_and_a_no_op_reads_nothing() {
     let mut traced = std::process::Command::new("strace");
     traced
         .args([
-            "-f",
+            "-ff",
+            "-y",
             "-qq",
             "-e",
             "trace=openat,read,pread64,readv,preadv,preadv2,close",
@@ -778,7 +798,7 @@ fn checksum_sends_changed_content_and_a_no_op_reads_nothing() {
         );
     }
     // The traced run did open the tree's directories: the log is sound.
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = trace_text(&log);
     assert!(
         text.contains(&format!("\"{r}/d\"")),
         "the walk is in the log"
@@ -787,6 +807,7 @@ fn checksum_sends_changed_content_and_a_no_op_reads_nothing() {
     // And the count is real: the same trace of a run that must read.
     write_file(&root.join("d/f1"), 100_000, 555);
     filetime::set_file_mtime(root.join("d/f1"), later).unwrap();
+    clear_trace(&log);
     let out = traced.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
