@@ -297,6 +297,10 @@ pub struct CpArgs {
     /// Copy directories / prefixes recursively
     #[arg(short, long)]
     pub recursive: bool,
+    /// Copy this version of the source object (a versioned bucket; see
+    /// `ls --versions`); to its own key, it restores that version
+    #[arg(long, value_name = "ID", conflicts_with = "recursive")]
+    pub version_id: Option<String>,
     /// Files transferred at once (with -r)
     #[arg(short, long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
@@ -436,6 +440,9 @@ pub struct LsArgs {
     /// Exact byte counts instead of human sizes
     #[arg(long)]
     pub bytes: bool,
+    /// Every version and delete marker (versioned buckets), newest first
+    #[arg(long)]
+    pub versions: bool,
 }
 
 /// Filters read from files, shared by `cp -r` and `check`.
@@ -457,6 +464,9 @@ pub struct CatArgs {
     /// s3://BUCKET/KEY or oss://BUCKET/KEY, one or more
     #[arg(required = true)]
     pub urls: Vec<String>,
+    /// This version of the object (one URL only)
+    #[arg(long, value_name = "ID")]
+    pub version_id: Option<String>,
     #[command(flatten)]
     pub transfer: TransferArgs,
 }
@@ -481,6 +491,9 @@ pub struct StatArgs {
     pub url: String,
     #[arg(long)]
     pub json: bool,
+    /// This version of the object rather than the current one
+    #[arg(long, value_name = "ID")]
+    pub version_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -489,6 +502,17 @@ pub struct RmArgs {
     /// Delete every object under the prefix
     #[arg(short, long)]
     pub recursive: bool,
+    /// Delete this version (or delete marker) for good; removing a
+    /// delete marker brings the version below it back
+    #[arg(long, value_name = "ID", conflicts_with_all = ["recursive", "versions"])]
+    pub version_id: Option<String>,
+    /// Delete every version and delete marker of the key (with -r: of
+    /// every key under the prefix) for good
+    #[arg(long)]
+    pub versions: bool,
+    /// Print what would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,11 +5,12 @@ use std::time::Instant;
 use super::args::CpArgs;
 use super::setup::Setup;
 use super::tree::{run_tree, Tree, TreeSpec};
+use super::versions::{self, versioned};
 use super::{CliError, Outcome};
 use crate::location::Location;
-use crate::store::copy_object_any_size;
+use crate::store::copy_version_any_size;
 use crate::sync::one::{download_skip, upload_skip};
-use crate::transfer::download::{download_object, file_target};
+use crate::transfer::download::{download_pinned, file_target};
 use crate::transfer::paths::key_basename;
 use crate::transfer::Target;
 use crate::transfer::{check_jobs, upload_file};
@@ -23,6 +24,13 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
     let dst = Location::parse_os(&a.destination)?;
     check_jobs(a.jobs)?;
     let between = matches!((&src, &dst), (Location::Remote(_), Location::Remote(_)));
+    if a.version_id.is_some() && !matches!(src, Location::Remote(_)) {
+        return Err(CliError::Usage(
+            "--version-id names a version of the source object; the source here is a local path"
+                .into(),
+        ));
+    }
+    let version = a.version_id.as_deref();
     if !between && (a.source_endpoint.is_some() || a.source_profile.is_some()) {
         return Err(CliError::Usage(
             "--source-endpoint and --source-profile apply to copies between two URLs".into(),
@@ -120,7 +128,7 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 p.clone()
             };
             let started = Instant::now();
-            let meta = h.store.head_object(&r.bucket, &r.key).await?;
+            let meta = versions::head(&h, r, version).await?;
             if a.update {
                 if let Some(reason) = download_skip(&meta, &dest) {
                     setup
@@ -135,8 +143,15 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                 dest: &root,
                 rel: &name,
             };
-            let out = download_object(&ctx, &opts, &r.bucket, &r.key, target, meta).await?;
-            let what = format!("downloaded {r} -> {}", dest.display());
+            let out = download_pinned(&ctx, &opts, &r.bucket, &r.key, version, target, meta)
+                .await
+                .map_err(|e| versioned(r, version, e))?;
+            let what = format!(
+                "downloaded {}{} -> {}",
+                r,
+                of_version(version),
+                dest.display()
+            );
             done_line(
                 setup,
                 &what,
@@ -174,7 +189,7 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             if !std::sync::Arc::ptr_eq(&sh.store, &dh.store) {
                 let opts = setup.transfer_options(&a.transfer, &dh)?;
                 let started = Instant::now();
-                let src = sh.store.head_object(&s.bucket, &s.key).await?;
+                let src = versions::head(&sh, s, version).await?;
                 let size = src.size;
                 let put = crate::sync::between::carried(&src, &opts.object, s.dialect == d.dialect);
                 let from = setup.context(&sh, std::sync::Arc::new(crate::transfer::NoProgress));
@@ -184,11 +199,18 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
                     to: &to,
                     src_bucket: &s.bucket,
                     src,
+                    version_id: version,
                     bucket: &d.bucket,
                     key: &key,
                 };
-                crate::transfer::stream::copy_stream(ends, &opts, put).await?;
-                let what = format!("copied {s} -> {} through memory", d.with_key(key));
+                crate::transfer::stream::copy_stream(ends, &opts, put)
+                    .await
+                    .map_err(|e| versioned(s, version, e))?;
+                let what = format!(
+                    "copied {s}{} -> {} through memory",
+                    of_version(version),
+                    d.with_key(key)
+                );
                 done_line(setup, &what, size, 0, "", started);
                 return Ok(Outcome::Success);
             }
@@ -196,19 +218,26 @@ pub async fn run(setup: &Setup, a: CpArgs) -> Result<Outcome, CliError> {
             // Past the single-copy limit (1 GiB on OSS, 5 GiB on S3) this
             // becomes a multipart copy.
             let limits = h.store.copy_limits();
-            copy_object_any_size(
+            copy_version_any_size(
                 h.store.as_ref(),
                 &s.bucket,
                 &s.key,
+                version,
                 &d.bucket,
                 &key,
                 None,
                 &limits,
             )
-            .await?;
-            setup
-                .reporter
-                .say(&format!("copied {s} -> {}", d.with_key(key)));
+            .await
+            .map_err(|e| match version {
+                Some(v) => versions::version_error(s, v, e),
+                None => CliError::from(e),
+            })?;
+            setup.reporter.say(&format!(
+                "copied {s}{} -> {}",
+                of_version(version),
+                d.with_key(key)
+            ));
             Ok(Outcome::Success)
         }
         (Location::Local(_), Location::Local(_)) => Err(CliError::Usage(
@@ -229,6 +258,13 @@ fn done_line(setup: &Setup, what: &str, moved: u64, resumed: u64, already: &str,
         human(moved),
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// " (version ID)" after a URL when a version was asked for.
+fn of_version(version: Option<&str>) -> String {
+    version
+        .map(|v| format!(" (version {v})"))
+        .unwrap_or_default()
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -31,6 +31,9 @@ pub fn format_time(t: time::OffsetDateTime) -> String {
 pub async fn run(setup: &Setup, a: LsArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;
     let h = setup.store_for(&r)?;
+    if a.versions {
+        return super::versions::ls(setup, &h, &r, &a).await;
+    }
     let delimiter = (!a.recursive).then_some("/");
     let (mut count, mut total) = (0u64, 0u64);
     let print = |e: &ListEntry| {

@@ -23,6 +23,7 @@ mod stream;
 mod sync_report;
 mod tree;
 mod uploads;
+mod versions;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,9 @@ use crate::store::{list_pages, ListRequest};
 pub async fn run(setup: &Setup, a: RmArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;
     let h = setup.store_for(&r)?;
+    if a.versions || a.version_id.is_some() {
+        return super::versions::rm(setup, &h, &r, &a).await;
+    }
     if !a.recursive {
         if r.key.is_empty() {
             return Err(CliError::Usage(format!(
@@ -19,6 +22,10 @@ pub async fn run(setup: &Setup, a: RmArgs) -> Result<Outcome, CliError> {
         }
         // DELETE succeeds on missing keys; a typo deserves to be told.
         h.store.head_object(&r.bucket, &r.key).await?;
+        if a.dry_run {
+            println!("would delete {}", super::escape::visible(&r.to_string()));
+            return Ok(Outcome::Success);
+        }
         h.store.delete_object(&r.bucket, &r.key).await?;
         setup.reporter.say(&format!("deleted {r}"));
         return Ok(Outcome::Success);
@@ -40,6 +47,15 @@ pub async fn run(setup: &Setup, a: RmArgs) -> Result<Outcome, CliError> {
     while let Some(page) = pages.try_next().await? {
         let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
         listed += keys.len();
+        if a.dry_run {
+            for k in &keys {
+                println!(
+                    "would delete {}",
+                    super::escape::visible(&r.with_key(k.as_str()).to_string())
+                );
+            }
+            continue;
+        }
         // A page is at most 1,000 keys on S3; a store giving more still
         // gets batches DeleteObjects accepts.
         for chunk in keys.chunks(1000) {
@@ -54,9 +70,10 @@ pub async fn run(setup: &Setup, a: RmArgs) -> Result<Outcome, CliError> {
             }
         }
     }
+    let verb = if a.dry_run { "would delete" } else { "deleted" };
     setup
         .reporter
-        .say(&format!("deleted {} objects under {r}", listed - failed));
+        .say(&format!("{verb} {} objects under {r}", listed - failed));
     Ok(if failed > 0 {
         Outcome::SomeFailed
     } else {

@@ -16,7 +16,7 @@ const DEFAULT_BIGFILE_THRESHOLD: u64 = 100 << 20;
 pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
     let r = parse_remote(&a.url)?;
     let h = setup.store_for(&r)?;
-    let m = h.store.head_object(&r.bucket, &r.key).await?;
+    let m = super::versions::head(&h, &r, a.version_id.as_deref()).await?;
     let mtime = stored_mtime(&m);
     // What `ferry cp` checks this object by; an MD5 ETag only on a single
     // GET (below the default --bigfile-threshold).
@@ -45,6 +45,7 @@ pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
                 "checksum": checksum,
                 "download_check": check,
                 "metadata": m.metadata,
+                "version_id": m.version_id,
             })
         );
     } else {
@@ -53,6 +54,9 @@ pub async fn run(setup: &Setup, a: StatArgs) -> Result<Outcome, CliError> {
         println!("etag:          {}", visible(&m.etag));
         println!("last-modified: {}", format_time(m.last_modified));
         println!("mtime:         {}", format_mtime(mtime));
+        if let Some(v) = &m.version_id {
+            println!("version-id:    {}", visible(v));
+        }
         if let Some(c) = m.crc64 {
             println!("crc64:         {c}");
         }

@@ -29,6 +29,11 @@ pub async fn cp(setup: &Setup, a: &CpArgs) -> Result<Outcome, CliError> {
             "both sides are '-'; one must be s3://BUCKET/KEY or oss://BUCKET/KEY".into(),
         ));
     }
+    if src && a.version_id.is_some() {
+        return Err(CliError::Usage(
+            "--version-id names a version of the source object; standard input has none".into(),
+        ));
+    }
     if src {
         let url = a.destination.to_string_lossy();
         let r = parse_remote(&url)?;
@@ -62,7 +67,9 @@ pub async fn cp(setup: &Setup, a: &CpArgs) -> Result<Outcome, CliError> {
     let h = setup.store_for(&r)?;
     let opts = setup.transfer_options(&a.transfer, &h)?;
     let ctx = setup.context(&h, setup.reporter.transfer(false));
-    write_object(&ctx, &opts, &r).await?;
+    write_object(&ctx, &opts, &r, a.version_id.as_deref())
+        .await
+        .map_err(|e| super::versions::versioned(&r, a.version_id.as_deref(), e))?;
     Ok(Outcome::Success)
 }
 
@@ -70,30 +77,46 @@ async fn write_object(
     ctx: &crate::transfer::Context,
     opts: &crate::transfer::TransferOptions,
     r: &crate::location::RemoteUrl,
+    version_id: Option<&str>,
 ) -> Result<Written, TransferError> {
     if r.key.is_empty() || r.key.ends_with('/') {
         return Err(TransferError::Integrity(format!(
             "{r} names a prefix, not an object"
         )));
     }
-    download_stream(ctx, opts, &r.bucket, &r.key, tokio::io::stdout()).await
+    download_stream(
+        ctx,
+        opts,
+        &r.bucket,
+        &r.key,
+        version_id,
+        tokio::io::stdout(),
+    )
+    .await
 }
 
 /// `ferry cat URL…`: each object in turn; one that fails is reported and
 /// the others still written; a closed pipe ends quietly.
 pub async fn cat(setup: &Setup, a: CatArgs) -> Result<Outcome, CliError> {
+    if a.version_id.is_some() && a.urls.len() > 1 {
+        return Err(CliError::Usage(
+            "--version-id names a version of one object; give one URL".into(),
+        ));
+    }
     let mut failed = false;
     for url in &a.urls {
         let r = parse_remote(url)?;
         let h = setup.store_for(&r)?;
         let opts = setup.transfer_options(&a.transfer, &h)?;
         let ctx = setup.context(&h, setup.reporter.transfer(false));
-        match write_object(&ctx, &opts, &r).await {
+        match write_object(&ctx, &opts, &r, a.version_id.as_deref()).await {
             Ok(Written::All(_)) => {}
             Ok(Written::Closed(_)) => return Ok(Outcome::Success),
             Err(TransferError::Interrupted) => return Err(CliError::Interrupted),
             Err(e) => {
-                setup.reporter.error(&e.to_string());
+                setup
+                    .reporter
+                    .error(&super::versions::versioned(&r, a.version_id.as_deref(), e).to_string());
                 failed = true;
             }
         }

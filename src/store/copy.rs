@@ -48,6 +48,8 @@ pub struct CopySource<'a> {
     /// The source's ETag: the server refuses the part (412) if the object
     /// changed since, so a copy never mixes two versions.
     pub if_match: Option<&'a str>,
+    /// One version of the source rather than the current one.
+    pub version_id: Option<&'a str>,
 }
 
 /// Pure: the byte ranges of a multipart copy of `size` bytes.
@@ -82,26 +84,61 @@ pub async fn copy_object_any_size(
     metadata: Option<&Metadata>,
     limits: &CopyLimits,
 ) -> Result<PutResult, StoreError> {
-    let src = store.head_object(src_bucket, src_key).await?;
+    copy_version_any_size(
+        store, src_bucket, src_key, None, bucket, key, metadata, limits,
+    )
+    .await
+}
+
+/// [`copy_object_any_size`] from one version of the source (versioned
+/// buckets): how an older version is restored, in place or elsewhere.
+#[allow(clippy::too_many_arguments)]
+pub async fn copy_version_any_size(
+    store: &dyn ObjectStore,
+    src_bucket: &str,
+    src_key: &str,
+    version_id: Option<&str>,
+    bucket: &str,
+    key: &str,
+    metadata: Option<&Metadata>,
+    limits: &CopyLimits,
+) -> Result<PutResult, StoreError> {
+    let src = match version_id {
+        Some(v) => store.head_version(src_bucket, src_key, v).await?,
+        None => store.head_object(src_bucket, src_key).await?,
+    };
     let opts = PutOptions::like(
         &src,
         metadata.cloned().unwrap_or_else(|| src.metadata.clone()),
     );
     if src.size <= limits.max_single {
-        return store
-            .copy_object(src_bucket, src_key, bucket, key, &opts)
-            .await;
+        return match version_id {
+            Some(v) => {
+                store
+                    .copy_version(src_bucket, src_key, v, bucket, key, &opts)
+                    .await
+            }
+            None => {
+                store
+                    .copy_object(src_bucket, src_key, bucket, key, &opts)
+                    .await
+            }
+        };
     }
     let what = format!("multipart copy {src_bucket}/{src_key} -> {bucket}/{key}");
-    multipart_copy(store, src_bucket, &src, bucket, key, &opts, limits)
-        .await
-        .map_err(|e| e.with_context(what))
+    multipart_copy(
+        store, src_bucket, &src, version_id, bucket, key, &opts, limits,
+    )
+    .await
+    .map_err(|e| e.with_context(what))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn multipart_copy(
     store: &dyn ObjectStore,
     src_bucket: &str,
     src: &ObjectMeta,
+    version_id: Option<&str>,
     bucket: &str,
     key: &str,
     opts: &PutOptions,
@@ -122,6 +159,7 @@ async fn multipart_copy(
                     key: &src.key,
                     range,
                     if_match,
+                    version_id,
                 };
                 store
                     .upload_part_copy(&part, bucket, key, upload_id, i as u32 + 1)

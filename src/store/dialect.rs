@@ -116,6 +116,14 @@ impl Dialect {
         }
     }
 
+    /// The header naming the version an answer is about.
+    pub fn version_id_header(self) -> &'static str {
+        match self {
+            Dialect::S3 => "x-amz-version-id",
+            Dialect::Oss => "x-oss-version-id",
+        }
+    }
+
     pub fn meta_prefix(self) -> &'static str {
         match self {
             Dialect::S3 => "x-amz-meta-",

@@ -157,6 +157,9 @@ impl StoreError {
             Some("PermanentRedirect") | Some("TemporaryRedirect") => {
                 return StoreErrorKind::Rejected
             }
+            // A feature the server lacks (Garage: versions, ACLs): asking
+            // again cannot help.
+            Some("NotImplemented") => return StoreErrorKind::Rejected,
             Some("SlowDown") | Some("Throttling") | Some("TooManyRequests") => {
                 return StoreErrorKind::Throttled
             }
@@ -168,6 +171,7 @@ impl StoreError {
             408 => StoreErrorKind::Network,
             412 => StoreErrorKind::Changed,
             429 | 503 => StoreErrorKind::Throttled,
+            501 => StoreErrorKind::Rejected,
             500..=599 => StoreErrorKind::Server,
             _ => StoreErrorKind::Rejected,
         }

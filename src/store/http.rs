@@ -34,7 +34,8 @@ use super::{
     Body, Checksum, ChecksumSupport, CompletedPart, CopyLimits, CopySource, CreatedUpload,
     DeleteFailure, EtagKind, GetObjectOutput, GetRequest, ListPage, ListPartsPage, ListRequest,
     ListUploadsPage, Metadata, ObjectMeta, ObjectPart, ObjectStore, PartInfo, PutOptions,
-    PutResult, StoreError, StoreErrorKind, StoredChecksum,
+    PutResult, StoreError, StoreErrorKind, StoredChecksum, VersionRef, VersionsPage,
+    VersionsRequest,
 };
 use crate::checksum::{content_md5_base64, normalize_etag};
 
@@ -693,7 +694,75 @@ impl HttpStore {
             checksum: self.stored_checksum(h),
             content_type: header(h, "content-type"),
             object: self.object_options(h),
+            version_id: header(h, self.cfg.dialect.version_id_header()),
         })
+    }
+
+    /// HEAD of the current object, or of one version.
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError> {
+        let mut req = self.with_key(self.with_checksum_mode(Request::new(
+            "HEAD",
+            Method::HEAD,
+            bucket,
+            Some(key),
+        )));
+        if let Some(v) = version_id {
+            req = req.query("versionId", v);
+        }
+        let resp = self.send(req).await;
+        match resp {
+            Ok(resp) => self.meta_from_headers(key, resp.headers()).map_err(|e| {
+                e.with_context(format!("HEAD {}", self.name(Some(bucket), Some(key))))
+            }),
+            // A HEAD answer has no body, so a 403 cannot say whether the
+            // signature or the permission is wrong; a one-byte GET can.
+            Err(e) if e.status == Some(403) && e.code.is_none() => {
+                match self
+                    .get_object(bucket, key, &GetRequest::range(0..1).version(version_id))
+                    .await
+                {
+                    Err(detailed) if detailed.code.is_some() => Err(detailed),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// CopyObject from the current source, or from one of its versions.
+    async fn copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        version_id: Option<&str>,
+        bucket: &str,
+        key: &str,
+        opts: &PutOptions,
+    ) -> Result<PutResult, StoreError> {
+        let d = self.cfg.dialect;
+        d.check_key(src_key).map_err(|e| {
+            e.with_context(format!(
+                "COPY {}",
+                self.name(Some(src_bucket), Some(src_key))
+            ))
+        })?;
+        let mut req = Request::new("COPY", Method::PUT, bucket, Some(key)).header(
+            d.copy_source_header(),
+            copy_source(src_bucket, src_key, version_id),
+        );
+        req = req.header(d.metadata_directive_header(), "REPLACE");
+        req = self.with_put_options(req, opts);
+        let resp = self.send(self.with_copy_keys(req)).await?;
+        let headers = resp.headers().clone();
+        let body = self.text(resp, "CopyObject").await?;
+        let parsed = xml::parse_etag_result("CopyObject", &body)
+            .map_err(|e| e.with_context(format!("COPY {}", self.name(Some(bucket), Some(key)))))?;
+        Ok(self.xml_put_result(parsed, &headers))
     }
 
     /// The storage class, encryption and caching headers of an answer.
@@ -914,6 +983,19 @@ fn skew_error(err: StoreError, corrected: bool) -> StoreError {
 }
 
 /// The ETag header without its quotes; empty when absent.
+/// The copy-source header's value: `/bucket/key`, with `?versionId=`
+/// for one version.
+fn copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
+    match version_id {
+        Some(v) => format!(
+            "/{bucket}/{}?versionId={}",
+            encode_path(key),
+            encode_query(v)
+        ),
+        None => format!("/{bucket}/{}", encode_path(key)),
+    }
+}
+
 fn etag_header(h: &HeaderMap) -> String {
     header(h, "etag")
         .map(|e| normalize_etag(&e).to_string())
@@ -947,28 +1029,72 @@ impl ObjectStore for HttpStore {
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
-        let resp = self
-            .send(self.with_key(self.with_checksum_mode(Request::new(
-                "HEAD",
-                Method::HEAD,
-                bucket,
-                Some(key),
-            ))))
-            .await;
-        match resp {
-            Ok(resp) => self.meta_from_headers(key, resp.headers()).map_err(|e| {
-                e.with_context(format!("HEAD {}", self.name(Some(bucket), Some(key))))
-            }),
-            // A HEAD answer has no body, so a 403 cannot say whether the
-            // signature or the permission is wrong; a one-byte GET can.
-            Err(e) if e.status == Some(403) && e.code.is_none() => {
-                match self.get_object(bucket, key, &GetRequest::range(0..1)).await {
-                    Err(detailed) if detailed.code.is_some() => Err(detailed),
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
+        self.head(bucket, key, None).await
+    }
+
+    async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<ObjectMeta, StoreError> {
+        self.head(bucket, key, Some(version_id)).await
+    }
+
+    async fn copy_version(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        version_id: &str,
+        bucket: &str,
+        key: &str,
+        opts: &PutOptions,
+    ) -> Result<PutResult, StoreError> {
+        self.copy(src_bucket, src_key, Some(version_id), bucket, key, opts)
+            .await
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        r: &VersionsRequest<'_>,
+    ) -> Result<VersionsPage, StoreError> {
+        let mut req = Request::new("LIST", Method::GET, bucket, None)
+            .query("versions", "")
+            .query("encoding-type", "url")
+            .query("prefix", r.prefix);
+        if let Some(d) = r.delimiter {
+            req = req.query("delimiter", d);
         }
+        if let Some((key, version)) = r.after {
+            req = req.query("key-marker", key.as_str());
+            if !version.is_empty() {
+                req = req.query("version-id-marker", version.as_str());
+            }
+        }
+        if let Some(m) = r.max_keys {
+            req = req.query("max-keys", m.to_string());
+        }
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "ListObjectVersions").await?;
+        xml::parse_list_versions(&body, self.cfg.dialect.list_encoding())
+            .map_err(|e| e.with_context(format!("LIST versions {}", self.name(Some(bucket), None))))
+    }
+
+    async fn delete_versions(
+        &self,
+        bucket: &str,
+        versions: &[VersionRef],
+    ) -> Result<Vec<DeleteFailure>, StoreError> {
+        if versions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = Request::new("DELETE-BATCH", Method::POST, bucket, None)
+            .query("delete", "")
+            .xml_body(xml::delete_versions_body(versions));
+        let resp = self.send(req).await?;
+        let body = self.text(resp, "DeleteObjects").await?;
+        xml::parse_delete_result(&body)
     }
 
     async fn get_object(
@@ -984,6 +1110,9 @@ impl ObjectStore for HttpStore {
             bucket,
             Some(key),
         )));
+        if let Some(v) = get.version_id {
+            req = req.query("versionId", v);
+        }
         if let Some(etag) = get.if_match {
             // ETags are kept unquoted; the header wants an entity-tag.
             let quoted = if etag.starts_with('"') {
@@ -1116,25 +1245,8 @@ impl ObjectStore for HttpStore {
         key: &str,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
-        let d = self.cfg.dialect;
-        d.check_key(src_key).map_err(|e| {
-            e.with_context(format!(
-                "COPY {}",
-                self.name(Some(src_bucket), Some(src_key))
-            ))
-        })?;
-        let mut req = Request::new("COPY", Method::PUT, bucket, Some(key)).header(
-            d.copy_source_header(),
-            format!("/{}/{}", src_bucket, encode_path(src_key)),
-        );
-        req = req.header(d.metadata_directive_header(), "REPLACE");
-        req = self.with_put_options(req, opts);
-        let resp = self.send(self.with_copy_keys(req)).await?;
-        let headers = resp.headers().clone();
-        let body = self.text(resp, "CopyObject").await?;
-        let parsed = xml::parse_etag_result("CopyObject", &body)
-            .map_err(|e| e.with_context(format!("COPY {}", self.name(Some(bucket), Some(key)))))?;
-        Ok(self.xml_put_result(parsed, &headers))
+        self.copy(src_bucket, src_key, None, bucket, key, opts)
+            .await
     }
 
     async fn create_multipart_upload(
@@ -1223,7 +1335,7 @@ impl ObjectStore for HttpStore {
             .query("uploadId", upload_id)
             .header(
                 d.copy_source_header(),
-                format!("/{}/{}", src.bucket, encode_path(src.key)),
+                copy_source(src.bucket, src.key, src.version_id),
             )
             .header(
                 d.copy_source_range_header(),

@@ -265,6 +265,7 @@ impl MemoryStore {
             checksum: o.checksum.clone(),
             content_type: o.content_type.clone(),
             object: o.object.clone(),
+            version_id: None,
         }
     }
 

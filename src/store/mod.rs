@@ -36,7 +36,7 @@ use futures::Stream;
 use time::OffsetDateTime;
 
 pub use crate::checksum::{Algorithm, Checksum, ChecksumType, StoredChecksum};
-pub use copy::{copy_object_any_size, CopyLimits, CopySource};
+pub use copy::{copy_object_any_size, copy_version_any_size, CopyLimits, CopySource};
 pub use error::{Detail, StoreError, StoreErrorKind};
 
 /// User metadata, keys lower-cased and without the `x-amz-meta-`/`x-oss-meta-` prefix.
@@ -95,6 +95,9 @@ pub struct ObjectMeta {
     /// Storage class, encryption and caching headers as the store reports
     /// them (a HEAD carries no ACL or tags).
     pub object: ObjectOptions,
+    /// The version this answer is about, in a bucket that keeps versions
+    /// (`null` for an object written before versioning was turned on).
+    pub version_id: Option<String>,
 }
 
 impl ObjectMeta {
@@ -139,6 +142,8 @@ pub struct GetRequest<'a> {
     /// ([`StoreErrorKind::Changed`]), so a file assembled from several
     /// ranged GETs can never mix two versions of an object.
     pub if_match: Option<&'a str>,
+    /// A version other than the current one (versioned buckets).
+    pub version_id: Option<&'a str>,
 }
 
 impl<'a> GetRequest<'a> {
@@ -149,12 +154,17 @@ impl<'a> GetRequest<'a> {
     pub fn range(range: Range<u64>) -> Self {
         GetRequest {
             range: Some(range),
-            if_match: None,
+            ..GetRequest::default()
         }
     }
 
     pub fn if_match(mut self, etag: Option<&'a str>) -> Self {
         self.if_match = etag;
+        self
+    }
+
+    pub fn version(mut self, version_id: Option<&'a str>) -> Self {
+        self.version_id = version_id;
         self
     }
 }
@@ -367,6 +377,53 @@ pub struct DeleteFailure {
     pub message: String,
 }
 
+/// One version of a key in a versioned bucket, as ListObjectVersions
+/// lists it: a stored version, or a delete marker (which has no bytes and
+/// hides the versions below it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+}
+
+/// One exact version, to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRef {
+    pub key: String,
+    pub version_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionsRequest<'a> {
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    /// Where the previous page ended: (key-marker, version-id-marker).
+    pub after: Option<&'a (String, String)>,
+    pub max_keys: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionsPage {
+    /// By key, and each key's versions newest first.
+    pub versions: Vec<VersionEntry>,
+    pub prefixes: Vec<String>,
+    /// (next-key-marker, next-version-id-marker) when more pages follow.
+    pub next: Option<(String, String)>,
+}
+
+/// What a store says of an operation on versions when it keeps none.
+fn no_versions(store: &str) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Rejected,
+        format!("{store} keeps no object versions"),
+    )
+}
+
 /// Every operation ferry needs from an object store, and nothing more.
 ///
 /// Methods take the bucket explicitly so one client (one connection pool)
@@ -420,6 +477,45 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError>;
+
+    /// HEAD of one version (`?versionId=`); a delete marker answers 405.
+    async fn head_version(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _version_id: &str,
+    ) -> Result<ObjectMeta, StoreError> {
+        Err(no_versions(&self.describe()))
+    }
+    /// CopyObject from one version of the source.
+    async fn copy_version(
+        &self,
+        _src_bucket: &str,
+        _src_key: &str,
+        _version_id: &str,
+        _bucket: &str,
+        _key: &str,
+        _opts: &PutOptions,
+    ) -> Result<PutResult, StoreError> {
+        Err(no_versions(&self.describe()))
+    }
+    /// One page of ListObjectVersions.
+    async fn list_versions(
+        &self,
+        _bucket: &str,
+        _req: &VersionsRequest<'_>,
+    ) -> Result<VersionsPage, StoreError> {
+        Err(no_versions(&self.describe()))
+    }
+    /// Deletes exact versions (or delete markers) for good, up to 1000 at a
+    /// time; returns the ones that could not be deleted.
+    async fn delete_versions(
+        &self,
+        _bucket: &str,
+        _versions: &[VersionRef],
+    ) -> Result<Vec<DeleteFailure>, StoreError> {
+        Err(no_versions(&self.describe()))
+    }
 
     /// The requests this store has sent, by kind, where it counts them.
     fn tally(&self) -> Option<&tally::RequestTally> {
@@ -576,6 +672,71 @@ pub fn list_pages<'a>(
             Ok(Some((page, st)))
         }
     })
+}
+
+/// Every page of ListObjectVersions under `req.prefix`, in order. A
+/// marker the server repeats (a page that would not move the listing on)
+/// or a version outside the prefix is an error, as in [`list_pages`].
+pub fn version_pages<'a>(
+    store: &'a dyn ObjectStore,
+    bucket: &'a str,
+    req: VersionsRequest<'a>,
+) -> impl Stream<Item = Result<VersionsPage, StoreError>> + Send + 'a {
+    type State = (
+        Option<(String, String)>,
+        std::collections::HashSet<(String, String)>,
+        bool,
+    );
+    let start: State = (None, Default::default(), false);
+    futures::stream::try_unfold(start, move |(after, mut seen, done)| {
+        let req = req.clone();
+        async move {
+            if done {
+                return Ok(None);
+            }
+            let page = store
+                .list_versions(
+                    bucket,
+                    &VersionsRequest {
+                        after: after.as_ref(),
+                        ..req.clone()
+                    },
+                )
+                .await?;
+            check_version_page(bucket, req.prefix, &page)?;
+            match page.next.clone() {
+                Some(next) if !seen.insert(next.clone()) => Err(StoreError::new(
+                    StoreErrorKind::Protocol,
+                    format!(
+                        "version listing of {bucket}/{}: the server repeated marker {next:?}",
+                        req.prefix
+                    ),
+                )),
+                Some(next) => Ok(Some((page, (Some(next), seen, false)))),
+                None => Ok(Some((page, (None, seen, true)))),
+            }
+        }
+    })
+}
+
+/// A version listing that strays outside its prefix is refused before
+/// anything acts on it (a delete of everything "under" a prefix must
+/// never reach past it).
+pub fn check_version_page(
+    bucket: &str,
+    prefix: &str,
+    page: &VersionsPage,
+) -> Result<(), StoreError> {
+    match page.versions.iter().find(|v| !v.key.starts_with(prefix)) {
+        Some(v) => Err(StoreError::new(
+            StoreErrorKind::Protocol,
+            format!(
+                "version listing of {bucket}/{prefix}: {:?} is outside the prefix",
+                v.key
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Where a listing stands between pages.

@@ -127,5 +127,10 @@ mod tests {
         assert!(err(StoreError::classify(503, Some("SlowDown"))).is_retryable());
         assert!(!err(StoreError::classify(400, Some("InvalidArgument"))).is_retryable());
         assert!(!err(StoreError::classify(403, Some("SignatureDoesNotMatch"))).is_retryable());
+        // Not implemented is for good, whatever the status says.
+        assert!(!err(StoreError::classify(501, Some("NotImplemented"))).is_retryable());
+        assert!(!err(StoreError::classify(500, Some("NotImplemented"))).is_retryable());
+        assert!(!err(StoreError::classify(501, None)).is_retryable());
+        assert!(err(StoreError::classify(500, None)).is_retryable());
     }
 }

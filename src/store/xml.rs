@@ -9,7 +9,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::{
     DeleteFailure, ListEntry, ListPage, ListPartsPage, ListUploadsPage, MultipartUpload, PartInfo,
-    StoreError, StoreErrorKind,
+    StoreError, StoreErrorKind, VersionEntry, VersionsPage,
 };
 use crate::checksum::{normalize_etag, Algorithm, StoredChecksum};
 
@@ -242,6 +242,104 @@ pub fn parse_list_objects(body: &str, enc: ListEncoding) -> Result<ListPage, Sto
 }
 
 #[derive(Deserialize)]
+struct ListVersionsResult {
+    #[serde(rename = "Version", default)]
+    versions: Vec<ListedVersion>,
+    #[serde(rename = "DeleteMarker", default)]
+    markers: Vec<ListedVersion>,
+    #[serde(rename = "CommonPrefixes", default)]
+    common_prefixes: Vec<CommonPrefix>,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextKeyMarker")]
+    next_key_marker: Option<String>,
+    #[serde(rename = "NextVersionIdMarker")]
+    next_version_marker: Option<String>,
+    #[serde(rename = "EncodingType")]
+    encoding_type: Option<String>,
+}
+
+/// A `<Version>` or a `<DeleteMarker>` (which has no size or ETag).
+#[derive(Deserialize)]
+struct ListedVersion {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "VersionId")]
+    version_id: String,
+    #[serde(rename = "IsLatest", default)]
+    is_latest: bool,
+    #[serde(rename = "LastModified")]
+    last_modified: String,
+    #[serde(rename = "ETag", default)]
+    etag: String,
+    #[serde(rename = "Size", default)]
+    size: u64,
+}
+
+/// One page of ListObjectVersions. Versions and delete markers are
+/// separate elements, interleaved on AWS and grouped on other servers;
+/// the page is put in one order: by key, the latest first, then newest
+/// first by time (ties keep the server's order).
+pub fn parse_list_versions(body: &str, enc: ListEncoding) -> Result<VersionsPage, StoreError> {
+    let r: ListVersionsResult = parse("ListObjectVersions", body)?;
+    let encoded = r.encoding_type.as_deref() == Some("url");
+    let decode_if = |what: &str, s: String| {
+        if encoded {
+            enc.decode(what, s)
+        } else {
+            Ok(s)
+        }
+    };
+    let mut versions = Vec::with_capacity(r.versions.len() + r.markers.len());
+    let listed = r
+        .versions
+        .into_iter()
+        .map(|v| (v, false))
+        .chain(r.markers.into_iter().map(|v| (v, true)));
+    for (v, delete_marker) in listed {
+        versions.push(VersionEntry {
+            key: decode_if("listing key", v.key)?,
+            version_id: v.version_id,
+            is_latest: v.is_latest,
+            delete_marker,
+            size: v.size,
+            etag: normalize_etag(&v.etag).to_string(),
+            last_modified: parse_iso8601(&v.last_modified)?,
+        });
+    }
+    versions.sort_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then(b.is_latest.cmp(&a.is_latest))
+            .then(b.last_modified.cmp(&a.last_modified))
+    });
+    let prefixes = r
+        .common_prefixes
+        .into_iter()
+        .map(|p| decode_if("listing prefix", p.prefix))
+        .collect::<Result<_, _>>()?;
+    let next = if r.is_truncated {
+        let key = r.next_key_marker.ok_or_else(|| {
+            protocol(
+                "ListObjectVersions",
+                "truncated listing without a next key marker",
+            )
+        })?;
+        Some((
+            decode_if("next key marker", key)?,
+            r.next_version_marker.unwrap_or_default(),
+        ))
+    } else {
+        None
+    };
+    Ok(VersionsPage {
+        versions,
+        prefixes,
+        next,
+    })
+}
+
+#[derive(Deserialize)]
 struct ListPartsResult {
     #[serde(rename = "Part", default)]
     parts: Vec<Part>,
@@ -459,6 +557,19 @@ pub fn complete_body(parts: &[super::CompletedPart]) -> String {
         ));
     }
     s.push_str("</CompleteMultipartUpload>");
+    s
+}
+
+pub fn delete_versions_body(versions: &[super::VersionRef]) -> String {
+    let mut s = String::from("<Delete><Quiet>true</Quiet>");
+    for v in versions {
+        s.push_str(&format!(
+            "<Object><Key>{}</Key><VersionId>{}</VersionId></Object>",
+            escape(&v.key),
+            escape(&v.version_id)
+        ));
+    }
+    s.push_str("</Delete>");
     s
 }
 

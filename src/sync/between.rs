@@ -358,6 +358,7 @@ impl Copier<'_> {
                 to: &to,
                 src_bucket: &self.src.bucket,
                 src,
+                version_id: None,
                 bucket,
                 key: &key,
             };

@@ -142,6 +142,7 @@ impl RemoteEntry {
             etag_kind: crate::store::EtagKind::Opaque,
             content_type: None,
             object: Default::default(),
+            version_id: None,
         }
     }
 }

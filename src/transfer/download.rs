@@ -105,13 +105,28 @@ pub async fn download_object(
     target: Target<'_>,
     meta: ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
+    download_pinned(ctx, opts, bucket, key, None, target, meta).await
+}
+
+/// [`download_object`] of one version (`version_id`, whose HEAD `meta`
+/// is), every GET naming it. Only when asked: reading by version needs
+/// `s3:GetObjectVersion`, which a user allowed `s3:GetObject` may lack.
+pub async fn download_pinned(
+    ctx: &Context,
+    opts: &TransferOptions,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    target: Target<'_>,
+    meta: ObjectMeta,
+) -> Result<DownloadOutcome, TransferError> {
     let mut meta = meta;
     let mut restarts = 0;
     loop {
         let result = if meta.size < opts.bigfile_threshold || meta.size == 0 {
-            single_get(ctx, bucket, key, target, &meta).await
+            single_get(ctx, bucket, key, version_id, target, &meta).await
         } else {
-            ranged(ctx, opts, bucket, key, target, &meta).await
+            ranged(ctx, opts, bucket, key, version_id, target, &meta).await
         };
         match result {
             Err(TransferError::Store(e))
@@ -123,7 +138,10 @@ pub async fn download_object(
                 ctx.progress.note(&format!(
                     "{bucket}/{key} was replaced on the server during the download; starting over"
                 ));
-                meta = ctx.store.head_object(bucket, key).await?;
+                meta = match version_id {
+                    Some(v) => ctx.store.head_version(bucket, key, v).await?,
+                    None => ctx.store.head_object(bucket, key).await?,
+                };
             }
             other => return other,
         }
@@ -279,6 +297,7 @@ async fn single_get(
     ctx: &Context,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     target: Target<'_>,
     head: &ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
@@ -292,7 +311,7 @@ async fn single_get(
         } else {
             Some(
                 ctx.store
-                    .get_object(bucket, key, &GetRequest::whole())
+                    .get_object(bucket, key, &GetRequest::whole().version(version_id))
                     .await?,
             )
         };
@@ -468,6 +487,7 @@ async fn ranged(
     opts: &TransferOptions,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     target: Target<'_>,
     meta: &ObjectMeta,
 ) -> Result<DownloadOutcome, TransferError> {
@@ -610,6 +630,7 @@ async fn ranged(
         opts,
         bucket,
         key,
+        version_id,
         meta,
         temp: &temp,
         check: &check,
@@ -655,6 +676,7 @@ struct Ranges<'a> {
     opts: &'a TransferOptions,
     bucket: &'a str,
     key: &'a str,
+    version_id: Option<&'a str>,
     meta: &'a ObjectMeta,
     temp: &'a Arc<Temp>,
     check: &'a Check,
@@ -818,7 +840,9 @@ impl Ranges<'_> {
             .get_object(
                 bucket,
                 key,
-                &GetRequest::range(spec.offset..spec.offset + spec.len).if_match(Some(&meta.etag)),
+                &GetRequest::range(spec.offset..spec.offset + spec.len)
+                    .if_match(Some(&meta.etag))
+                    .version(self.version_id),
             )
             .await?;
         if out.meta.etag != meta.etag {

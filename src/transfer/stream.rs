@@ -284,10 +284,14 @@ pub async fn download_stream<W: AsyncWrite + Unpin>(
     opts: &TransferOptions,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     out: W,
 ) -> Result<Written, TransferError> {
-    let meta = ctx.store.head_object(bucket, key).await?;
-    download_stream_of(ctx, opts, meta, bucket, key, out).await
+    let meta = match version_id {
+        Some(v) => ctx.store.head_version(bucket, key, v).await?,
+        None => ctx.store.head_object(bucket, key).await?,
+    };
+    download_stream_of(ctx, opts, meta, bucket, key, version_id, out).await
 }
 
 /// [`download_stream`] of the object `meta` describes (a HEAD's answer).
@@ -297,6 +301,7 @@ async fn download_stream_of<W: AsyncWrite + Unpin>(
     meta: crate::store::ObjectMeta,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     mut out: W,
 ) -> Result<Written, TransferError> {
     let check = Check::choose(&meta, true);
@@ -322,7 +327,7 @@ async fn download_stream_of<W: AsyncWrite + Unpin>(
                 };
                 let got = ctx
                     .store
-                    .get_object(bucket, key, &req.if_match(Some(&etag)))
+                    .get_object(bucket, key, &req.if_match(Some(&etag)).version(version_id))
                     .await?;
                 let body: Bytes = got.bytes().await?;
                 if body.len() as u64 != r.end - r.start {
@@ -384,6 +389,8 @@ pub struct CopyEnds<'a> {
     pub src_bucket: &'a str,
     /// What a HEAD of the source showed: the copy is of that version.
     pub src: crate::store::ObjectMeta,
+    /// The version asked for, when it is not the current one.
+    pub version_id: Option<&'a str>,
     pub bucket: &'a str,
     pub key: &'a str,
 }
@@ -413,6 +420,7 @@ pub async fn copy_stream(
             ends.src,
             ends.src_bucket,
             &src_key,
+            ends.version_id,
             &mut writer,
         )
         .await;

@@ -311,6 +311,7 @@ mod tests {
             checksum: None,
             content_type: None,
             object: Default::default(),
+            version_id: None,
         }
     }
 

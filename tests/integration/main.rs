@@ -31,3 +31,4 @@ mod store_contract;
 mod store_edges;
 mod streams;
 mod sync;
+mod versions;

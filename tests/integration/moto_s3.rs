@@ -10,7 +10,7 @@ use crate::harness::{sha256_file, stderr, write_file, Ferry};
 
 const BUCKET: &str = "ferry-moto";
 
-fn aws_at(moto: &Moto, args: &[&str]) -> serde_json::Value {
+pub(crate) fn aws_at(moto: &Moto, args: &[&str]) -> serde_json::Value {
     let out = Command::new("aws")
         .args(args)
         .args(["--endpoint-url", &moto.url, "--output", "json"])
@@ -34,7 +34,7 @@ fn aws_at(moto: &Moto, args: &[&str]) -> serde_json::Value {
     }
 }
 
-fn ferry_at(moto: &Moto) -> Ferry {
+pub(crate) fn ferry_at(moto: &Moto) -> Ferry {
     let mut f = Ferry::at(&moto.url);
     f.extra_env.extend([
         ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),

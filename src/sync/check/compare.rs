@@ -363,6 +363,7 @@ mod tests {
             checksum: None,
             content_type: None,
             object: Default::default(),
+            version_id: None,
         }
     }
 
