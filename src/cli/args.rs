@@ -390,8 +390,15 @@ pub struct CpArgs {
 pub struct CheckArgs {
     /// The source: a local directory or s3://BUCKET/PREFIX (oss://…)
     pub source: std::ffi::OsString,
-    /// The destination: the other of the two
+    /// The destination: a local directory or a URL (two URLs compare two
+    /// prefixes, on one store or two)
     pub destination: std::ffi::OsString,
+    /// Checking two URLs: reach the source at this endpoint
+    #[arg(long, value_name = "URL")]
+    pub source_endpoint: Option<String>,
+    /// Checking two URLs: reach the source with this profile
+    #[arg(long, value_name = "NAME")]
+    pub source_profile: Option<String>,
     /// Compare sizes only (listings, no file data read)
     #[arg(long, conflicts_with_all = ["download", "fast"])]
     pub size_only: bool,

@@ -14,7 +14,7 @@ use super::tree::{as_prefix, build_filter};
 use super::{CliError, Outcome};
 use crate::location::Location;
 use crate::sync::check::{
-    check_tree, CheckObserver, CheckOptions, CheckSummary, Depth, Direction, Finding,
+    check_between, check_tree, CheckObserver, CheckOptions, CheckSummary, Depth, Direction, Finding,
 };
 use crate::sync::walk::WalkOptions;
 use crate::sync::SyncTarget;
@@ -23,16 +23,23 @@ use crate::transfer::check_jobs;
 pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
     let src = Location::parse_os(&a.source)?;
     let dst = Location::parse_os(&a.destination)?;
+    let between = matches!((&src, &dst), (Location::Remote(_), Location::Remote(_)));
+    if !between && (a.source_endpoint.is_some() || a.source_profile.is_some()) {
+        return Err(CliError::Usage(
+            "--source-endpoint and --source-profile apply to a check of two URLs".into(),
+        ));
+    }
     let (root, remote, direction) = match (&src, &dst) {
         (Location::Local(p), Location::Remote(r)) => (p, r, Direction::Up),
         (Location::Remote(r), Location::Local(p)) => (p, r, Direction::Down),
+        (Location::Remote(s), Location::Remote(d)) => return between_urls(setup, &a, s, d).await,
         _ => {
             return Err(CliError::Usage(
-                "check compares a local directory with s3://… or oss://…; give one of each".into(),
+                "check compares a local directory or a URL with s3://… or oss://…; both are local"
+                    .into(),
             ))
         }
     };
-    let jobs = check_jobs(a.jobs)?;
     match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(usage(root, "not a directory")),
@@ -41,13 +48,6 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
         }
         Err(e) => return Err(usage(root, &e.to_string())),
     }
-    let filter = build_filter(
-        &a.include,
-        &a.exclude,
-        &a.rule_files.include_from,
-        &a.rule_files.exclude_from,
-        a.rule_files.files_from.as_deref(),
-    )?;
     let h = setup.store_for(remote)?;
     let prefix = as_prefix(&remote.key);
     let target = SyncTarget {
@@ -57,24 +57,7 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
         root: root.to_path_buf(),
         cancel: setup.cancel.clone(),
     };
-    let opts = CheckOptions {
-        depth: if a.size_only {
-            Depth::SizeOnly
-        } else if a.download {
-            Depth::Download
-        } else if a.fast {
-            Depth::Times
-        } else {
-            Depth::Content
-        },
-        one_way: a.one_way,
-        jobs,
-        walk: WalkOptions {
-            follow_symlinks: a.follow_symlinks,
-            filter,
-            temps_seen: None,
-        },
-    };
+    let opts = options(&a)?;
     let dest_name = match direction {
         Direction::Up => remote.with_key(prefix).to_string(),
         Direction::Down => root.display().to_string(),
@@ -87,17 +70,86 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
     };
     let started = Instant::now();
     let s = check_tree(&target, direction, &opts, &printer).await?;
+    report(setup, &a, &s, &dest_name, started)
+}
+
+/// `check URL URL`: two prefixes, on one store or two.
+async fn between_urls(
+    setup: &Setup,
+    a: &CheckArgs,
+    s: &crate::location::RemoteUrl,
+    d: &crate::location::RemoteUrl,
+) -> Result<Outcome, CliError> {
+    let opts = options(a)?;
+    let source_setup = setup.for_source(a.source_endpoint.clone(), a.source_profile.clone());
+    let sh = source_setup.as_ref().unwrap_or(setup).store_for(s)?;
+    let dh = setup.store_for(d)?;
+    let target = |h: &super::setup::StoreHandle, r: &crate::location::RemoteUrl| SyncTarget {
+        store: h.store.clone(),
+        bucket: r.bucket.clone(),
+        prefix: as_prefix(&r.key),
+        root: Default::default(),
+        cancel: setup.cancel.clone(),
+    };
+    let (src, dst) = (target(&sh, s), target(&dh, d));
+    let dest_name = d.with_key(dst.prefix.clone()).to_string();
+    let printer = Printer {
+        reporter: setup.reporter.clone(),
+        json: a.json,
+        matched: a.matched,
+        dest: dest_name.clone(),
+    };
+    let started = Instant::now();
+    let summary = check_between(&src, &dst, &opts, &printer).await?;
+    report(setup, a, &summary, &dest_name, started)
+}
+
+/// How deep and wide a check goes, from the flags.
+fn options(a: &CheckArgs) -> Result<CheckOptions, CliError> {
+    let filter = build_filter(
+        &a.include,
+        &a.exclude,
+        &a.rule_files.include_from,
+        &a.rule_files.exclude_from,
+        a.rule_files.files_from.as_deref(),
+    )?;
+    Ok(CheckOptions {
+        depth: if a.size_only {
+            Depth::SizeOnly
+        } else if a.download {
+            Depth::Download
+        } else if a.fast {
+            Depth::Times
+        } else {
+            Depth::Content
+        },
+        one_way: a.one_way,
+        jobs: check_jobs(a.jobs)?,
+        walk: WalkOptions {
+            follow_symlinks: a.follow_symlinks,
+            filter,
+            temps_seen: None,
+        },
+    })
+}
+
+/// The summary (a line, or JSON) and the exit it means.
+fn report(
+    setup: &Setup,
+    a: &CheckArgs,
+    s: &CheckSummary,
+    dest_name: &str,
+    started: Instant,
+) -> Result<Outcome, CliError> {
     if a.json {
         println!(
             "{}",
             serde_json::json!({ "event": "summary", "summary": s, "seconds": started.elapsed().as_secs_f64() })
         );
     } else {
-        setup.reporter.say(&summary_line(
-            &s,
-            &dest_name,
-            started.elapsed().as_secs_f64(),
-        ));
+        setup
+            .reporter
+            .say(&summary_line(s, dest_name, started.elapsed().as_secs_f64()));
     }
     Ok(if s.interrupted {
         Outcome::Interrupted

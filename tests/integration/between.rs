@@ -240,3 +240,80 @@ fn a_watched_rename_of_a_large_file_moves_no_data() {
         &sum
     );
 }
+
+/// `check URL URL`: a copy between prefixes is the same by its listings
+/// alone (a server-side copy keeps the ETag: no object read); a changed
+/// object of the same size differs by MD5, and by bytes with `--download`;
+/// an object only in the destination is extra (not with `--one-way`); a
+/// source on another endpoint is reached there.
+#[test]
+fn check_compares_two_prefixes_by_listings_then_the_stores_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = Ferry::new();
+    let (prefix, _) = source_tree(&ferry, dir.path());
+    let src = server().url(&format!("{prefix}/"));
+    let dst_prefix = unique("check-dst");
+    let dst = server().url(&format!("{dst_prefix}/"));
+    ferry.ok(&["cp", "-r", &src, &dst]);
+    let proxy = Proxy::start(&server().endpoint, 0);
+    let through = Ferry::at(&proxy.endpoint);
+    let findings = |out: &str| -> Vec<serde_json::Value> {
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let out = through.ok(&["check", "--json", "--matched", &src, &dst]);
+    let rows = findings(&out);
+    let same = rows.iter().filter(|r| r["finding"] == "same").count();
+    assert_eq!(same, 4, "{out}");
+    let gets: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "GET" && !q.target.contains("list-type=2"))
+        .collect();
+    assert!(gets.is_empty(), "no object read: {gets:?}");
+    assert!(proxy.count("HEAD", "") <= 2, "at most the multipart pair");
+
+    // d/a.txt replaced in the destination by other bytes of its size.
+    let other = write_file(&dir.path().join("other"), 300, 999);
+    let key = format!("{dst_prefix}/d/a.txt");
+    let put = aws(&["s3", "cp", other.to_str().unwrap(), &server().url(&key)]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let extra = aws(&[
+        "s3",
+        "cp",
+        other.to_str().unwrap(),
+        &server().url(&format!("{dst_prefix}/extra.txt")),
+    ]);
+    assert!(extra.status.success());
+    let out = through.run(&["check", "--json", &src, &dst]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = findings(&String::from_utf8_lossy(&out.stdout));
+    let of = |rows: &[serde_json::Value], k: &str| {
+        rows.iter()
+            .find(|r| r["key"] == k)
+            .map(|r| r["finding"].as_str().unwrap().to_string())
+    };
+    assert_eq!(of(&rows, "d/a.txt").as_deref(), Some("differs"), "{rows:?}");
+    assert_eq!(of(&rows, "extra.txt").as_deref(), Some("extra"), "{rows:?}");
+    let why = rows.iter().find(|r| r["key"] == "d/a.txt").unwrap()["why"].clone();
+    assert!(why.as_str().unwrap().contains("MD5"), "{why}");
+
+    // --download reads both and finds it too; --one-way drops the extra.
+    let out = through.run(&["check", "--json", "--download", "--one-way", &src, &dst]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows = findings(&text);
+    assert_eq!(of(&rows, "d/a.txt").as_deref(), Some("differs"), "{text}");
+    assert_eq!(of(&rows, "extra.txt"), None, "{text}");
+    let summary = rows.last().unwrap();
+    assert!(summary["summary"]["bytes_downloaded"].as_u64().unwrap() >= 2 * (12 << 20));
+
+    // The source through another endpoint: its LISTs go there.
+    proxy.reset(0);
+    let direct = Ferry::new();
+    let out = direct.run(&["check", "--source-endpoint", &proxy.endpoint, &src, &dst]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(proxy.count("GET", "list-type=2") >= 1);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("d/a.txt"));
+}

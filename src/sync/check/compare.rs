@@ -180,6 +180,149 @@ pub fn by_times(local: &LocalEntry, meta: &ObjectMeta) -> Finding {
     }
 }
 
+/// The first step for a key of two prefixes (`check URL URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstBetween {
+    Found(Finding),
+    /// Both HEADs: the checksums each store keeps.
+    Heads,
+    /// Both objects read and hashed.
+    Download,
+    /// Both HEADs: the stored mtimes.
+    Times,
+}
+
+/// Pure: what two listings show for one key. An equal size and an ETag
+/// of a known form (MD5, or the multipart form, which depends on the
+/// bytes and the part layout both) that is the same on both sides is the
+/// same content: a server-side copy keeps the ETag. An opaque ETag (SSE,
+/// OSS multipart) says nothing either way.
+pub fn first_between(
+    src: Option<&RemoteEntry>,
+    dst: Option<&RemoteEntry>,
+    depth: Depth,
+    one_way: bool,
+) -> Option<FirstBetween> {
+    let (s, d) = match (src, dst) {
+        (None, None) => return None,
+        (Some(s), None) => {
+            return Some(FirstBetween::Found(Finding::Missing { key: s.rel.clone() }))
+        }
+        (None, Some(d)) if !one_way => {
+            return Some(FirstBetween::Found(Finding::Extra { key: d.rel.clone() }))
+        }
+        (None, Some(_)) => return None,
+        (Some(s), Some(d)) => (s, d),
+    };
+    if s.size != d.size {
+        return Some(FirstBetween::Found(Finding::Differs {
+            key: s.rel.clone(),
+            why: two_sizes(s.size, d.size),
+        }));
+    }
+    Some(match depth {
+        Depth::SizeOnly => FirstBetween::Found(same(&s.rel, "size")),
+        _ if s.size == 0 => FirstBetween::Found(same(&s.rel, "size (empty)")),
+        Depth::Download => FirstBetween::Download,
+        Depth::Times => FirstBetween::Times,
+        Depth::Content if s.etag == d.etag && EtagKind::from_form(&s.etag) != EtagKind::Opaque => {
+            FirstBetween::Found(same(&s.rel, "ETag"))
+        }
+        Depth::Content => FirstBetween::Heads,
+    })
+}
+
+/// Pure: after both HEADs, what the two stores keep decides, the
+/// strongest first: one full-object checksum of one algorithm, OSS's
+/// CRC-64 on both, MD5 ETags both stores vouch for. A composite checksum
+/// or a multipart ETag depends on the part layout, so only equality
+/// decides it. Nothing in common is `SizeOnly`, never a difference.
+pub fn after_heads(key: &str, src: &ObjectMeta, dst: &ObjectMeta) -> Finding {
+    use crate::checksum::ChecksumType;
+    if src.size != dst.size {
+        return Finding::Differs {
+            key: key.into(),
+            why: two_sizes(src.size, dst.size),
+        };
+    }
+    if let (Some(a), Some(b)) = (&src.checksum, &dst.checksum) {
+        if a.checksum.algorithm == b.checksum.algorithm {
+            let name = a.checksum.algorithm.to_string();
+            match (a.kind, b.kind) {
+                (ChecksumType::FullObject, ChecksumType::FullObject) => {
+                    return between_digests(key, &name, &a.display_value(), &b.display_value())
+                }
+                _ if a.display_value() == b.display_value() => return same(key, &name),
+                _ => {}
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (src.crc64, dst.crc64) {
+        return between_digests(key, "CRC-64", &a.to_string(), &b.to_string());
+    }
+    if src.etag_is_md5() && dst.etag_is_md5() {
+        return between_digests(key, "MD5", &src.etag, &dst.etag);
+    }
+    if src.etag == dst.etag && src.etag_kind != EtagKind::Opaque {
+        return same(key, "ETag");
+    }
+    Finding::SizeOnly {
+        key: key.into(),
+        why: "the two stores keep no checksum in common".into(),
+    }
+}
+
+/// Pure: `--fast` between prefixes: both objects' stored mtimes (ferry's
+/// copy carries the source's), to the second where either is coarser.
+pub fn times_between(key: &str, src: &ObjectMeta, dst: &ObjectMeta) -> Finding {
+    use crate::sync::one::stored_side;
+    use crate::sync::plan::{decide, Decision, PlanOptions, Reason};
+    if src.size != dst.size {
+        return Finding::Differs {
+            key: key.into(),
+            why: two_sizes(src.size, dst.size),
+        };
+    }
+    for (m, which) in [(src, "source"), (dst, "destination")] {
+        if !m.metadata.contains_key(crate::mtime::MTIME_KEY) {
+            return Finding::SizeOnly {
+                key: key.into(),
+                why: format!("the {which} object carries no modification time"),
+            };
+        }
+    }
+    let by_time = PlanOptions {
+        update: true,
+        ..Default::default()
+    };
+    match decide(Some(stored_side(src)), Some(stored_side(dst)), by_time) {
+        Decision::Skip(Reason::UpToDate) => same(key, "size and mtime"),
+        Decision::Transfer(Reason::Newer) => Finding::Differs {
+            key: key.into(),
+            why: "the source's mtime is later".into(),
+        },
+        _ => Finding::Differs {
+            key: key.into(),
+            why: "the destination's mtime is later".into(),
+        },
+    }
+}
+
+fn two_sizes(src: u64, dst: u64) -> String {
+    format!("size {src} in the source, {dst} in the destination")
+}
+
+fn between_digests(key: &str, name: &str, src: &str, dst: &str) -> Finding {
+    if src.eq_ignore_ascii_case(dst) {
+        same(key, name)
+    } else {
+        Finding::Differs {
+            key: key.into(),
+            why: format!("{name} {src} in the source, {dst} in the destination"),
+        }
+    }
+}
+
 pub fn same(key: &str, by: &str) -> Finding {
     Finding::Same {
         key: key.into(),
@@ -403,6 +546,109 @@ mod tests {
         assert!(matches!(
             digests("a", "MD5", "ab", "cd"),
             Finding::Differs { .. }
+        ));
+    }
+
+    fn full(digest: u8, kind: ChecksumType) -> Option<StoredChecksum> {
+        Some(StoredChecksum {
+            checksum: crate::checksum::Checksum {
+                algorithm: Algorithm::Crc64Nvme,
+                digest: vec![digest; 8],
+            },
+            kind,
+        })
+    }
+
+    #[test]
+    fn two_listings_decide_by_size_and_a_shared_etag_of_known_form() {
+        let a = remote("a", 5, MD5);
+        let d = |dep| first_between(Some(&a), Some(&remote("a", 5, MD5)), dep, false);
+        assert_eq!(
+            d(Depth::Content),
+            Some(FirstBetween::Found(same("a", "ETag")))
+        );
+        assert_eq!(
+            d(Depth::SizeOnly),
+            Some(FirstBetween::Found(same("a", "size")))
+        );
+        assert_eq!(d(Depth::Times), Some(FirstBetween::Times));
+        assert_eq!(d(Depth::Download), Some(FirstBetween::Download));
+        // An opaque ETag (SSE, OSS multipart) equal on both says nothing.
+        let o = remote("a", 5, "opaque");
+        assert_eq!(
+            first_between(Some(&o), Some(&o), Depth::Content, false),
+            Some(FirstBetween::Heads)
+        );
+        // Other ETags of MD5 form: the HEADs confirm.
+        let other = remote("a", 5, "fedcba9876543210fedcba9876543210");
+        assert_eq!(
+            first_between(Some(&a), Some(&other), Depth::Content, false),
+            Some(FirstBetween::Heads)
+        );
+        assert!(matches!(
+            first_between(Some(&a), Some(&remote("a", 6, MD5)), Depth::Content, false),
+            Some(FirstBetween::Found(Finding::Differs { .. }))
+        ));
+        assert!(matches!(
+            first_between(Some(&a), None, Depth::Content, true),
+            Some(FirstBetween::Found(Finding::Missing { .. }))
+        ));
+        assert_eq!(first_between(None, Some(&a), Depth::Content, true), None);
+        assert!(matches!(
+            first_between(None, Some(&a), Depth::Content, false),
+            Some(FirstBetween::Found(Finding::Extra { .. }))
+        ));
+    }
+
+    #[test]
+    fn two_heads_compare_only_what_both_stores_keep_alike() {
+        let mut a = meta(5, EtagKind::Opaque);
+        let mut b = meta(5, EtagKind::Opaque);
+        assert!(matches!(after_heads("a", &a, &b), Finding::SizeOnly { .. }));
+        // Full-object checksums of one algorithm decide both ways.
+        a.checksum = full(1, ChecksumType::FullObject);
+        b.checksum = full(1, ChecksumType::FullObject);
+        assert!(matches!(after_heads("a", &a, &b), Finding::Same { .. }));
+        b.checksum = full(2, ChecksumType::FullObject);
+        assert!(matches!(after_heads("a", &a, &b), Finding::Differs { .. }));
+        // Composite values depend on the parts: unequal says nothing.
+        a.checksum = full(1, ChecksumType::Composite { parts: 2 });
+        b.checksum = full(2, ChecksumType::Composite { parts: 3 });
+        assert!(matches!(after_heads("a", &a, &b), Finding::SizeOnly { .. }));
+        // OSS's CRC-64 on both decides.
+        (a.crc64, b.crc64) = (Some(7), Some(8));
+        assert!(matches!(after_heads("a", &a, &b), Finding::Differs { .. }));
+        // MD5 ETags both stores vouch for decide; one opaque does not.
+        let (mut a, mut b) = (meta(5, EtagKind::Md5), meta(5, EtagKind::Md5));
+        b.etag = "fedcba9876543210fedcba9876543210".into();
+        assert!(matches!(after_heads("a", &a, &b), Finding::Differs { .. }));
+        a.etag_kind = EtagKind::Opaque;
+        assert!(matches!(after_heads("a", &a, &b), Finding::SizeOnly { .. }));
+    }
+
+    #[test]
+    fn fast_between_wants_both_stored_times() {
+        let stamp = |ns: &str| {
+            let mut m = meta(5, EtagKind::Opaque);
+            m.metadata.insert(crate::mtime::MTIME_KEY.into(), ns.into());
+            m
+        };
+        let a = stamp("1700000000.000000001");
+        assert!(matches!(
+            times_between("a", &a, &a.clone()),
+            Finding::Same { .. }
+        ));
+        assert!(matches!(
+            times_between("a", &a, &stamp("1700000100")),
+            Finding::Differs { .. }
+        ));
+        assert!(matches!(
+            times_between("a", &stamp("1700000100"), &a),
+            Finding::Differs { .. }
+        ));
+        assert!(matches!(
+            times_between("a", &a, &meta(5, EtagKind::Opaque)),
+            Finding::SizeOnly { .. }
         ));
     }
 }

@@ -9,12 +9,14 @@
 
 pub mod compare;
 pub(crate) mod local;
+mod remotes;
 
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 pub use compare::{Depth, Direction, Finding};
+pub use remotes::check_between;
 
 use super::events::FailKind;
 use super::listing::{spawn_listing, spawn_walk, RemoteEntry};
@@ -99,7 +101,6 @@ pub async fn check_tree(
     let mut summary = CheckSummary::default();
     let checker = Checker {
         target,
-        observer,
         bytes: Default::default(),
     };
     let (depth, one_way) = (opts.depth, opts.one_way);
@@ -114,7 +115,7 @@ pub async fn check_tree(
             name: "listing",
         },
         |local, remote| plan(local, remote, direction, depth, one_way),
-        |jobs| checker.drive(jobs, opts.jobs, &mut summary),
+        |jobs| drive_findings(jobs, opts.jobs, |j| checker.run(j), observer, &mut summary),
     )
     .await;
     let _ = lister.await;
@@ -166,27 +167,36 @@ fn plan(
 
 struct Checker<'a> {
     target: &'a SyncTarget,
-    observer: &'a dyn CheckObserver,
     bytes: std::sync::atomic::AtomicU64,
 }
 
-impl Checker<'_> {
-    async fn drive(&self, jobs: mpsc::Receiver<Job>, n: usize, summary: &mut CheckSummary) {
-        let stream =
-            futures::stream::unfold(
-                jobs,
-                |mut rx| async move { rx.recv().await.map(|j| (j, rx)) },
-            );
-        let results = stream.map(|job| self.run(job)).buffer_unordered(n.max(1));
-        let mut results = std::pin::pin!(results);
-        while let Some(f) = results.next().await {
-            if let Some(f) = f {
-                summary.add(&f);
-                self.observer.finding(&f);
-            }
+/// Runs `n` jobs at once, each to a finding (none once interrupted),
+/// counted and reported as they come.
+async fn drive_findings<J, F, Fut>(
+    jobs: mpsc::Receiver<J>,
+    n: usize,
+    run: F,
+    observer: &dyn CheckObserver,
+    summary: &mut CheckSummary,
+) where
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = Option<Finding>>,
+{
+    let stream = futures::stream::unfold(
+        jobs,
+        |mut rx| async move { rx.recv().await.map(|j| (j, rx)) },
+    );
+    let results = stream.map(run).buffer_unordered(n.max(1));
+    let mut results = std::pin::pin!(results);
+    while let Some(f) = results.next().await {
+        if let Some(f) = f {
+            summary.add(&f);
+            observer.finding(&f);
         }
     }
+}
 
+impl Checker<'_> {
     /// One key's finding; `None` once interrupted.
     async fn run(&self, job: Job) -> Option<Finding> {
         if self.target.cancel.is_cancelled() {
