@@ -191,11 +191,7 @@ fn check_refuses_what_it_cannot_compare() {
     let d = dir.path().to_str().unwrap();
     let out = ferry.run(&["check", d, d]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("give one of each"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("both are local"), "{}", stderr(&out));
 }
 
 /// `check --fast`: sizes, then the stored mtimes one HEAD per file shows;
