@@ -62,12 +62,7 @@ pub async fn run(setup: &Setup, a: CheckArgs) -> Result<Outcome, CliError> {
         Direction::Up => remote.with_key(prefix).to_string(),
         Direction::Down => root.display().to_string(),
     };
-    let printer = Printer {
-        reporter: setup.reporter.clone(),
-        json: a.json,
-        matched: a.matched,
-        dest: dest_name.clone(),
-    };
+    let printer = Printer::new(setup, &a, &dest_name);
     let started = Instant::now();
     let s = check_tree(&target, direction, &opts, &printer).await?;
     report(setup, &a, &s, &dest_name, started)
@@ -93,12 +88,7 @@ async fn between_urls(
     };
     let (src, dst) = (target(&sh, s), target(&dh, d));
     let dest_name = d.with_key(dst.prefix.clone()).to_string();
-    let printer = Printer {
-        reporter: setup.reporter.clone(),
-        json: a.json,
-        matched: a.matched,
-        dest: dest_name.clone(),
-    };
+    let printer = Printer::new(setup, a, &dest_name);
     let started = Instant::now();
     let summary = check_between(&src, &dst, &opts, &printer).await?;
     report(setup, a, &summary, &dest_name, started)
@@ -169,6 +159,17 @@ struct Printer {
     json: bool,
     matched: bool,
     dest: String,
+}
+
+impl Printer {
+    fn new(setup: &Setup, a: &CheckArgs, dest: &str) -> Printer {
+        Printer {
+            reporter: setup.reporter.clone(),
+            json: a.json,
+            matched: a.matched,
+            dest: dest.to_string(),
+        }
+    }
 }
 
 impl CheckObserver for Printer {

@@ -16,8 +16,8 @@ use super::setup::{Setup, StoreHandle as Handle};
 use super::{CliError, Outcome};
 use crate::location::RemoteUrl;
 use crate::store::{
-    check_version_page, version_pages, ObjectMeta, StoreError, StoreErrorKind, VersionEntry,
-    VersionRef, VersionsRequest,
+    check_version_page, head_at, version_pages, ObjectMeta, StoreError, StoreErrorKind,
+    VersionEntry, VersionRef, VersionsRequest,
 };
 use crate::transfer::TransferError;
 use crate::units::human;
@@ -32,13 +32,12 @@ pub async fn head(
     r: &RemoteUrl,
     version_id: Option<&str>,
 ) -> Result<ObjectMeta, CliError> {
-    let Some(v) = version_id else {
-        return Ok(h.store.head_object(&r.bucket, &r.key).await?);
-    };
-    h.store
-        .head_version(&r.bucket, &r.key, v)
+    head_at(h.store.as_ref(), &r.bucket, &r.key, version_id)
         .await
-        .map_err(|e| version_error(r, v, e))
+        .map_err(|e| match version_id {
+            Some(v) => version_error(r, v, e),
+            None => CliError::from(e),
+        })
 }
 
 /// A failure naming one version, in the words of what went wrong.

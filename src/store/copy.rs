@@ -103,10 +103,7 @@ pub async fn copy_version_any_size(
     metadata: Option<&Metadata>,
     limits: &CopyLimits,
 ) -> Result<PutResult, StoreError> {
-    let src = match version_id {
-        Some(v) => store.head_version(src_bucket, src_key, v).await?,
-        None => store.head_object(src_bucket, src_key).await?,
-    };
+    let src = super::head_at(store, src_bucket, src_key, version_id).await?;
     let opts = PutOptions::like(
         &src,
         metadata.cloned().unwrap_or_else(|| src.metadata.clone()),

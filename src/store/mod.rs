@@ -827,6 +827,19 @@ pub async fn list_objects_beyond(
 
 /// HEAD, with "no such object" as `None` rather than an error (a missing
 /// bucket stays an error).
+/// The HEAD of the current object, or of `version_id` when one is named.
+pub async fn head_at(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<ObjectMeta, StoreError> {
+    match version_id {
+        Some(v) => store.head_version(bucket, key, v).await,
+        None => store.head_object(bucket, key).await,
+    }
+}
+
 pub async fn head_if_exists(
     store: &dyn ObjectStore,
     bucket: &str,

@@ -89,6 +89,16 @@ impl ListEncoding {
         token_encoded: true,
     };
 
+    /// Names are only decoded when the server says it encoded them; a
+    /// server that ignored `encoding-type=url` sends them verbatim.
+    fn decode_if(self, encoded: bool, what: &str, s: String) -> Result<String, StoreError> {
+        if encoded {
+            self.decode(what, s)
+        } else {
+            Ok(s)
+        }
+    }
+
     fn decode(self, what: &str, s: String) -> Result<String, StoreError> {
         let plus = if self.plus_is_space && s.contains('+') {
             s.replace('+', " ")
@@ -197,13 +207,7 @@ pub fn parse_list_objects(body: &str, enc: ListEncoding) -> Result<ListPage, Sto
     // Names are only decoded when the server says it encoded them; a
     // server that ignored `encoding-type=url` sends them verbatim.
     let encoded = r.encoding_type.as_deref() == Some("url");
-    let decode_if = |what: &str, s: String| {
-        if encoded {
-            enc.decode(what, s)
-        } else {
-            Ok(s)
-        }
-    };
+    let decode_if = |what: &str, s: String| enc.decode_if(encoded, what, s);
     let mut objects = Vec::with_capacity(r.contents.len());
     for c in r.contents {
         objects.push(ListEntry {
@@ -283,13 +287,7 @@ struct ListedVersion {
 pub fn parse_list_versions(body: &str, enc: ListEncoding) -> Result<VersionsPage, StoreError> {
     let r: ListVersionsResult = parse("ListObjectVersions", body)?;
     let encoded = r.encoding_type.as_deref() == Some("url");
-    let decode_if = |what: &str, s: String| {
-        if encoded {
-            enc.decode(what, s)
-        } else {
-            Ok(s)
-        }
-    };
+    let decode_if = |what: &str, s: String| enc.decode_if(encoded, what, s);
     let mut versions = Vec::with_capacity(r.versions.len() + r.markers.len());
     let listed = r
         .versions

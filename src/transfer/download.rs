@@ -138,10 +138,7 @@ pub async fn download_pinned(
                 ctx.progress.note(&format!(
                     "{bucket}/{key} was replaced on the server during the download; starting over"
                 ));
-                meta = match version_id {
-                    Some(v) => ctx.store.head_version(bucket, key, v).await?,
-                    None => ctx.store.head_object(bucket, key).await?,
-                };
+                meta = crate::store::head_at(ctx.store.as_ref(), bucket, key, version_id).await?;
             }
             other => return other,
         }

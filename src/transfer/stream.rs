@@ -287,10 +287,7 @@ pub async fn download_stream<W: AsyncWrite + Unpin>(
     version_id: Option<&str>,
     out: W,
 ) -> Result<Written, TransferError> {
-    let meta = match version_id {
-        Some(v) => ctx.store.head_version(bucket, key, v).await?,
-        None => ctx.store.head_object(bucket, key).await?,
-    };
+    let meta = crate::store::head_at(ctx.store.as_ref(), bucket, key, version_id).await?;
     download_stream_of(ctx, opts, meta, bucket, key, version_id, out).await
 }
 

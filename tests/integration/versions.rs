@@ -24,10 +24,9 @@ fn versioned_bucket(moto: &Moto, bucket: &str) {
     );
 }
 
-/// (key, version id, is latest, is a delete marker), as the AWS CLI lists
-/// them, newest first within a key.
-fn listed(moto: &Moto, bucket: &str, prefix: &str) -> Vec<(String, String, bool, bool)> {
-    let v = aws_at(
+/// `aws s3api list-object-versions` under `prefix`.
+fn aws_versions(moto: &Moto, bucket: &str, prefix: &str) -> serde_json::Value {
+    aws_at(
         moto,
         &[
             "s3api",
@@ -37,7 +36,13 @@ fn listed(moto: &Moto, bucket: &str, prefix: &str) -> Vec<(String, String, bool,
             "--prefix",
             prefix,
         ],
-    );
+    )
+}
+
+/// (key, version id, is latest, is a delete marker), as the AWS CLI lists
+/// them, newest first within a key.
+fn listed(moto: &Moto, bucket: &str, prefix: &str) -> Vec<(String, String, bool, bool)> {
+    let v = aws_versions(moto, bucket, prefix);
     let mut out = Vec::new();
     for (field, marker) in [("Versions", false), ("DeleteMarkers", true)] {
         for e in v[field].as_array().into_iter().flatten() {
@@ -66,17 +71,7 @@ fn aws_sha(moto: &Moto, bucket: &str, key: &str, version: Option<&str>, dir: &Pa
 
 /// The version ids of `key` that are not delete markers, oldest first.
 fn data_versions(moto: &Moto, bucket: &str, key: &str) -> Vec<String> {
-    let v = aws_at(
-        moto,
-        &[
-            "s3api",
-            "list-object-versions",
-            "--bucket",
-            bucket,
-            "--prefix",
-            key,
-        ],
-    );
+    let v = aws_versions(moto, bucket, key);
     let mut found: Vec<(String, String)> = v["Versions"]
         .as_array()
         .into_iter()
