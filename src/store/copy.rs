@@ -104,8 +104,28 @@ pub async fn copy_version_any_size(
     limits: &CopyLimits,
 ) -> Result<PutResult, StoreError> {
     let src = super::head_at(store, src_bucket, src_key, version_id).await?;
+    copy_known(
+        store, src_bucket, &src, version_id, bucket, key, metadata, limits,
+    )
+    .await
+}
+
+/// [`copy_version_any_size`] of the object a HEAD already described: the
+/// copy is of that version (its ETag holds every part to it).
+#[allow(clippy::too_many_arguments)]
+pub async fn copy_known(
+    store: &dyn ObjectStore,
+    src_bucket: &str,
+    src: &ObjectMeta,
+    version_id: Option<&str>,
+    bucket: &str,
+    key: &str,
+    metadata: Option<&Metadata>,
+    limits: &CopyLimits,
+) -> Result<PutResult, StoreError> {
+    let src_key = src.key.as_str();
     let opts = PutOptions::like(
-        &src,
+        src,
         metadata.cloned().unwrap_or_else(|| src.metadata.clone()),
     );
     if src.size <= limits.max_single {
@@ -124,7 +144,7 @@ pub async fn copy_version_any_size(
     }
     let what = format!("multipart copy {src_bucket}/{src_key} -> {bucket}/{key}");
     multipart_copy(
-        store, src_bucket, &src, version_id, bucket, key, &opts, limits,
+        store, src_bucket, src, version_id, bucket, key, &opts, limits,
     )
     .await
     .map_err(|e| e.with_context(what))

@@ -36,7 +36,7 @@ use futures::Stream;
 use time::OffsetDateTime;
 
 pub use crate::checksum::{Algorithm, Checksum, ChecksumType, StoredChecksum};
-pub use copy::{copy_object_any_size, copy_version_any_size, CopyLimits, CopySource};
+pub use copy::{copy_known, copy_object_any_size, copy_version_any_size, CopyLimits, CopySource};
 pub use error::{Detail, StoreError, StoreErrorKind};
 
 /// User metadata, keys lower-cased and without the `x-amz-meta-`/`x-oss-meta-` prefix.

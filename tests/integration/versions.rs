@@ -69,23 +69,23 @@ fn aws_sha(moto: &Moto, bucket: &str, key: &str, version: Option<&str>, dir: &Pa
     sha256_file(&out)
 }
 
-/// The version ids of `key` that are not delete markers, oldest first.
-fn data_versions(moto: &Moto, bucket: &str, key: &str) -> Vec<String> {
+/// The (version id, size) of each version of `key` that is not a delete
+/// marker. Moto's LastModified has whole seconds, so two versions written
+/// in one second cannot be told apart by time: callers tell them by size.
+fn data_versions(moto: &Moto, bucket: &str, key: &str) -> Vec<(String, u64)> {
     let v = aws_versions(moto, bucket, key);
-    let mut found: Vec<(String, String)> = v["Versions"]
+    v["Versions"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|e| e["Key"] == key)
         .map(|e| {
             (
-                e["LastModified"].as_str().unwrap().to_string(),
                 e["VersionId"].as_str().unwrap().to_string(),
+                e["Size"].as_u64().unwrap(),
             )
         })
-        .collect();
-    found.sort();
-    found.into_iter().map(|(_, id)| id).collect()
+        .collect()
 }
 
 /// ls, stat, cp and cat of one version; a delete marker named in words;
@@ -113,7 +113,14 @@ fn versions_are_listed_read_restored_and_undeleted() {
     ferry.ok(&["rm", &url]);
     let ids = data_versions(&moto, bucket, "doc.bin");
     assert_eq!(ids.len(), 2, "{ids:?}");
-    let (id1, id2) = (ids[0].clone(), ids[1].clone());
+    let id_of = |size: u64| {
+        ids.iter()
+            .find(|v| v.1 == size)
+            .unwrap_or_else(|| panic!("no version of {size} bytes: {ids:?}"))
+            .0
+            .clone()
+    };
+    let (id1, id2) = (id_of(12 << 20), id_of(11 << 20));
     let marker = listed(&moto, bucket, "doc.bin")
         .into_iter()
         .find(|v| v.3)
